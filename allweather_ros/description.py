@@ -1,0 +1,48 @@
+"""The vocabulary of degradation descriptions shared by the data synthesis and the prior providers.
+
+Training text (from the synthesis) and run-time text (from an estimator) must read alike, so
+that the text encoder maps both into the same region of its embedding space.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TYPES = ("rain", "raindrop", "snow", "haze")
+SEVERITIES = ("slight", "moderate", "heavy")
+
+_PHRASES = {
+    "rain": "rain streaks",
+    "raindrop": "raindrops on the lens",
+    "snow": "falling snow",
+    "haze": "haze",
+}
+CLEAN_TEXT = "The image is clear, with no visible weather degradation."
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One degradation in a frame: its type, its severity and, optionally, where it is."""
+
+    type: str
+    severity: str
+    location: str | None = None
+
+    def __post_init__(self):
+        if self.type not in TYPES:
+            raise ValueError(f"unknown degradation type {self.type!r}; expected one of {TYPES}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}; expected one of {SEVERITIES}")
+
+
+def describe(degradations: list[Degradation] | tuple[Degradation, ...]) -> str:
+    """The sentence a good vision-language model would answer for these degradations."""
+    if not degradations:
+        return CLEAN_TEXT
+    parts = []
+    for d in degradations:
+        part = f"{d.severity} {_PHRASES[d.type]}"
+        if d.location:
+            part += f" {d.location}"
+        parts.append(part)
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"The image is degraded by {listed}."

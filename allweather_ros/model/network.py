@@ -1,0 +1,129 @@
+"""The LDR restoration network: encoder, LDR blocks at the bottleneck, decoder.
+
+The per-frame graph is `LDRNet.forward(image, prior_kv, prior_bias)`; the prior's share
+(`encode_prior`) runs once per prior refresh and its result is cached by the caller.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .aggregation import RestorationFeatureAggregation
+from .degradation_map import MASKED, DegradationMapMeasurement
+from .experts import TopKExperts
+from .layers import LayerNorm2d, NAFBlock, conv1x1
+from .prior_embedding import PriorEmbedding
+
+
+class PriorCache(NamedTuple):
+    """What every frame reuses from one prior: keys/values per LDR block and the padding bias."""
+
+    kv: torch.Tensor  # (B, 2 * ldr_blocks, L, C)
+    bias: torch.Tensor  # (B, L), 0 for a token, MASKED for padding
+
+
+class LDROutput(NamedTuple):
+    restored: torch.Tensor  # (B, 3, H, W), the clean frame estimate (not clamped)
+    degradation_map: torch.Tensor  # (B, 1, H, W) in [0, 1], per-pixel degradation strength
+    expert_weights: torch.Tensor  # (B, K, h, w) at the bottleneck resolution
+    expert_indices: torch.Tensor  # (B, K, h, w) int64
+
+
+class LDRBlock(nn.Module):
+    """Degradation map measurement -> Top-K expert restoration -> feature aggregation."""
+
+    def __init__(self, channels: int, heads: int, num_experts: int, top_k: int,
+                 expert_expand: int, smooth_kernel: int, ffn_expand: int):
+        super().__init__()
+        self.measure = DegradationMapMeasurement(channels, heads)
+        self.norm = LayerNorm2d(channels)
+        self.experts = TopKExperts(channels, num_experts, top_k, expert_expand, smooth_kernel)
+        self.aggregate = RestorationFeatureAggregation(channels, heads, ffn_expand)
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor):
+        m = self.measure(x, kv, bias)
+        x_int, weights, indices = self.experts(self.norm(x), m)
+        return self.aggregate(m, x + x_int), m, weights, indices
+
+
+def _stage(channels: int, blocks: int, expand: int) -> nn.Sequential:
+    return nn.Sequential(*(NAFBlock(channels, expand) for _ in range(blocks)))
+
+
+class LDRNet(nn.Module):
+    """Language-driven all-in-one weather removal, sized by its constructor arguments.
+
+    The frame is space-to-depth'ed by 2 first (lossless, and 4x cheaper than full-resolution
+    convolutions), then goes through len(enc_blocks) downsampling stages; the LDR blocks sit at
+    the bottleneck, where the prior steers the experts. Any input size works: the frame is
+    padded to a multiple of 2 ** (len(enc_blocks) + 1) and cropped back.
+    """
+
+    def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1),
+                 middle_blocks: int = 1, dec_blocks: tuple[int, ...] = (1, 1, 1),
+                 ldr_blocks: int = 1, prior_dim: int = 384, heads: int = 4,
+                 num_experts: int = 8, top_k: int = 2, expert_expand: int = 2,
+                 smooth_kernel: int = 3, block_expand: int = 2, ffn_expand: int = 2):
+        config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        super().__init__()
+        self.config = config  # the constructor arguments: saved beside the weights
+        if len(enc_blocks) != len(dec_blocks):
+            raise ValueError("enc_blocks and dec_blocks need one entry per resolution level")
+        if ldr_blocks < 1:
+            raise ValueError("an LDR network needs at least one LDR block")
+        self.multiple = 2 ** (len(enc_blocks) + 1)
+        self.intro = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, width, 3, padding=1))
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        ch = width
+        for n in enc_blocks:
+            self.encoders.append(_stage(ch, n, block_expand))
+            self.downs.append(nn.Conv2d(ch, 2 * ch, 2, stride=2))
+            ch *= 2
+        self.middle = _stage(ch, middle_blocks, block_expand)
+        self.prior_embedding = PriorEmbedding(prior_dim, ch)
+        self.ldr = nn.ModuleList(
+            LDRBlock(ch, heads, num_experts, top_k, expert_expand, smooth_kernel, ffn_expand)
+            for _ in range(ldr_blocks))
+        self.map_head = conv1x1(ch, 1)
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        for n in reversed(dec_blocks):
+            self.ups.append(nn.Sequential(conv1x1(ch, 2 * ch, bias=False), nn.PixelShuffle(2)))
+            ch //= 2
+            self.decoders.append(_stage(ch, n, block_expand))
+        self.ending = nn.Sequential(nn.Conv2d(width, 12, 3, padding=1), nn.PixelShuffle(2))
+
+    def encode_prior(self, tokens: torch.Tensor, mask: torch.Tensor) -> PriorCache:
+        """Prior tokens (B, L, C_txt) and validity mask (B, L) -> the per-frame cache."""
+        emb = self.prior_embedding(tokens)
+        kv = torch.cat([blk.measure.prior_kv(emb) for blk in self.ldr], dim=1)
+        bias = torch.zeros(mask.shape, dtype=kv.dtype, device=kv.device)
+        return PriorCache(kv, bias.masked_fill(~mask.bool(), MASKED))
+
+    def forward(self, image: torch.Tensor, prior_kv: torch.Tensor,
+                prior_bias: torch.Tensor) -> LDROutput:
+        """image (B, 3, H, W) in [0, 1] plus a PriorCache -> restored frame, map, experts."""
+        h, w = image.shape[-2:]
+        pad_h = (self.multiple - h % self.multiple) % self.multiple
+        pad_w = (self.multiple - w % self.multiple) % self.multiple
+        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+        feat = self.intro(x)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            feat = encoder(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.middle(feat)
+        maps, weights, indices = [], None, None
+        for i, blk in enumerate(self.ldr):
+            feat, m, weights, indices = blk(feat, prior_kv[:, 2 * i:2 * i + 2], prior_bias)
+            maps.append(m)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+            feat = decoder(up(feat) + skip)
+        restored = (x + self.ending(feat))[..., :h, :w]
+        strength = torch.sigmoid(self.map_head(maps[0]))
+        strength = F.interpolate(strength, size=x.shape[-2:], mode="bilinear",
+                                 align_corners=False)[..., :h, :w]
+        return LDROutput(restored, strength, weights, indices)

@@ -1,0 +1,1 @@
+"""Inference runtimes of the per-frame graph: ONNX export and the backends that run it."""

@@ -1,0 +1,41 @@
+"""`allweather info` reports the configuration, parameters and GFLOP from the real graph."""
+import json
+
+from allweather_ros.cli import main
+
+
+def test_info_json_for_rt_at_vga(capsys):
+    assert main(["info", "--config", "rt", "--size", "640x480", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"] == "rt"
+    assert report["params"] > 100_000
+    assert 1.0 < report["gflops"] <= 5.0
+    assert report["model"]["top_k"] <= report["model"]["num_experts"]
+
+
+def test_gflops_grow_with_the_pixel_count(capsys):
+    results = []
+    for size in ("640x480", "1280x960"):
+        main(["info", "--size", size, "--json"])
+        results.append(json.loads(capsys.readouterr().out)["gflops"])
+    assert 3.8 < results[1] / results[0] <= 4.01
+
+
+def test_info_takes_a_yaml_model_file(tmp_path, capsys):
+    config = tmp_path / "wide.yaml"
+    config.write_text("variant: rt\nwidth: 24\nnum_experts: 12\n")
+    assert main(["info", "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"]["width"] == 24 and report["model"]["num_experts"] == 12
+    main(["info", "--json"])
+    assert json.loads(capsys.readouterr().out)["params"] < report["params"]
+
+
+def test_bad_arguments_get_a_clear_error(tmp_path, capsys):
+    assert main(["info", "--size", "640by480"]) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("widht: 24\n")
+    assert main(["info", "--config", str(bad)]) == 2
+    assert "widht" in capsys.readouterr().err
+    assert main(["info", "--config", "nonexistent"]) == 2

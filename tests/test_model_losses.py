@@ -1,0 +1,33 @@
+"""Loss values on inputs computed by hand."""
+import math
+
+import torch
+
+from allweather_ros.model.losses import RestorationLoss, charbonnier, laplacian
+
+
+def test_charbonnier_of_a_constant_error():
+    pred, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert math.isclose(charbonnier(pred, target).item(), math.sqrt(0.25 + 1e-8), rel_tol=1e-6)
+    assert math.isclose(charbonnier(target, target).item(), 1e-4, rel_tol=1e-6)
+
+
+def test_laplacian_of_a_single_bright_pixel():
+    image = torch.zeros(1, 1, 5, 5)
+    image[0, 0, 2, 2] = 1.0
+    lap = laplacian(image)[0, 0]
+    assert lap[2, 2] == -4
+    assert lap[1, 2] == lap[3, 2] == lap[2, 1] == lap[2, 3] == 1
+    assert lap.abs().sum() == 8
+    assert laplacian(torch.full((1, 3, 6, 6), 0.7)).abs().max() < 1e-6
+
+
+def test_total_loss_is_charbonnier_plus_weighted_edge():
+    target = torch.zeros(1, 1, 5, 5)
+    pred = target.clone()
+    pred[0, 0, 2, 2] = 1.0
+    eps = 1e-4
+    char = (1 * math.sqrt(1 + eps**2) + 24 * eps) / 25
+    edge = (math.sqrt(16 + eps**2) + 4 * math.sqrt(1 + eps**2) + 20 * eps) / 25
+    loss = RestorationLoss()(pred, target).item()
+    assert math.isclose(loss, char + 0.05 * edge, rel_tol=1e-6)
