@@ -23,7 +23,8 @@ if .venv/bin/python -c "import torch" 2>/dev/null; then
 elif command -v nvidia-smi >/dev/null 2>&1; then
   .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
 else
-  .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}" \
+  # --retries 0: where that index is unreachable, fall through to the configured ones at once
+  .venv/bin/python -m pip install --quiet --retries 0 "torch==${TORCH_VERSION}" \
     --extra-index-url https://download.pytorch.org/whl/cpu
 fi
 
