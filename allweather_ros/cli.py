@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
+
+DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -26,6 +30,61 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(args: argparse.Namespace):
+    """The network from --weights (safetensors) or, without it, --config with random weights."""
+    from .model import build_model
+    from .model.weights import load_weights
+
+    if getattr(args, "weights", None):
+        return load_weights(args.weights)
+    return build_model(args.config)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .runtime.export import export_onnx
+
+    path = export_onnx(_load_model(args), args.out, opset=args.opset)
+    print(f"wrote {path} (inputs image, prior_kv, prior_bias; dynamic height, width, prior length)")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .model.profile import parse_size
+    from .runtime import bench
+
+    sizes = [parse_size(s) for s in args.size]
+    model = _load_model(args)
+    with tqdm(total=len(args.backend) * len(sizes) * args.frames, desc="bench",
+              disable=args.json, leave=False) as bar:
+        results = bench.run(model, args.backend, sizes, args.cache_dir, frames=args.frames,
+                            progress=bar.update)
+    if args.json:
+        print(json.dumps({"config": args.config, "results": results}, indent=2))
+    else:
+        print(bench.markdown(results))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training.loop import TrainConfig, train
+
+    config = TrainConfig.from_yaml(args.config)
+    for override in args.set or []:
+        key, _, value = override.partition("=")
+        if key not in TrainConfig.__dataclass_fields__:
+            raise ValueError(f"--set {override}: unknown training option {key!r}")
+        setattr(config, key, type(getattr(config, key))(value))
+    print(f"trained weights: {train(config, resume=not args.restart)}")
+    return 0
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
+    parser.add_argument("--weights", help="safetensors weights (their config wins over --config)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="allweather",
@@ -36,6 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--size", default="640x480", help="frame size WIDTHxHEIGHT")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_info)
+
+    export = sub.add_parser("export", help="export the per-frame graph to ONNX")
+    _model_arguments(export)
+    export.add_argument("--out", required=True, help="ONNX file to write")
+    export.add_argument("--opset", type=int, default=18)
+    export.set_defaults(func=_export)
+
+    train = sub.add_parser("train", help="train (or resume training) from a YAML config; "
+                                         "runs under torchrun for several GPUs")
+    train.add_argument("--config", required=True, help="training YAML, e.g. config/train_rt.yaml")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a scalar option, e.g. --set steps=100")
+    train.add_argument("--restart", action="store_true",
+                       help="ignore an existing checkpoint in the output folder")
+    train.set_defaults(func=_train)
+
+    bench = sub.add_parser("bench", help="latency, FPS and fidelity per backend and frame size")
+    _model_arguments(bench)
+    bench.add_argument("--backend", nargs="+", default=["onnxruntime", "torch"],
+                       help="NAME[:PRECISION], e.g. onnxruntime torch torch:bf16 "
+                            "torch-cuda:fp16 tensorrt:fp16 auto")
+    bench.add_argument("--size", nargs="+", default=["640x480", "1280x720", "1920x1080"])
+    bench.add_argument("--frames", type=int, default=20, help="timed frames per backend and size")
+    bench.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
+                       help="where exported ONNX files and engines are kept")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.set_defaults(func=_bench)
     return parser
 
 

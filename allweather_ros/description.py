@@ -17,6 +17,10 @@ _PHRASES = {
     "haze": "haze",
 }
 CLEAN_TEXT = "The image is clear, with no visible weather degradation."
+# What is said when nothing is known: the no-prior ablation, and the generic prior that an
+# uncertain estimate is pulled towards.
+GENERIC_TEXT = ("The image may be degraded by rain streaks, raindrops on the lens, falling snow "
+                "or haze of unknown severity.")
 
 
 @dataclass(frozen=True)

@@ -17,3 +17,16 @@ def tiny_model() -> LDRNet:
 def random_prior(length: int, dim: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, length, dim, generator=g), torch.ones(1, length, dtype=torch.bool)
+
+
+def trained_like(model: LDRNet) -> LDRNet:
+    """Open the paths that start closed at initialisation (zero residual scales, zero output
+    conv), as training would, so the prior's effect on the frame is visible."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.fill_(0.5)
+            elif name.startswith("ending."):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return model

@@ -1,9 +1,9 @@
 """The network's shapes, prior handling and gradients."""
 import pytest
 import torch
-from conftest import TINY, random_prior
+from conftest import TINY, random_prior, trained_like
 
-from allweather_ros.model import VARIANTS, LDRNet, build_model
+from allweather_ros.model import VARIANTS, build_model
 
 
 @pytest.mark.parametrize("height,width", [(1, 1), (7, 13), (33, 50), (64, 64)])
@@ -36,17 +36,8 @@ def test_every_ldr_block_is_kept_in_both_variants():
             assert {"measure", "experts", "aggregate"} <= set(dict(block.named_children()))
 
 
-def _trained_like(model: LDRNet) -> LDRNet:
-    """Zero-initialised residual scales hide the prior's effect; open them as training would."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("beta", "gamma")):
-                p.fill_(0.5)
-    return model
-
-
 def test_different_priors_give_different_degradation_maps(tiny_model):
-    model = _trained_like(tiny_model)
+    model = trained_like(tiny_model)
     maps = []
     model.ldr[0].measure.register_forward_hook(lambda mod, args, out: maps.append(out))
     image = torch.rand(1, 3, 32, 32)
@@ -78,7 +69,7 @@ def test_prior_cache_shapes_are_what_the_frame_path_takes(tiny_model):
 
 
 def test_training_reaches_prior_embedding_and_router(tiny_model):
-    model = _trained_like(tiny_model).train()
+    model = trained_like(tiny_model).train()
     image, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     out = model(image, *model.encode_prior(*random_prior(6, TINY["prior_dim"])))
     (out.restored - target).abs().mean().backward()

@@ -94,6 +94,8 @@ class LDRNet(nn.Module):
             ch //= 2
             self.decoders.append(_stage(ch, n, block_expand))
         self.ending = nn.Sequential(nn.Conv2d(width, 12, 3, padding=1), nn.PixelShuffle(2))
+        nn.init.zeros_(self.ending[0].weight)  # start as the identity: output = input frame
+        nn.init.zeros_(self.ending[0].bias)
 
     def encode_prior(self, tokens: torch.Tensor, mask: torch.Tensor) -> PriorCache:
         """Prior tokens (B, L, C_txt) and validity mask (B, L) -> the per-frame cache."""

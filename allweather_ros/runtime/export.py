@@ -5,6 +5,8 @@ Outputs: restored, degradation_map, expert_weights, expert_indices (see LDROutpu
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -38,6 +40,25 @@ def export_onnx(model: LDRNet, path: str | Path, opset: int = 18) -> Path:
         torch.onnx.export(
             model, example_inputs(model), str(path), input_names=list(INPUTS),
             output_names=list(OUTPUTS), opset_version=opset, dynamo=True, verbose=False,
+            external_data=False,
             dynamic_shapes={"image": {2: height, 3: width}, "prior_kv": {2: length},
                             "prior_bias": {1: length}})
+    return path
+
+
+def model_digest(model: LDRNet) -> str:
+    """A short hash of the configuration and weights: names the ONNX file a model exports to."""
+    h = hashlib.sha256(json.dumps(model.config, sort_keys=True, default=list).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_onnx(model: LDRNet, cache_dir: str | Path) -> Path:
+    """The model's ONNX file in `cache_dir`, exported only when that model has none yet."""
+    path = Path(cache_dir) / f"ldr-{model_digest(model)}.onnx"
+    if not path.is_file():
+        tmp = export_onnx(model, path.with_suffix(".tmp.onnx"))
+        tmp.replace(path)
     return path

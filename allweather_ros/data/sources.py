@@ -1,0 +1,206 @@
+"""Clean scenes to put weather on: the user's folders and videos, Debian's wallpaper photos and
+scikit-image's sample photos.
+
+A handful of images cannot teach a model to generalise, and no photo collection may be
+downloaded here, but Debian's wallpaper packages hold freely licensed, high-resolution nature
+and city photographs among their abstract art. `DEBIAN_PHOTOS` lists the photographs (checked by
+eye in Debian 12 "bookworm"); `tools/data_fetch_debian_photos.sh` extracts them into
+`DEFAULT_SCENE_DIR`. Splits are decided by a hash of each scene's name, so they are disjoint and
+stay the same on every machine and every run.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_SCENE_DIR = Path(
+    os.environ.get("ALLWEATHER_SCENES", Path.home() / ".cache" / "allweather_ros" / "scenes")
+)
+
+# (package, path inside the package) of the photographs among Debian's wallpapers. Left out on
+# purpose: abstract and rendered art, near-duplicates in other resolutions, and scenes already
+# in fog or covered in water drops (they would be "clean" targets that are not clean).
+_PLASMA = "usr/share/wallpapers/{}/contents/images/{}"
+DEBIAN_PHOTOS = (
+    *(
+        ("lomiri-wallpapers-16.04", f"usr/share/backgrounds/{name}.jpg")
+        for name in (
+            "Bridge_by_Sander_Klootwijk",
+            "Dragonfly_by_Bolly",
+            "Picture_0B_by_freespace",
+            "Picture_1A_by_freespace",
+            "Wine_by_Jakkub_Mede",
+            "aitzgorri_by_Aitzol_Berasategi",
+            "free_by_Peter_Nerlich",
+            "friends_by_Aitzol_Berasategi",
+            "greentock_by_Peter_Nerlich",
+            "life_by_Aitzol_Berasategi",
+            "picosdeeuropa_by_Aitzol_Berasategi",
+            "seeding_by_Clements_Engelhardt",
+            "sunset_by_Aitzol_Berasategi",
+        )
+    ),
+    ("lomiri-wallpapers-20.04", "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"),
+    *(
+        ("mate-backgrounds", f"usr/share/backgrounds/mate/nature/{name}.jpg")
+        for name in (
+            "Aqua",
+            "Blinds",
+            "Dune",
+            "Garden",
+            "GreenMeadow",
+            "LadyBird",
+            "Storm",
+            "TwoWings",
+            "Wood",
+            "YellowFlower",
+        )
+    ),
+    *(
+        ("plasma-workspace-wallpapers", _PLASMA.format(name, "2560x1600.jpg"))
+        for name in (
+            "BytheWater",
+            "ColdRipple",
+            "ColorfulCups",
+            "EveningGlow",
+            "FallenLeaf",
+            "Grey",
+            "Kite",
+            "OneStandsOut",
+            "Path",
+            "summer_1am",
+        )
+    ),
+)
+
+# scikit-image's bundled real photographs (no microscopy, text, renders or duplicates).
+SKIMAGE_PHOTOS = (
+    "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "rocket",
+)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One clean scene: an image file, a frame of a video, or a scikit-image sample.
+
+    `name` is unique and stable across machines; scenes that share a `group` (the frames of one
+    stretch of video) always land in the same split, so near-duplicates never straddle two.
+    """
+
+    name: str
+    path: str
+    frame: int | None = None
+    group: str | None = None
+
+    def load(self, max_side: int | None = None) -> np.ndarray:
+        """The scene as uint8 RGB (H, W, 3), shrunk so its longer side is at most `max_side`."""
+        if self.path.startswith("skimage:"):
+            image = _skimage_photo(self.path.removeprefix("skimage:"))
+        elif self.frame is not None:
+            image = _video_frame(self.path, self.frame)
+        else:
+            image = _read_image(self.path)
+        if max_side and max(image.shape[:2]) > max_side:
+            f = max_side / max(image.shape[:2])
+            size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return image
+
+
+def split_of(scene: Scene) -> str:
+    """train, val or test, from a hash of the scene's group (or name): stable and disjoint."""
+    key = (scene.group or scene.name).encode()
+    u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2.0**64
+    edges = np.cumsum(SPLIT_FRACTIONS)
+    return SPLITS[int(np.searchsorted(edges, u, side="right"))]
+
+
+def scenes_in_split(scenes: list[Scene], split: str) -> list[Scene]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return [s for s in scenes if split_of(s) == split]
+
+
+def folder_scenes(root: str | Path) -> list[Scene]:
+    """Every image file under `root`, named by its path relative to `root`'s parent."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder of scenes: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [Scene(p.relative_to(root.parent).as_posix(), str(p)) for p in files]
+
+
+def video_scenes(path: str | Path, every: int = 15, stretch: int = 300) -> list[Scene]:
+    """Every `every`-th frame of a video; each `stretch` frames form one group for splitting."""
+    path = Path(path)
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise FileNotFoundError(f"cannot open video {path}")
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    return [
+        Scene(f"{path.name}@{i}", str(path), frame=i, group=f"{path.name}#{i // stretch}")
+        for i in range(0, count, every)
+    ]
+
+
+def skimage_scenes() -> list[Scene]:
+    return [Scene(f"skimage/{name}", f"skimage:{name}") for name in SKIMAGE_PHOTOS]
+
+
+def debian_scenes(root: str | Path | None = None) -> list[Scene]:
+    """The Debian wallpaper photos found under `root` (default `DEFAULT_SCENE_DIR`), as laid
+    out by the fetch script."""
+    root = Path(root or DEFAULT_SCENE_DIR)
+    found = [(pkg, rel) for pkg, rel in DEBIAN_PHOTOS if (root / pkg / rel).is_file()]
+    return [Scene(f"{pkg}/{rel}", str(root / pkg / rel)) for pkg, rel in found]
+
+
+def default_scenes(*extra: str | Path) -> list[Scene]:
+    """scikit-image's photos, the fetched Debian photos, and any extra folders or videos."""
+    scenes = skimage_scenes() + debian_scenes()
+    for item in extra:
+        is_image_dir = Path(item).is_dir()
+        scenes += folder_scenes(item) if is_image_dir else video_scenes(item)
+    return scenes
+
+
+def _read_image(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _video_frame(path: str, frame: int) -> np.ndarray:
+    capture = cv2.VideoCapture(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, image = capture.read()
+    finally:
+        capture.release()
+    if not ok:
+        raise OSError(f"cannot read frame {frame} of {path}")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _skimage_photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+if __name__ == "__main__":  # the fetch script reads the photo list from here
+    for package, relative in DEBIAN_PHOTOS:
+        print(package, relative)

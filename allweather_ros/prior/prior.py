@@ -1,0 +1,120 @@
+"""What a degradation prior is, and the one interface every prior provider implements.
+
+A prior is computed at a low rate beside the frame path and reused by every frame until the
+next one is swapped in, so it carries its own creation time (to report its age) and everything
+the pipeline and the diagnostics need: the text, its tokens, per-type probabilities, severity
+and how confident the provider was.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from allweather_ros.description import SEVERITIES, TYPES
+from allweather_ros.prior.parse import NO_SEVERITY, parse
+
+GENERIC_TEXT = (
+    "The image may be degraded by rain streaks, raindrops on the lens, falling snow or haze "
+    "of unknown severity."
+)
+"""The coarsest prior: no claim about which weather or how much (the 'all' granularity)."""
+GRANULARITIES = ("degree", "type", "all")
+
+
+class Encoder(Protocol):
+    """Anything that turns a description into (L, C_txt) prior tokens; see TextEncoder."""
+
+    def encode(self, text: str) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One degradation prior, immutable so that it can be shared across threads without locks.
+
+    `tokens` is (L, C_txt) with every row valid (batch several with `pad_tokens`), or None for a
+    text-only prior that the consumer encodes itself. `severity` is one of SEVERITIES or
+    "none": no severity asserted (a clean frame, or an unknown one: `confidence` tells which).
+    """
+
+    text: str
+    labels: dict[str, float]
+    severity: str
+    confidence: float
+    provider: str
+    tokens: torch.Tensor | None = None
+    granularity: str = "degree"
+    """How specific the prior's claim is (UniRestorer's levels): "degree" (type and severity),
+    "type" (severity withheld as uncertain) or "all" (no claim: the generic prior)."""
+    created_monotonic: float = field(default_factory=time.monotonic)
+    created_wall: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        if set(self.labels) != set(TYPES):
+            raise ValueError(f"labels must give a probability for each of {TYPES}: {self.labels}")
+        if any(not 0.0 <= p <= 1.0 for p in self.labels.values()):
+            raise ValueError(f"label probabilities must lie in [0, 1]: {self.labels}")
+        if self.severity not in (*SEVERITIES, NO_SEVERITY):
+            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES} or 'none'")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence {self.confidence} is outside [0, 1]")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity {self.granularity!r} is not one of {GRANULARITIES}")
+        if self.tokens is not None and self.tokens.ndim != 2:
+            raise ValueError(f"tokens must be (L, C_txt), got shape {tuple(self.tokens.shape)}")
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since this prior was made (monotonic clock)."""
+        return (time.monotonic() if now is None else now) - self.created_monotonic
+
+    def to_json(self) -> str:
+        """The prior as published on the ROS prior topic and printed by `allweather describe`."""
+        return json.dumps(
+            {
+                "text": self.text,
+                "labels": {t: round(self.labels[t], 4) for t in TYPES},
+                "severity": self.severity,
+                "confidence": round(self.confidence, 4),
+                "provider": self.provider,
+                "granularity": self.granularity,
+                "stamp": self.created_wall,
+                "tokens": None if self.tokens is None else list(self.tokens.shape),
+            }
+        )
+
+
+def prior_from_text(
+    text: str,
+    provider: str,
+    encoder: Encoder | None = None,
+    confidence: float | None = None,
+) -> Prior:
+    """A prior for a free-text description: fields parsed from it, tokens from `encoder`.
+
+    `confidence` overrides the parser's (a user-given description is taken as certain).
+    """
+    parsed = parse(text)
+    return Prior(
+        text=text,
+        labels=parsed.labels,
+        severity=parsed.severity,
+        confidence=parsed.confidence if confidence is None else confidence,
+        provider=provider,
+        tokens=None if encoder is None else encoder.encode(text),
+    )
+
+
+class PriorProvider(abc.ABC):
+    """Describes what degrades a frame. Slow implementations are fine: the refresher runs them
+    off the frame path."""
+
+    name: str = "provider"
+
+    @abc.abstractmethod
+    def describe(self, frame: np.ndarray) -> Prior:
+        """Prior for one float32 RGB frame of shape (H, W, 3) with values in [0, 1]."""

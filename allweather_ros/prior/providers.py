@@ -1,0 +1,48 @@
+"""Providers that need no model: a user-given description, and no knowledge at all."""
+from __future__ import annotations
+
+import numpy as np
+
+from allweather_ros.description import TYPES
+from allweather_ros.prior.parse import NO_SEVERITY
+from allweather_ros.prior.prior import GENERIC_TEXT, Encoder, Prior, PriorProvider, prior_from_text
+
+
+class FixedPrior(PriorProvider):
+    """The same user-given description for every frame, e.g. "dense fog" at a fog-prone site.
+
+    The user's statement is taken as certain (confidence 1), so the refresher never coarsens
+    it; the labels and severity are parsed from it for the diagnostics.
+    """
+
+    name = "fixed"
+
+    def __init__(self, text: str, encoder: Encoder | None = None):
+        self.text = text
+        self.encoder = encoder
+
+    def describe(self, frame: np.ndarray | None = None) -> Prior:
+        return prior_from_text(self.text, self.name, self.encoder, confidence=1.0)
+
+
+class NoPrior(PriorProvider):
+    """The generic prior: any weather, any severity, confidence 0 (the 'all' granularity).
+
+    Used when nothing is known, and as the target an uncertain estimate is pulled towards.
+    """
+
+    name = "none"
+
+    def __init__(self, encoder: Encoder | None = None):
+        self.encoder = encoder
+
+    def describe(self, frame: np.ndarray | None = None) -> Prior:
+        return Prior(
+            text=GENERIC_TEXT,
+            labels={t: 0.5 for t in TYPES},
+            severity=NO_SEVERITY,
+            confidence=0.0,
+            provider=self.name,
+            tokens=None if self.encoder is None else self.encoder.encode(GENERIC_TEXT),
+            granularity="all",
+        )

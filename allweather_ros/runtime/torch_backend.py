@@ -1,0 +1,57 @@
+"""PyTorch backend: CPU or CUDA, fp32/fp16/bf16, channels_last, torch.compile, CUDA graphs."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..model import LDRNet, LDROutput, PriorCache
+from .backend import Backend, BackendUnavailable
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchBackend(Backend):
+    """Runs the network eagerly or compiled.
+
+    `cuda_graphs` compiles with mode="reduce-overhead", which records CUDA graphs per frame
+    shape: the launch overhead of a small network's many kernels disappears.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: LDRNet, device: str = "cpu", precision: str = "fp32",
+                 channels_last: bool = False, compile: bool = False, cuda_graphs: bool = False):
+        if precision not in DTYPES:
+            raise ValueError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("torch has no CUDA device here")
+        self.device = torch.device(device)
+        self.dtype = DTYPES[precision]
+        self.precision = precision
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = copy.deepcopy(model).eval()  # the caller's model keeps its device and dtype
+        self.model = model.to(self.device, self.dtype).to(memory_format=self.memory_format)
+        self.forward = self.model
+        if compile or cuda_graphs:
+            mode = "reduce-overhead" if cuda_graphs else "default"
+            self.forward = torch.compile(self.model, mode=mode, dynamic=False)
+        self.options = {"channels_last": channels_last, "compile": compile,
+                        "cuda_graphs": cuda_graphs}
+        self._prior: PriorCache | None = None
+
+    def set_prior(self, cache: PriorCache) -> None:
+        self._prior = PriorCache(cache.kv.to(self.device, self.dtype),
+                                 cache.bias.to(self.device, self.dtype))
+
+    @torch.inference_mode()
+    def infer(self, image: torch.Tensor) -> LDROutput:
+        if self._prior is None:
+            raise RuntimeError("set_prior must be called before infer")
+        x = image.to(self.device, self.dtype, non_blocking=True)
+        out = self.forward(x.contiguous(memory_format=self.memory_format), *self._prior)
+        return LDROutput(*(t.float().cpu() if t.is_floating_point() else t.cpu() for t in out))
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "device": str(self.device), "precision": self.precision,
+                **self.options}

@@ -1,0 +1,1 @@
+"""Training: the loop (single process or torchrun/DDP) and resumable checkpoints."""

@@ -1,0 +1,189 @@
+"""The training loop: Adam, cosine schedule, Charbonnier + edge loss, resumable, DDP-ready.
+
+Started plainly it trains in one process; started by `torchrun --nproc_per_node N` it trains
+with DistributedDataParallel (NCCL on GPUs, gloo on CPUs) without any change: rank 0 alone
+writes checkpoints and shows progress.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..description import GENERIC_TEXT
+from ..model import LDRNet, build_model
+from ..model.losses import RestorationLoss
+from ..model.weights import save_weights
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """One training run; the YAML file's keys are these fields (see config/train_rt.yaml)."""
+
+    model: str = "rt"  # variant name or model YAML
+    prior: str = "text"  # "text": the sample's description; "none": the no-prior ablation
+    scenes: list[str] = field(default_factory=list)  # extra photo folders or videos
+    paired: list[str] = field(default_factory=list)  # public paired datasets (no text prior)
+    crop: int = 128
+    batch_size: int = 8
+    workers: int = 1
+    wrong_description_p: float = 0.2
+    steps: int = 20000
+    lr: float = 2e-4
+    min_lr: float = 1e-6
+    edge_weight: float = 0.05
+    map_weight: float = 0.1
+    checkpoint_every: int = 500
+    out: str = "runs/rt"
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
+        config = cls(**raw)
+        if config.prior not in ("text", "none"):
+            raise ValueError(f"{path}: prior must be 'text' or 'none', got {config.prior!r}")
+        return config
+
+
+class PriorConditioned(nn.Module):
+    """LDRNet with the prior encoded inside forward, so DDP sees one forward per step."""
+
+    def __init__(self, net: LDRNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image, tokens, mask):
+        return self.net(image, *self.net.encode_prior(tokens, mask))
+
+
+def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def _distributed() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _dataset(config: TrainConfig):
+    from ..data.datasets import PairedFolderDataset, SyntheticWeatherDataset
+    from ..data.sources import default_scenes
+
+    synthetic = SyntheticWeatherDataset(
+        default_scenes(*config.scenes), "train", crop=config.crop, seed=config.seed,
+        length=max(config.batch_size * 500, 1000),
+        wrong_description_p=config.wrong_description_p)
+    if not config.paired:
+        return synthetic
+    paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
+    return torch.utils.data.ConcatDataset([synthetic, *paired])
+
+
+def train(config: TrainConfig, resume: bool = True) -> Path:
+    """Train to config.steps; resumes from out/last.safetensors when it exists."""
+    from ..prior.text_encoder import TextEncoder
+
+    rank, world = _distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}"
+                          if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(config.seed)
+    net = build_model(config.model).to(device)
+    model: nn.Module = PriorConditioned(net)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    loss_fn = RestorationLoss(config.edge_weight)
+    out = Path(config.out)
+    last = out / "last.safetensors"
+    progress = {"step": 0, "epoch": 0, "seconds": 0.0}
+    if resume and last.is_file():
+        progress = load_checkpoint(last, net, optimizer)
+    encoder = TextEncoder(cache_size=8192)
+    dataset = _dataset(config)
+    sampler = DistributedSampler(dataset, world, rank, seed=config.seed) if world > 1 else None
+    bar = tqdm(total=config.steps, initial=progress["step"], disable=rank != 0, desc="train")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    log = (out / "log.jsonl").open("a") if rank == 0 else None
+    started = time.monotonic() - progress["seconds"]
+    while progress["step"] < config.steps:
+        for ds in getattr(dataset, "datasets", [dataset]):
+            ds.set_epoch(progress["epoch"])
+        if sampler is not None:
+            sampler.set_epoch(progress["epoch"])
+        loader = DataLoader(dataset, config.batch_size, shuffle=sampler is None, sampler=sampler,
+                            num_workers=config.workers, drop_last=True,
+                            persistent_workers=False, collate_fn=_collate)
+        for batch in loader:
+            step = progress["step"]
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr)
+            texts = batch["text"] if config.prior == "text" else [GENERIC_TEXT] * len(batch["text"])
+            tokens, mask = encoder.encode_batch(texts)
+            degraded, clean = batch["degraded"].to(device), batch["clean"].to(device)
+            result = model(degraded, tokens.to(device), mask.to(device))
+            loss = loss_fn(result.restored, clean)
+            if config.map_weight:
+                loss = loss + config.map_weight * (
+                    result.degradation_map - batch["strength"].to(device)).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            progress["step"] = step + 1
+            mse = (result.restored.detach().clamp(0, 1) - clean).pow(2).mean().item()
+            psnr = 10 * math.log10(1 / max(mse, 1e-10))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+            if log:
+                log.write(json.dumps({"step": progress["step"], "loss": loss.item(),
+                                      "psnr": psnr}) + "\n")
+            done = progress["step"] >= config.steps
+            if rank == 0 and (progress["step"] % config.checkpoint_every == 0 or done):
+                progress["seconds"] = time.monotonic() - started
+                save_checkpoint(last, net, optimizer, progress)
+                log.flush()
+            if done:
+                break
+        else:
+            progress["epoch"] += 1
+    bar.close()
+    final = out / "weights.safetensors"
+    if rank == 0:
+        save_weights(net, final, {"train": asdict(config), "steps": progress["step"],
+                                  "seconds": time.monotonic() - started})
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return final
+
+
+def _collate(items: list[dict]) -> dict:
+    """Stack the frames; paired data brings no text (generic prior) and no strength map (the
+    degradation's magnitude stands in)."""
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("degraded", "clean")}
+    batch["strength"] = torch.stack([
+        item["strength"] if "strength" in item
+        else (item["degraded"] - item["clean"]).abs().mean(0, keepdim=True).clamp(0, 1)
+        for item in items])
+    batch["text"] = [item.get("text") or GENERIC_TEXT for item in items]
+    return batch

@@ -1,0 +1,192 @@
+"""Torch datasets: synthetic samples with (sometimes wrong) priors, and public paired folders."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from allweather_ros.data.datasets import (
+    PairedFolderDataset,
+    SyntheticWeatherDataset,
+    balanced_recipes,
+    corrupt_description,
+    synthetic_test_set,
+)
+from allweather_ros.data.sources import folder_scenes, split_of
+from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Forty small smooth 'photos', enough for every split to hold a few."""
+    folder = tmp_path_factory.mktemp("scenes") / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        small = rng.integers(0, 255, (6, 8, 3), np.uint8)
+        cv2.imwrite(str(folder / f"p{i:02d}.png"), cv2.resize(small, (96, 72)))
+    found = folder_scenes(folder)
+    assert {split_of(s) for s in found} == {"train", "val", "test"}
+    return found
+
+
+def test_items_have_the_documented_shapes_and_types(scenes):
+    ds = SyntheticWeatherDataset(scenes, "train", crop=33, length=8)
+    item = ds[0]
+    assert item["degraded"].shape == item["clean"].shape == (3, 33, 33)
+    assert item["strength"].shape == (1, 33, 33) and item["degraded"].dtype == torch.float32
+    assert 0 <= item["degraded"].min() and item["degraded"].max() <= 1
+    assert item["types"].shape == (4,) and item["severity"].dtype == torch.long
+    assert ((item["severity"] >= 0) == (item["types"] > 0)).all()
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    assert batch["degraded"].shape == (4, 3, 33, 33) and len(batch["text"]) == 4
+
+
+def test_items_are_reproducible_and_epochs_bring_new_weather(scenes):
+    a = SyntheticWeatherDataset(scenes, "train", crop=32, seed=3, length=4)
+    b = SyntheticWeatherDataset(scenes, "train", crop=32, seed=3, length=4)
+    assert torch.equal(a[2]["degraded"], b[2]["degraded"]) and a[2]["text"] == b[2]["text"]
+    before = a[2]["degraded"]
+    a.set_epoch(1)
+    assert not torch.equal(a[2]["degraded"], before)
+
+
+def test_scenes_come_only_from_the_requested_split(scenes):
+    for split in ("train", "val", "test"):
+        ds = SyntheticWeatherDataset(scenes, split, crop=24, length=12)
+        assert {split_of(s) for s in ds.scenes} == {split}
+        assert all(split_of(next(s for s in scenes if s.name == ds[i]["scene"])) == split
+                   for i in range(12))
+    with pytest.raises(ValueError, match="no scenes"):
+        SyntheticWeatherDataset(scenes[:0], "test")
+
+
+def test_wrong_description_probability_is_roughly_honoured(scenes):
+    ds = SyntheticWeatherDataset(scenes, "train", crop=24, length=300, wrong_description_p=0.3)
+    items = [ds[i] for i in range(300)]
+    wrong = [not it["description_correct"] for it in items]
+    assert 0.22 < np.mean(wrong) < 0.38
+    assert all((it["text"] != it["true_text"]) == w for it, w in zip(items, wrong, strict=True))
+    exact = SyntheticWeatherDataset(scenes, "train", crop=24, length=30, wrong_description_p=0.0)
+    assert all(exact[i]["text"] == exact[i]["true_text"] for i in range(30))
+
+
+def test_corrupted_descriptions_always_differ_and_use_every_kind():
+    rng = np.random.default_rng(0)
+    kinds = set()
+    recipes = balanced_recipes() + [[Degradation(t, "slight") for t in TYPES]]
+    for recipe in recipes * 10:
+        text, kind = corrupt_description(recipe, rng)
+        kinds.add(kind)
+        assert text != describe(recipe)
+        assert text == GENERIC_TEXT or text.startswith("The image is")
+    assert kinds == {"drop", "swap", "severity", "add", "unknown"}
+
+
+def test_synthetic_test_set_is_fixed_and_balanced(scenes):
+    first = synthetic_test_set(scenes, crop=32, repeats=1)
+    second = synthetic_test_set(scenes, crop=32, repeats=1)
+    assert len(first) == len(balanced_recipes())
+    for i in (0, 7, len(first) - 1):
+        assert torch.equal(first[i]["degraded"], second[i]["degraded"])
+        assert first[i]["text"] == first[i]["true_text"]
+    types = {tuple(d.type for d in r) for r in balanced_recipes()}
+    assert {(t,) for t in TYPES} <= types and () in types
+
+
+# --------------------------------------------------------------------------- public layouts
+
+
+def write(path: Path, value: int, size=(20, 24)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((*size, 3), value, np.uint8))
+
+
+def by_name(ds) -> dict:
+    return {ds[i]["name"]: ds[i] for i in range(len(ds))}
+
+
+def types_of(item) -> set:
+    return {t for t, on in zip(TYPES, item["types"], strict=True) if on}
+
+
+def test_allweather_list_layout(tmp_path):
+    write(tmp_path / "input" / "im_0001_s80_a04.png", 200)
+    write(tmp_path / "gt" / "im_0001_s80_a04.png", 100)
+    write(tmp_path / "input" / "3_rain.png", 180)
+    write(tmp_path / "gt" / "3_clean.png", 90)
+    write(tmp_path / "input" / "snowy_street.jpg", 170)
+    write(tmp_path / "gt" / "snowy_street.jpg", 80)
+    (tmp_path / "allweather.txt").write_text(
+        "input/im_0001_s80_a04.png\n./input/3_rain.png\ninput/snowy_street.jpg\n\n"
+    )
+    ds = PairedFolderDataset(tmp_path)
+    assert ds.layout == "list" and len(ds) == 3
+    items = by_name(ds)
+    assert types_of(items["input/im_0001_s80_a04.png"]) == {"rain", "haze"}
+    assert types_of(items["input/3_rain.png"]) == {"raindrop"}
+    assert abs(items["input/3_rain.png"]["clean"].mean().item() - 90 / 255) < 0.01
+    (tmp_path / "broken.txt").write_text("input/missing.png\n")
+    with pytest.raises(FileNotFoundError):
+        PairedFolderDataset(tmp_path, list_file="broken.txt")
+
+
+def test_public_folder_layouts_outdoor_rain_snow100k_raindrop(tmp_path):
+    write(tmp_path / "test1" / "input" / "im_0002_s90_a05.png", 200)
+    write(tmp_path / "test1" / "gt" / "im_0002.png", 100)
+    write(tmp_path / "Snow100K-L" / "synthetic" / "beach_001.jpg", 210)
+    write(tmp_path / "Snow100K-L" / "gt" / "beach_001.jpg", 110)
+    write(tmp_path / "Snow100K-L" / "mask" / "beach_001.jpg", 255)
+    write(tmp_path / "raindrop" / "test_a" / "data" / "0_rain.png", 190, size=(21, 25))
+    write(tmp_path / "raindrop" / "test_a" / "gt" / "0_clean.png", 120)
+    write(tmp_path / "raindrop" / "test_a" / "data" / "9_rain.png", 190)  # no ground truth
+    ds = PairedFolderDataset(tmp_path)
+    assert ds.layout == "folders" and len(ds) == 3
+    items = by_name(ds)
+    assert types_of(items["test1/input/im_0002_s90_a05.png"]) == {"rain", "haze"}
+    assert types_of(items["Snow100K-L/synthetic/beach_001.jpg"]) == {"snow"}
+    drop = items["raindrop/test_a/data/0_rain.png"]
+    assert types_of(drop) == {"raindrop"} and drop["degraded"].shape == (3, 20, 24)
+    cropped = PairedFolderDataset(tmp_path, crop=16, seed=1)
+    item = cropped[0]
+    assert item["degraded"].shape == item["clean"].shape == (3, 16, 16)
+    assert torch.allclose(item["degraded"] - item["clean"], torch.tensor(100 / 255), atol=0.01)
+    padded = PairedFolderDataset(tmp_path, crop=32)[0]
+    assert padded["degraded"].shape == (3, 32, 32)
+
+
+def test_weatherstream_layouts(tmp_path):
+    scene = tmp_path / "WeatherStream_train_rain" / "street_01"
+    for i in range(3):
+        write(scene / f"degraded_{i:03d}.png", 150 + i)
+    write(scene / "gt.png", 60)
+    fog = tmp_path / "WeatherStream_test" / "fog_bridge"
+    write(fog / "degraded_000.png", 170)
+    write(fog / "gt.png", 70)
+    ds = PairedFolderDataset(tmp_path)
+    assert ds.layout == "weatherstream" and len(ds) == 4
+    items = by_name(ds)
+    assert types_of(items["WeatherStream_train_rain/street_01/degraded_002.png"]) == {"rain"}
+    assert types_of(items["WeatherStream_test/fog_bridge/degraded_000.png"]) == {"haze"}
+    assert abs(items["WeatherStream_test/fog_bridge/degraded_000.png"]["clean"].mean().item()
+               - 70 / 255) < 0.01
+
+    twin = tmp_path / "twin"
+    write(twin / "input" / "snow_park" / "0001.png", 160)
+    write(twin / "input" / "snow_park" / "0002.png", 161)
+    write(twin / "target" / "snow_park" / "gt.png", 50)
+    twin_ds = PairedFolderDataset(twin, layout="weatherstream")
+    assert len(twin_ds) == 2 and types_of(twin_ds[0]) == {"snow"}
+
+
+def test_unknown_layout_names_what_was_expected(tmp_path):
+    write(tmp_path / "photos" / "a.png", 10)
+    (tmp_path / "readme.txt").write_text("nothing to see")
+    with pytest.raises(ValueError, match="unknown dataset layout.*expected") as error:
+        PairedFolderDataset(tmp_path)
+    assert "allweather.txt" in str(error.value) and "gt.png" in str(error.value)
+    with pytest.raises(ValueError, match="unknown layout"):
+        PairedFolderDataset(tmp_path, layout="kitti")
+    with pytest.raises(FileNotFoundError):
+        PairedFolderDataset(tmp_path / "absent")

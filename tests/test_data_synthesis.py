@@ -1,0 +1,146 @@
+"""Synthetic weather: reproducible, physically plausible, ordered by severity, well described."""
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from allweather_ros.data.synthesis import LOCATIONS, MIXTURES, locate, sample_recipe, synthesize
+from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
+
+
+def photo(h=128, w=128, gain=1.0) -> np.ndarray:
+    image = cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_AREA)
+    return (image.astype(np.float32) / 255.0) * gain
+
+
+def psnr(a, b) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def run(kind, severity, seed, image=None):
+    image = photo() if image is None else image
+    return synthesize(image, np.random.default_rng(seed), [Degradation(kind, severity)])
+
+
+def test_same_seed_same_sample_and_other_seed_differs():
+    a = synthesize(photo(), np.random.default_rng(7))
+    b = synthesize(photo(), np.random.default_rng(7))
+    c = synthesize(photo(), np.random.default_rng(8))
+    assert np.array_equal(a.degraded, b.degraded) and np.array_equal(a.strength, b.strength)
+    assert a.text == b.text
+    assert not np.array_equal(a.degraded, c.degraded) or a.text != c.text
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (129, 64), (20, 201)])
+@pytest.mark.parametrize("recipe", [(t,) for t in TYPES] + [MIXTURES[-1]])
+def test_ranges_dtypes_and_odd_shapes(shape, recipe):
+    clean = photo(*shape)
+    sample = synthesize(clean, np.random.default_rng(0), [Degradation(t, "heavy") for t in recipe])
+    assert sample.degraded.shape == clean.shape and sample.degraded.dtype == np.float32
+    assert sample.strength.shape == shape and sample.strength.dtype == np.float32
+    assert 0.0 <= sample.degraded.min() and sample.degraded.max() <= 1.0
+    assert 0.0 <= sample.strength.min() and sample.strength.max() <= 1.0
+    assert np.array_equal(sample.clean, clean)
+    assert sample.strength.max() > 0.05
+
+
+def test_rejects_non_rgb_or_integer_images():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError):
+        synthesize(np.zeros((8, 8), np.float32), rng)
+    with pytest.raises(ValueError):
+        synthesize(np.zeros((8, 8, 3), np.uint8), rng)
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_heavier_severity_degrades_more(kind):
+    mean = {
+        s: np.mean([psnr(run(kind, s, seed).degraded, photo()) for seed in range(4)])
+        for s in SEVERITIES
+    }
+    assert mean["slight"] > mean["moderate"] > mean["heavy"], mean
+
+
+def test_rain_adds_bright_thin_oriented_streaks():
+    dark = photo(gain=0.4)
+    sample = run("rain", "moderate", 3, dark)
+    diff = (sample.degraded - dark).mean(axis=2)
+    diff -= np.median(diff)  # the streaks, without the faint veil a downpour adds everywhere
+    changed = np.abs(diff) > 0.03
+    assert 0.005 < changed.mean() < 0.5  # thin streaks, not a wash over the frame
+    assert (diff[changed] > 0).mean() > 0.9  # light added
+    assert coherence(sample.strength) > 0.3  # one dominant orientation
+    assert coherence(run("snow", "moderate", 3, dark).strength) < 0.2  # unlike round flakes
+
+
+def coherence(image: np.ndarray) -> float:
+    """How strongly the gradients share one orientation: 0 isotropic, 1 all parallel."""
+    gy, gx = np.gradient(image)
+    tensor = [[(gx * gx).sum(), (gx * gy).sum()], [(gx * gy).sum(), (gy * gy).sum()]]
+    small, large = np.linalg.eigvalsh(np.array(tensor, np.float64))
+    return float((large - small) / (large + small))
+
+
+def test_haze_lowers_contrast_more_with_depth():
+    clean = photo()
+    top, bottom = slice(0, 64), slice(64, 128)
+    for seed in range(4):
+        sample = run("haze", "moderate", seed)
+        assert sample.degraded.std() < clean.std()
+        assert sample.strength[top].mean() > sample.strength[bottom].mean()
+        kept = [sample.degraded[rows].std() / clean[rows].std() for rows in (top, bottom)]
+        assert kept[0] < kept[1]
+
+
+def test_raindrops_are_local_blobs():
+    for seed in range(3):
+        sample = run("raindrop", "moderate", seed)
+        blobs = (sample.strength > 0.5).astype(np.uint8)
+        count, _ = cv2.connectedComponents(blobs)
+        assert count - 1 >= 1
+        assert blobs.mean() < 0.6
+        untouched = np.abs(sample.degraded - sample.clean).max(axis=2) < 1e-4
+        assert untouched.mean() > 0.3
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_snow_brightens(severity):
+    sample = run("snow", severity, 1)
+    assert sample.degraded.mean() > sample.clean.mean() + 0.005
+
+
+def test_description_matches_applied_degradations():
+    recipe = [Degradation("haze", "slight"), Degradation("rain", "heavy")]
+    sample = synthesize(photo(), np.random.default_rng(0), recipe)
+    assert [(d.type, d.severity) for d in sample.degradations] == [
+        ("rain", "heavy"), ("haze", "slight")  # canonical order of TYPES
+    ]
+    assert all(d.location in LOCATIONS for d in sample.degradations)
+    assert sample.text == describe(sample.degradations)
+    assert "heavy rain streaks" in sample.text and "slight haze" in sample.text
+    clean = synthesize(photo(), np.random.default_rng(0), [])
+    assert clean.text == describe([]) and np.array_equal(clean.degraded, clean.clean)
+    assert clean.strength.max() == 0.0
+    with pytest.raises(ValueError):
+        synthesize(photo(), np.random.default_rng(0), recipe + [Degradation("rain", "slight")])
+
+
+def test_locate_names_the_half_that_holds_the_degradation():
+    strength = np.zeros((40, 60), np.float32)
+    assert locate(strength + 0.5) == "across the whole frame"
+    strength[:20] = 0.8
+    assert locate(strength) == "in the upper part of the frame"
+    strength[:] = 0.0
+    strength[:, 30:] = 0.8
+    assert locate(strength) == "on the right side of the frame"
+
+
+def test_recipes_cover_types_mixtures_and_clean():
+    rng = np.random.default_rng(0)
+    recipes = [sample_recipe(rng, clean_probability=0.1) for _ in range(400)]
+    kinds = {tuple(d.type for d in r) for r in recipes}
+    assert () in kinds and {(t,) for t in TYPES} <= kinds and len(kinds & set(MIXTURES)) >= 3
+    heavy = [sample_recipe(rng, "heavy", clean_probability=0.0) for _ in range(50)]
+    assert all(r and all(d.severity == "heavy" for d in r) for r in heavy)
+    with pytest.raises(ValueError):
+        sample_recipe(rng, "extreme")
