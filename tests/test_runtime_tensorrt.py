@@ -1,0 +1,119 @@
+"""TensorRT backend: what is testable without TensorRT, and a marked build-and-run check."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from allweather_ros.model import PriorCache
+from allweather_ros.runtime import tensorrt_backend
+from allweather_ros.runtime.backend import BackendUnavailable
+from allweather_ros.runtime.engine_cache import DEFAULT_PRIOR_LENGTH, EngineCache, ShapeProfile
+from allweather_ros.runtime.export import example_inputs, export_onnx
+from allweather_ros.runtime.tensorrt_backend import (
+    DEFAULT_SIZES,
+    TensorRTBackend,
+    calibration_batches,
+    profile_shapes,
+)
+
+# What the dynamo exporter declares: batch 1, dynamic H, W and prior length (see export.py).
+DIMS = {"image": (1, 3, -1, -1), "prior_kv": (1, 2, -1, 64), "prior_bias": (1, -1)}
+
+
+def test_missing_tensorrt_is_backend_unavailable_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` fail
+    with pytest.raises(BackendUnavailable, match="tensorrt Python package is not importable"):
+        TensorRTBackend(tmp_path / "model.onnx", engine_dir=tmp_path)
+
+
+def test_missing_torch_tensorrt_is_backend_unavailable(monkeypatch, tiny_model):
+    from allweather_ros.runtime.torch_tensorrt_backend import TorchTensorRTBackend
+
+    monkeypatch.setitem(sys.modules, "torch_tensorrt", None)
+    with pytest.raises(BackendUnavailable, match="torch_tensorrt is not importable"):
+        TorchTensorRTBackend(tiny_model)
+
+
+def test_profile_spans_the_camera_sizes_and_optimises_for_the_first():
+    profile = ShapeProfile.from_sizes(DEFAULT_SIZES)
+    assert profile.height == (480, 480, 1080) and profile.width == (640, 640, 1920)
+    assert profile.prior_length == DEFAULT_PRIOR_LENGTH
+    assert profile.accepts(720, 1280) and profile.accepts(1080, 1920, prior_length=64)
+    assert not profile.accepts(1200, 1920) and not profile.accepts(480, 640, prior_length=65)
+    assert ShapeProfile.from_sizes([(1280, 720), (640, 480)]).height == (480, 720, 720)
+
+
+def test_one_camera_size_gives_a_static_profile():
+    profile = ShapeProfile.from_sizes([(1280, 720)], prior_length=(16, 16, 16))
+    assert profile.height == (720, 720, 720) and profile.width == (1280, 1280, 1280)
+    assert profile.slug() == "h720-720-720_w1280-1280-1280_l16-16-16"
+
+
+def test_prior_length_cap_matches_the_text_encoder():
+    from allweather_ros.prior.text_encoder import MAX_TOKENS
+
+    assert DEFAULT_PRIOR_LENGTH[2] == MAX_TOKENS
+
+
+def test_profile_shapes_fill_dynamic_axes_from_the_profile():
+    profile = ShapeProfile((480, 480, 1080), (640, 640, 1920), (1, 16, 64))
+    shapes = profile_shapes(profile, DIMS)
+    assert shapes["image"] == ((1, 3, 480, 640), (1, 3, 480, 640), (1, 3, 1080, 1920))
+    assert shapes["prior_kv"] == ((1, 2, 1, 64), (1, 2, 16, 64), (1, 2, 64, 64))
+    assert shapes["prior_bias"] == ((1, 1), (1, 16), (1, 64))
+    dynamic_batch = profile_shapes(profile, {"image": (-1, 3, -1, -1)})
+    assert dynamic_batch["image"][2] == (1, 3, 1080, 1920)
+
+
+def test_profile_shapes_reject_a_dynamic_axis_the_profile_does_not_cover():
+    with pytest.raises(ValueError, match="prior_kv.*axis 3"):
+        profile_shapes(ShapeProfile.from_sizes([(640, 480)]), {"prior_kv": (1, 2, -1, -1)})
+
+
+def test_calibration_frames_become_unit_range_batches_at_the_profile_size():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+              rng.random((240, 320, 3), dtype=np.float32)]
+    batches = list(calibration_batches(frames, 480, 640))
+    assert [tuple(b.shape) for b in batches] == [(1, 3, 480, 640)] * 2
+    assert torch.allclose(batches[0][0, :, 10, 20],
+                          torch.from_numpy(frames[0][10, 20].astype(np.float32)) / 255)
+    assert all(b.dtype == torch.float32 and 0 <= b.min() and b.max() <= 1 for b in batches)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        list(calibration_batches([np.zeros((3, 8, 8))], 8, 8))
+
+
+def _tensorrt_ready():
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.requires_tensorrt
+@pytest.mark.skipif(not _tensorrt_ready(), reason="needs TensorRT and a CUDA device")
+def test_engine_builds_caches_and_matches_pytorch(tiny_model, tmp_path, monkeypatch):
+    torch.nn.init.normal_(tiny_model.ending[0].weight, std=0.1)  # not the identity at init
+    onnx_path = export_onnx(tiny_model, tmp_path / "tiny.onnx")
+    profile = ShapeProfile.from_sizes([(96, 64), (64, 48)], prior_length=(1, 8, 16))
+    backend = TensorRTBackend(onnx_path, tmp_path / "engines", "fp32", profile)
+    assert EngineCache(tmp_path / "engines").entries() == [backend.key]
+    for width, height, length in [(96, 64, 8), (64, 48, 16), (70, 50, 3)]:
+        image, kv, bias = example_inputs(tiny_model, width, height, length)
+        with torch.no_grad():
+            want = tiny_model(image, kv, bias)
+        backend.set_prior(PriorCache(kv, bias))
+        got = backend.infer(image)
+        assert torch.allclose(got.restored, want.restored, atol=1e-3)
+        assert torch.allclose(got.degradation_map, want.degradation_map, atol=1e-3)
+        assert got.expert_indices.dtype == torch.int64
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the cached engine should have been loaded")
+
+    monkeypatch.setattr(tensorrt_backend, "build_engine", no_rebuild)
+    again = TensorRTBackend(onnx_path, tmp_path / "engines", "fp32", profile)
+    assert again.key == backend.key
+    with pytest.raises(ValueError, match="outside this engine's profile"):
+        backend.infer(torch.rand(1, 3, 200, 200))
