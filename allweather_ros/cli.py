@@ -80,9 +80,62 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_config(args: argparse.Namespace):
+    from .pipeline import PipelineConfig
+
+    return PipelineConfig(weights=args.weights or "", backend=args.backend,
+                          provider=args.provider, vlm_model=args.vlm_model or "",
+                          fixed_text=args.text or "", cache_dir=str(DEFAULT_CACHE))
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from .media import restore_path
+    from .pipeline import build_pipeline
+
+    pipeline = build_pipeline(_pipeline_config(args), asynchronous=False)
+    print(restore_path(pipeline, args.input, args.output))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .data.sources import default_scenes
+    from .evaluation import synthetic, synthetic_report
+    from .model.weights import PACKAGED, load_weights
+    from .pipeline import load_model
+    from .prior.registry import create_provider
+
+    if not args.synthetic:
+        raise ValueError("choose what to evaluate on: --synthetic")
+    full = load_model(args.weights or "")
+    no_prior_path = Path(args.no_prior_weights or PACKAGED / "rt_noprior.safetensors")
+    no_prior = load_weights(no_prior_path) if no_prior_path.is_file() else None
+    estimator = None
+    if args.provider != "none":
+        estimator = create_provider(args.provider, None, vlm_model=args.vlm_model,
+                                    fixed_text=args.text)
+    result = synthetic.evaluate(full, default_scenes(), no_prior, estimator,
+                                repeats=args.repeats)
+    if args.out:
+        command = "allweather eval --synthetic --out " + args.out
+        print(f"wrote {synthetic_report.write(result, args.out, command)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(synthetic_report.to_json(result), indent=2))
+    else:
+        print(synthetic_report.table(result))
+    return 0
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
     parser.add_argument("--weights", help="safetensors weights (their config wins over --config)")
+
+
+def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="restorer weights (default: the shipped rt weights)")
+    parser.add_argument("--backend", default="auto", help="NAME[:PRECISION] or auto")
+    parser.add_argument("--provider", default="builtin", help="builtin, vlm, fixed or none")
+    parser.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
+    parser.add_argument("--text", help="the description (provider fixed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--restart", action="store_true",
                        help="ignore an existing checkpoint in the output folder")
     train.set_defaults(func=_train)
+
+    restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
+    restore.add_argument("input", help="image, folder of images, or video file")
+    restore.add_argument("output", help="image, folder (file names kept) or video file")
+    _pipeline_arguments(restore)
+    restore.set_defaults(func=_restore)
+
+    evaluate = sub.add_parser("eval", help="PSNR/SSIM per type and severity against baselines")
+    evaluate.add_argument("--synthetic", action="store_true",
+                          help="the fixed-seed synthetic test split (held-out scenes)")
+    evaluate.add_argument("--weights", help="restorer weights (default: shipped rt)")
+    evaluate.add_argument("--no-prior-weights",
+                          help="the no-prior ablation's weights (default: shipped rt_noprior)")
+    evaluate.add_argument("--provider", default="builtin",
+                          help="estimator also evaluated end to end (none: skip)")
+    evaluate.add_argument("--vlm-model")
+    evaluate.add_argument("--text")
+    evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
+    evaluate.add_argument("--out", help="folder for results.json, report.md and figures")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(func=_eval)
 
     bench = sub.add_parser("bench", help="latency, FPS and fidelity per backend and frame size")
     _model_arguments(bench)

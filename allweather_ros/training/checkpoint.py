@@ -55,3 +55,15 @@ def load_checkpoint(path: Path, model: LDRNet, optimizer: torch.optim.Optimizer)
         state["state"].setdefault(int(index), {})[name] = torch.tensor(value)
     optimizer.load_state_dict(state)
     return json.loads(meta["progress"])
+
+
+def model_from_checkpoint(path: Path) -> tuple[LDRNet, dict]:
+    """The network of a training checkpoint (no optimizer), and its progress."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        config = json.loads(meta["config"])
+        for key in ("enc_blocks", "dec_blocks"):
+            config[key] = tuple(config[key])
+        model = LDRNet(**config)
+        model.load_state_dict({k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")})
+    return model.eval(), json.loads(meta["progress"])

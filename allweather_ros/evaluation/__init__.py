@@ -1,0 +1,1 @@
+"""Bag evaluation: synthetic weather bags, replay through the pipeline or the node, reports."""

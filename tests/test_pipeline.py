@@ -1,0 +1,86 @@
+"""The pipeline restores frames with the cached prior and swaps priors without stopping."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, trained_like
+
+from allweather_ros.model import LDRNet
+from allweather_ros.pipeline import Pipeline
+from allweather_ros.prior.prior import prior_from_text
+from allweather_ros.runtime.torch_backend import TorchBackend
+
+
+class HashEncoder:
+    """A deterministic stand-in for the text encoder: different texts, different tokens."""
+
+    def encode(self, text: str) -> torch.Tensor:
+        g = torch.Generator().manual_seed(abs(hash(text)) % 2**31)
+        return torch.randn(3 + len(text) % 5, TINY["prior_dim"], generator=g)
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    torch.manual_seed(0)
+    model = trained_like(LDRNet(**TINY))
+    encoder = HashEncoder()
+    return Pipeline(model, TorchBackend(model), encoder,
+                    initial=prior_from_text("heavy rain", "fixed", encoder))
+
+
+def test_a_frame_comes_back_restored_at_its_size(pipeline):
+    rgb = np.random.default_rng(0).random((37, 51, 3), dtype=np.float32)
+    result = pipeline.process(rgb)
+    assert result.restored.shape == (37, 51, 3) and result.restored.dtype == np.float32
+    assert result.restored.min() >= 0 and result.restored.max() <= 1
+    assert result.degradation_map.shape == (37, 51)
+    assert result.prior.text == "heavy rain"
+    assert result.latency_s > 0
+
+
+def test_a_new_prior_changes_the_output(pipeline):
+    rgb = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    before = pipeline.process(rgb).restored
+    pipeline.set_prior(prior_from_text("dense fog", "fixed", pipeline.encoder))
+    after = pipeline.process(rgb)
+    assert after.prior.text == "dense fog"
+    assert not np.allclose(before, after.restored)
+
+
+def test_prior_swaps_while_frames_run_never_mix_halves(pipeline):
+    rgb = np.random.default_rng(2).random((24, 24, 3), dtype=np.float32)
+    texts = ["heavy rain", "dense fog"]
+    expected = {}
+    for text in texts:
+        pipeline.set_prior(prior_from_text(text, "fixed", pipeline.encoder))
+        expected[text] = pipeline.process(rgb).restored
+    stop = threading.Event()
+
+    def swapper():
+        i = 0
+        while not stop.is_set():
+            pipeline.set_prior(prior_from_text(texts[i % 2], "fixed", pipeline.encoder))
+            i += 1
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    try:
+        for _ in range(30):
+            out = pipeline.process(rgb).restored
+            assert any(np.allclose(out, e, atol=1e-6) for e in expected.values())
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_tokens_of_the_wrong_width_are_refused(pipeline):
+    prior = prior_from_text("rain", "vlm", None)
+    wide = type(prior)(**{**prior.__dict__, "tokens": torch.zeros(4, TINY["prior_dim"] + 1)})
+    with pytest.raises(ValueError, match="prior tokens are"):
+        pipeline.set_prior(wide)
+
+
+def test_refresh_now_needs_a_provider(pipeline):
+    with pytest.raises(RuntimeError, match="provider"):
+        pipeline.refresh_now(np.zeros((8, 8, 3), np.float32))
