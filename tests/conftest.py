@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from allweather_ros.model import LDRNet
+from allweather_ros.pipeline import PipelineConfig
 
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), ldr_blocks=1,
             prior_dim=24, heads=2, num_experts=4, top_k=2, expert_expand=2, smooth_kernel=3)
@@ -30,3 +31,15 @@ def trained_like(model: LDRNet) -> LDRNet:
             elif name.startswith("ending."):
                 p.copy_(0.05 * torch.randn(p.shape, generator=g))
     return model
+
+
+@pytest.fixture(scope="module")
+def pipeline_config(tmp_path_factory) -> PipelineConfig:
+    """A tiny model with the text encoder's 384-d prior, torch backend, no prior estimator."""
+    from allweather_ros.model.weights import save_weights
+
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    weights = save_weights(LDRNet(**{**TINY, "prior_dim": 384}).eval(), folder / "tiny.st")
+    return PipelineConfig(weights=str(weights), backend="torch", provider="none",
+                          cache_dir=str(folder / "cache"))

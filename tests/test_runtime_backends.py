@@ -102,3 +102,14 @@ def test_bench_cli_json(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["results"][0]["backend"] == "torch"
     assert report["results"][0]["size"] == "32x24"
+
+
+def test_build_engine_without_tensorrt_says_so(tmp_path, capsys):
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here: the engine would really be built")
+    assert main(["build-engine", "--size", "64x48", "--cache-dir", str(tmp_path)]) == 2
+    assert "tensorrt" in capsys.readouterr().err.lower()

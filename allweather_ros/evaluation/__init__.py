@@ -1,1 +1,1 @@
-"""Bag evaluation: synthetic weather bags, replay through the pipeline or the node, reports."""
+"""Evaluation: synthetic test split with classical baselines, rosbag replay, reports."""

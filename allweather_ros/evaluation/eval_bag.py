@@ -1,0 +1,363 @@
+"""`allweather eval-bag` in direct mode: every frame of a camera topic through the pipeline, as
+fast as the backend allows, with no ROS needed.
+
+The prior is described synchronously on the first frame and then every `refresh_every` frames
+(the node's refresh period in bag time), so two runs over one bag give the same numbers. The
+restored frames, degradation maps and priors go into an mcap bag beside `report.json`; when the
+bag has a ground-truth topic, each restored frame is scored against the ground truth with the
+same stamp (or, when stamps do not pair up, the same position), and so is the input, so that
+the gain is visible. A damaged bag or a frame that cannot be read ends up in the report, never
+in a lost run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from tqdm import tqdm
+
+from ..pipeline import PipelineConfig, build_pipeline
+from .bags import (
+    TYPESTORE,
+    BagError,
+    BagReader,
+    BagWriter,
+    decode_frame,
+    image_message,
+    map_message,
+    stamp_ns,
+    string_message,
+    to_uint8,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPUT_BAG = "restored"
+REPORT = "report.json"
+SHEET_FRAMES = 4
+MAX_ERRORS = 20  # distinct frame errors kept in the report
+
+
+def output_topics(topic: str) -> dict[str, str]:
+    """The node's output topics for an input topic: /ns/image_raw -> /ns/restored/..."""
+    base = topic.removesuffix("/compressed").rstrip("/")
+    ns = base.rpartition("/")[0]
+    return {"restored": f"{ns}/restored/image_raw", "map": f"{ns}/restored/degradation_map",
+            "prior": f"{ns}/restored/prior"}
+
+
+def frame_stamps(reader: BagReader, topic: str) -> list[int]:
+    """Header stamps of a topic's messages, read without decoding the pixels."""
+    stamps = []
+    for _, msgtype, bag_ns, raw in reader.messages({topic}):
+        try:
+            stamps.append(stamp_ns(TYPESTORE.deserialize_cdr(raw, msgtype).header))
+        except Exception:  # a corrupt message: decode_frame reports it in the main pass
+            stamps.append(bag_ns)
+    return stamps
+
+
+def frame_rate(stamps: list[int]) -> float | None:
+    """Frames per second from first to last stamp; None for fewer than two distinct stamps."""
+    span = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
+    return (len(stamps) - 1) / span if span > 0 else None
+
+
+def gt_matching(inputs: list[int], truths: list[int]) -> str:
+    """'stamp' when every stamp is unique and they pair up, else 'index' (a recorder that
+    stamped the two topics separately)."""
+    unique = len(set(inputs)) == len(inputs) and len(set(truths)) == len(truths)
+    return "stamp" if unique and set(inputs) & set(truths) else "index"
+
+
+def quality(reference: np.ndarray, image: np.ndarray) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of `image` against `reference`, both float RGB in [0, 1]."""
+    psnr = peak_signal_noise_ratio(reference, image, data_range=1.0)
+    ssim = structural_similarity(reference, image, channel_axis=2, data_range=1.0)
+    return float(min(psnr, 100.0)), float(ssim)  # identical frames: inf -> 100 dB, JSON-safe
+
+
+class Scorer:
+    """Per-frame records, with ground truth paired as it arrives (before or after its input)
+    and sample frames kept for the contact sheet."""
+
+    def __init__(self, matching: str | None, sample_indices: set[int]):
+        self.matching = matching
+        self.records: list[dict] = []
+        self.samples: dict[int, dict] = {}
+        self._sample_indices = sample_indices
+        self._waiting: dict[int, tuple[dict, np.ndarray, np.ndarray]] = {}  # key -> input side
+        self._truths: dict[int, np.ndarray] = {}
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def key(self, index: int, stamp: int) -> int:
+        return stamp if self.matching == "stamp" else index
+
+    def add(self, record: dict, rgb: np.ndarray, restored: np.ndarray,
+            degradation_map: np.ndarray | None) -> None:
+        """One restored frame; `record` holds its index, stamp and what the run measured."""
+        record["change"] = float(np.abs(restored - rgb).mean())
+        if degradation_map is not None:
+            record["map_mean"] = float(degradation_map.mean())
+        if self._previous is not None and self._previous[0].shape == rgb.shape:
+            record["flicker"] = float(np.abs(restored - self._previous[1]).mean())
+            record["input_flicker"] = float(np.abs(rgb - self._previous[0]).mean())
+        self._previous = (rgb, restored)
+        self.records.append(record)
+        if record["index"] in self._sample_indices:
+            self.samples[record["index"]] = {
+                "input": to_uint8(rgb), "restored": to_uint8(restored), "gt": None,
+                "map": degradation_map}
+        if self.matching is not None:
+            key = self.key(record["index"], record["stamp_ns"])
+            truth = self._truths.pop(key, None)
+            if truth is None:
+                self._waiting[key] = (record, rgb, restored)
+            else:
+                self._score(record, rgb, restored, truth)
+
+    def add_truth(self, index: int, stamp: int, rgb: np.ndarray) -> None:
+        key = self.key(index, stamp)
+        waiting = self._waiting.pop(key, None)
+        if waiting is None:
+            self._truths[key] = rgb
+        else:
+            self._score(*waiting, rgb)
+
+    def _score(self, record: dict, rgb: np.ndarray, restored: np.ndarray,
+               truth: np.ndarray) -> None:
+        if truth.shape != restored.shape:
+            record["gt_error"] = f"ground truth is {truth.shape}, the frame {restored.shape}"
+            return
+        record["psnr"], record["ssim"] = quality(truth, restored)
+        record["input_psnr"], record["input_ssim"] = quality(truth, rgb)
+        sample = self.samples.get(record["index"])
+        if sample is not None:
+            sample["gt"] = to_uint8(truth)
+
+
+def _mean(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if key in r]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(records: list[dict], frames: int, errors: Counter) -> dict:
+    """The headline numbers of a run from its per-frame records."""
+    latencies = [r["latency_ms"] for r in records if "latency_ms" in r]
+    summary = {
+        "frames": frames,
+        "restored_frames": len(records),
+        "dropped": frames - len(records),
+        "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_ms_p99": float(np.percentile(latencies, 99)) if latencies else None,
+        "latency_ms_mean": float(np.mean(latencies)) if latencies else None,
+        "scored_frames": sum("psnr" in r for r in records),
+        "flicker": _mean(records, "flicker"),
+        "input_flicker": _mean(records, "input_flicker"),
+        "map_mean": _mean(records, "map_mean"),
+        "frame_errors": dict(errors.most_common(MAX_ERRORS)),
+    }
+    for key in ("psnr", "ssim", "input_psnr", "input_ssim"):
+        summary[key] = _mean(records, key)
+    if summary["psnr"] is not None:
+        summary["psnr_gain"] = summary["psnr"] - summary["input_psnr"]
+        summary["ssim_gain"] = summary["ssim"] - summary["input_ssim"]
+    return summary
+
+
+def prepare_output(out: str | Path) -> Path:
+    """The report folder, cleared of a previous run's bag (only a bag with its report beside
+    it counts as ours to replace)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / OUTPUT_BAG
+    if previous.exists():
+        if not ((previous / "metadata.yaml").is_file() and (out / REPORT).is_file()):
+            raise BagError(f"{previous} exists and is not an earlier eval-bag output; "
+                           "choose another --out")
+        shutil.rmtree(previous)
+    return out
+
+
+def sample_indices(frames: int, count: int = SHEET_FRAMES) -> set[int]:
+    return set(np.linspace(0, max(frames - 1, 0), min(count, frames)).round().astype(int).tolist())
+
+
+def write_report(out: Path, report: dict, samples: dict[int, dict]) -> Path:
+    """report.json, then the markdown summary with its plots and the contact sheet."""
+    from .report import write_markdown
+
+    (out / REPORT).write_text(json.dumps(report, indent=2))
+    return write_markdown(out, report, samples)
+
+
+def eval_bag(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | None = None,
+             config: PipelineConfig | None = None, refresh_every: int | None = None,
+             progress: bool = True) -> dict:
+    """Restore every frame of `topic`, write the output bag and the report; returns the report.
+
+    `refresh_every` frames the prior is described anew; by default as often as the node would
+    (its `prior_period_s` at the bag's frame rate).
+    """
+    config = config or PipelineConfig()
+    out = prepare_output(out)
+    reader = BagReader(bag)
+    try:
+        reader.topic(topic)
+        if gt_topic:
+            reader.topic(gt_topic)
+        stamps = frame_stamps(reader, topic)
+        matching = gt_matching(stamps, frame_stamps(reader, gt_topic)) if gt_topic else None
+        fps = frame_rate(stamps)
+        if refresh_every is None:
+            refresh_every = max(1, round(config.prior_period_s * fps)) if fps else 1
+        pipeline = build_pipeline(config, asynchronous=False)
+        report = {"mode": "direct", "bag": str(bag), "topic": topic, "gt_topic": gt_topic,
+                  "gt_matching": matching, "bag_fps": fps, "refresh_every": refresh_every,
+                  "config": asdict(config), "backend": type(pipeline.backend).__name__,
+                  "bag_notes": reader.notes}
+        try:
+            run = _restore(reader, pipeline, topic, gt_topic, out / OUTPUT_BAG, matching,
+                           len(stamps), refresh_every, progress)
+        finally:
+            pipeline.close()
+        report.update(run.pop("summary"))
+        report.update(run)
+        report["stopped"] = report.get("stopped") or reader.stopped
+    finally:
+        reader.close()
+    samples = report.pop("samples")
+    write_report(out, report, samples)
+    return report
+
+
+def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_out: Path,
+             matching: str | None, total: int, refresh_every: int, progress: bool) -> dict:
+    """The frame loop; keeps everything done so far when a frame, the bag or the user stops
+    it."""
+    topics = output_topics(topic)
+    num_experts = pipeline.model.config["num_experts"]
+    scorer = Scorer(matching, sample_indices(total))
+    errors: Counter = Counter()
+    priors, stopped, frames, truths = [], None, 0, 0
+    wanted = {topic, gt_topic} - {None}
+    started = time.perf_counter()
+    with BagWriter(bag_out, "mcap") as writer, tqdm(total=total, desc="eval-bag", unit="frame",
+                                                    disable=not progress) as bar:
+        try:
+            for name, msgtype, bag_ns, raw in reader.messages(wanted):
+                if name != topic:
+                    truth = decode_frame(truths, msgtype, bag_ns, raw)
+                    truths += 1
+                    if truth.rgb is not None:
+                        scorer.add_truth(truth.index, truth.stamp_ns, truth.rgb)
+                    continue
+                frame = decode_frame(frames, msgtype, bag_ns, raw)
+                frames += 1
+                bar.update()
+                writer.write_raw(topic, msgtype, bag_ns, raw)
+                if frame.error is not None:
+                    errors[frame.error] += 1
+                    continue
+                record = {"index": frame.index, "stamp_ns": frame.stamp_ns}
+                try:
+                    if frame.index % refresh_every == 0 or not priors:
+                        tic = time.perf_counter()
+                        prior = pipeline.refresh_now(frame.rgb)
+                        priors.append({"index": frame.index, "text": prior.text,
+                                       "confidence": prior.confidence,
+                                       "ms": 1000 * (time.perf_counter() - tic)})
+                        writer.write(topics["prior"], string_message(prior.to_json()), bag_ns)
+                    result = pipeline.process(frame.rgb)
+                except Exception as exc:  # a backend failing on one frame must not end the run
+                    errors[f"restoration failed: {type(exc).__name__}: {exc}"] += 1
+                    continue
+                record["latency_ms"] = 1000 * result.latency_s
+                record["experts"] = (np.bincount(result.expert_indices.ravel(),
+                                                 minlength=num_experts)
+                                     / result.expert_indices.size).round(4).tolist()
+                writer.write(topics["restored"], image_message(result.restored, frame.header),
+                             bag_ns)
+                writer.write(topics["map"], map_message(result.degradation_map, frame.header),
+                             bag_ns)
+                scorer.add(record, frame.rgb, result.restored, result.degradation_map)
+        except KeyboardInterrupt:
+            stopped = "interrupted by the user"
+        output_counts = dict(writer.counts)
+    wall = time.perf_counter() - started
+    summary = summarize(scorer.records, frames, errors)
+    summary["throughput_fps"] = len(scorer.records) / wall if wall > 0 else None
+    return {"summary": summary, "stopped": stopped, "priors": priors,
+            "output_bag": str(bag_out), "output_topics": output_counts,
+            "per_frame": scorer.records, "samples": scorer.samples}
+
+
+def config_from_args(args) -> PipelineConfig:
+    return PipelineConfig(weights=args.weights or "", backend=args.backend,
+                          provider=args.provider, fixed_text=args.fixed_text or "",
+                          vlm_model=args.vlm_model or "")
+
+
+def exit_code(report: dict) -> int:
+    """0: every frame restored; 1: partial results (the report says what went wrong)."""
+    print(f"{report['restored_frames']}/{report['frames']} frames restored, "
+          f"latency p50 {report['latency_ms_p50']} ms"
+          + (f", PSNR {report['psnr']:.2f} dB (input {report['input_psnr']:.2f} dB)"
+             if report.get("psnr") is not None else ""))
+    if report.get("stopped"):
+        print(f"stopped early: {report['stopped']}")
+    return 0 if report["frames"] and not report["dropped"] and not report.get("stopped") else 1
+
+
+def _run(args) -> int:
+    config = config_from_args(args)
+    try:
+        if args.live:
+            from .live import eval_live
+
+            report = eval_live(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
+                               config=config, sim_time=args.sim_time)
+        else:
+            report = eval_bag(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
+                              config=config, refresh_every=args.refresh_every)
+    except BagError as exc:
+        print(f"allweather eval-bag: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return exit_code(report)
+
+
+def add_pipeline_arguments(parser) -> None:
+    parser.add_argument("--weights", help="safetensors weights (default: the shipped ones)")
+    parser.add_argument("--backend", default="auto", help="NAME[:PRECISION], e.g. onnxruntime")
+    parser.add_argument("--provider", default="builtin",
+                        help="prior provider: builtin, vlm, fixed or none")
+    parser.add_argument("--fixed-text", help="the description, for --provider fixed")
+    parser.add_argument("--vlm-model", help="local folder or cached hub id, for --provider vlm")
+
+
+def add_eval_bag_parser(subparsers) -> None:
+    """`allweather eval-bag`, for cli.py's subparsers."""
+    parser = subparsers.add_parser(
+        "eval-bag", help="replay a bag through the restorer: output bag and report")
+    parser.add_argument("bag", help="rosbag2 folder, or a .db3 or .mcap file")
+    parser.add_argument("--topic", required=True, help="camera topic (Image or CompressedImage)")
+    parser.add_argument("--gt-topic", help="clean ground-truth topic, for PSNR and SSIM")
+    parser.add_argument("--out", required=True, help="folder for the output bag and report")
+    parser.add_argument("--live", action="store_true",
+                        help="through the real node at the recorded rate (needs ROS 2)")
+    parser.add_argument("--sim-time", action="store_true",
+                        help="with --live: publish /clock from the bag and use_sim_time")
+    parser.add_argument("--refresh-every", type=int,
+                        help="direct mode: describe the prior every N frames "
+                             "(default: the node's period at the bag's rate)")
+    add_pipeline_arguments(parser)
+    parser.set_defaults(func=_run)
