@@ -137,6 +137,10 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
     model = load_model(config.weights)
     backend = create_backend(config.backend, model, config.cache_dir, config.threads or None)
     encoder = TextEncoder()
+    if model.config["prior_dim"] != encoder.dim:
+        raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "
+                         f"{model.config['prior_dim']}-d prior tokens but the text encoder "
+                         f"gives {encoder.dim}-d ones")
     provider = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
                                fixed_text=config.fixed_text or None, device=config.device)
     if not asynchronous:

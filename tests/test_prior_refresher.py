@@ -201,17 +201,16 @@ def test_an_uncertain_estimate_is_coarsened_before_publishing(refreshers):
     assert published[0].provider == "unsure" and r.latest is published[0]
 
 
-def test_a_broken_callback_does_not_stop_the_refresher(refreshers):
+def test_a_prior_the_consumer_refuses_is_a_failure_not_the_prior_in_force(refreshers):
     def explode(prior):
         raise KeyError("pipeline bug")
 
     primary = Fake("p")
     refreshers.append(r := PriorRefresher(primary, on_prior=explode, **FAST))
     r.submit(frame())
-    wait_for(lambda: r.health()["refresh_count"] == 1)
-    r.submit(frame())
-    wait_for(lambda: r.health()["refresh_count"] == 2)
+    wait_for(lambda: r.health()["failure_count"] == 1)
     assert "pipeline bug" in r.health()["last_error"] and r.health()["alive"]
+    assert r.health()["refresh_count"] == 0 and r.latest is r.generic
 
 
 def test_a_malformed_frame_is_reported_and_skipped(refreshers):

@@ -50,7 +50,11 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LDRNet
     for key in ("enc_blocks", "dec_blocks"):
         config[key] = tuple(config[key])
     model = LDRNet(**config)
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    except RuntimeError as exc:  # tensor shapes that differ from what the config builds
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)[:300]
+        raise ValueError(f"{path} does not match its config: {first}") from None
     if missing or unexpected:
         raise ValueError(f"{path} does not match its config: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")

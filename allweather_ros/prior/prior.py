@@ -67,6 +67,8 @@ class Prior:
             raise ValueError(f"granularity {self.granularity!r} is not one of {GRANULARITIES}")
         if self.tokens is not None and self.tokens.ndim != 2:
             raise ValueError(f"tokens must be (L, C_txt), got shape {tuple(self.tokens.shape)}")
+        if self.tokens is not None and not torch.isfinite(self.tokens).all():
+            raise ValueError("tokens hold NaN or infinite values")
 
     def age(self, now: float | None = None) -> float:
         """Seconds since this prior was made (monotonic clock)."""

@@ -151,6 +151,8 @@ class PriorRefresher:
         for provider in providers:
             try:
                 prior = self._call(provider, frame)
+                if self.on_prior is not None:
+                    self.on_prior(prior)  # the consumer may refuse it (wrong width, NaN...)
             except Exception as e:  # any failure, MemoryError included, is survivable
                 if self._stop.is_set():
                     return
@@ -208,13 +210,7 @@ class PriorRefresher:
                 self._retry_primary_at = time.monotonic() + delay
 
     def _publish(self, prior: Prior) -> None:
+        """Make an accepted prior the one in force."""
         with self._lock:
             self._latest = prior
             self._refresh_count += 1
-        if self.on_prior is not None:
-            try:
-                self.on_prior(prior)
-            except Exception as e:  # a consumer bug must not stop the refresher
-                log.exception("on_prior callback failed")
-                with self._lock:
-                    self._last_error = f"on_prior: {type(e).__name__}: {e}"
