@@ -90,9 +90,6 @@ def test_engine_with_a_foreign_sidecar_is_never_loaded_but_rebuilt(tmp_path):
     assert json.loads(cache.sidecar_path(KEY).read_text())["key"] == KEY.to_dict()
 
 
-@pytest.mark.xfail(strict=True, reason="EngineCache.lookup treats a sidecar whose key differs "
-                   "as a silent miss: the rebuild happens but nothing says which file was "
-                   "passed over or why")
 def test_engine_with_a_foreign_sidecar_is_reported(tmp_path, caplog):
     cache = EngineCache(tmp_path)
     foreign_sidecar(cache)

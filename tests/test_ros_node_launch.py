@@ -56,7 +56,7 @@ def test_defaults_are_valid_and_described():
     ("device", "gpu", "cuda:N"),
     ("jpeg_quality", 0, "1..100"),
     ("png_level", 10, "0..9"),
-    ("diagnostics_period_s", math.inf, "finite"),
+    ("diagnostics_period_s", math.inf, "0.01..3600"),
     ("prior.provider", "oracle", "builtin | vlm | fixed | none"),
     ("prior.period_s", 0.0, "> 0"),
     ("prior.min_confidence", 1.5, "[0, 1]"),

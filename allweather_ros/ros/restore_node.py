@@ -67,7 +67,7 @@ NODE_NAME = "restore_node"
 TRANSPORTS = ("auto", "raw", "compressed")
 _PIPELINE_DEFAULTS = PipelineConfig()
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_DEVICE = re.compile(r"(cpu|cuda(:\d+)?)\Z")
+_DEVICE = re.compile(r"(cpu|cuda(:[0-9]{1,2})?)\Z")
 _WINDOW = 512
 """Frames kept for the latency percentiles in diagnostics."""
 
@@ -147,7 +147,7 @@ SETTINGS = (
     Setting("png_level", PNG_LEVEL, "PNG compression level of restored compressed frames",
             "an integer 0..9", lambda v: 0 <= v <= 9, runtime=True),
     Setting("diagnostics_period_s", 1.0, "period of /diagnostics and of the prior topics",
-            "a finite number > 0", _finite_positive),
+            "a number of seconds in 0.01..3600", lambda v: 0.01 <= v <= 3600),
     Setting("warn_throttle_s", 5.0, "at most one warning per this many seconds for bad frames",
             "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0, runtime=True),
     _pipeline_setting("weights", "weights", "restorer weights (.safetensors); empty: the "
@@ -161,7 +161,7 @@ SETTINGS = (
     _pipeline_setting("cache_dir", "cache_dir", "where exported ONNX files and TensorRT "
                       "engines are kept (~ expanded)", "a non-empty path", bool),
     _pipeline_setting("device", "device", "where the prior provider runs",
-                      "cpu, cuda or cuda:N", lambda v: bool(_DEVICE.match(v))),
+                      "cpu, cuda or cuda:N (N < 100)", lambda v: bool(_DEVICE.match(v))),
     _pipeline_setting("prior.provider", "provider", "who describes the weather: the built-in "
                       "estimator, a VLM, a fixed text or nothing (generic prior)",
                       " | ".join(PROVIDERS), lambda v: v in PROVIDERS, runtime=True),

@@ -161,7 +161,14 @@ class EngineCache:
         """The engine's path if its sidecar matches `key` exactly and the size is as recorded."""
         meta = self._sidecar(self.sidecar_path(key))
         path = self.engine_path(key)
-        if meta is None or meta.get("format") != SIDECAR_FORMAT or meta.get("key") != key.to_dict():
+        if meta is None:
+            return None
+        if meta.get("format") != SIDECAR_FORMAT or meta.get("key") != key.to_dict():
+            theirs = meta.get("key") if isinstance(meta.get("key"), dict) else {}
+            differ = {k: (theirs.get(k), v) for k, v in key.to_dict().items()
+                      if theirs.get(k) != v}
+            log.warning("engine %s was built for another setup (cached vs needed: %s); "
+                        "rebuilding", path.name, differ or "sidecar format")
             return None
         try:
             size = path.stat().st_size
