@@ -96,6 +96,25 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace) -> int:
+    """The prior one provider gives an image (no text encoder: printing needs no tokens)."""
+    from .description import TYPES
+    from .media import read_rgb
+    from .prior.registry import create_provider
+
+    provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
+                               fixed_text=args.fixed_text, allow_download=args.allow_download)
+    prior = provider.describe(read_rgb(Path(args.image)))
+    if args.json:
+        print(prior.to_json())
+        return 0
+    print(prior.text)
+    print("  " + "  ".join(f"{t} {prior.labels[t]:.2f}" for t in TYPES))
+    print(f"  severity {prior.severity}  confidence {prior.confidence:.2f}  "
+          f"provider {prior.provider}")
+    return 0
+
+
 def _launch(args: argparse.Namespace) -> int:
     from .ros.launcher import launch_main
 
@@ -179,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     from .evaluation.eval_bag import add_pipeline_arguments
+    from .prior.registry import PROVIDERS
+
+    describe = sub.add_parser("describe", help="print the degradation prior of an image")
+    describe.add_argument("image", help="an image file")
+    describe.add_argument("--provider", default="builtin", choices=PROVIDERS)
+    describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
+    describe.add_argument("--fixed-text", help="the description (provider fixed)")
+    describe.add_argument("--allow-download", action="store_true",
+                          help="let the vlm provider download a model that is not cached")
+    describe.add_argument("--json", action="store_true", help="print JSON")
+    describe.set_defaults(func=_describe)
 
     restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
     restore.add_argument("input", help="image, folder of images, or video file")

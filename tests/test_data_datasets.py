@@ -190,3 +190,12 @@ def test_unknown_layout_names_what_was_expected(tmp_path):
         PairedFolderDataset(tmp_path, layout="kitti")
     with pytest.raises(FileNotFoundError):
         PairedFolderDataset(tmp_path / "absent")
+
+
+def test_plain_iteration_ends_after_length_items():
+    from allweather_ros.data.sources import skimage_scenes
+
+    dataset = SyntheticWeatherDataset(skimage_scenes(), "train", crop=32, length=3)
+    assert len(list(dataset)) == 3
+    with pytest.raises(IndexError):
+        dataset[3]

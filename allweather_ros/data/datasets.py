@@ -117,6 +117,8 @@ class SyntheticWeatherDataset(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.length:  # ends plain iteration (`for item in dataset`)
+            raise IndexError(f"index {index} outside a dataset of {self.length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         scene = self.scenes[rng.integers(len(self.scenes))]
         clean = self._view(self._scene(scene), rng)

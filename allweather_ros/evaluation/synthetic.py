@@ -135,7 +135,8 @@ def _summarise(scores) -> dict:
         by_severity[f"{group}/{severity}"] = {m: mean(v) for m, v in methods.items()}
         for m, v in methods.items():
             by_group[group][m] += v
-            overall[m] += v
+            if group != "clean":  # an untouched clean frame has infinite PSNR
+                overall[m] += v
     return {"by_type": {g: {m: mean(v) for m, v in ms.items()} for g, ms in by_group.items()},
             "by_type_severity": by_severity,
             "overall": {m: mean(v) for m, v in overall.items()}}

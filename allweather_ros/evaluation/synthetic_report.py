@@ -25,7 +25,7 @@ def table(result: dict) -> str:
     methods = [m for m in METHOD_NAMES if m in result["overall"]]
     head = "| type | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |"
     lines = [head, "|---" * (len(methods) + 1) + "|"]
-    rows = {**result["by_type"], "all": result["overall"]}
+    rows = {**result["by_type"], "all weather": result["overall"]}
     for group, scores in rows.items():
         cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
         lines.append(f"| {group} (n={scores['input']['n']}) | " + " | ".join(cells) + " |")

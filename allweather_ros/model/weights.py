@@ -26,6 +26,7 @@ def save_weights(model: LDRNet, path: str | Path, extra: dict | None = None) -> 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)  # shipped in the package: readable by every user of an install
     tmp.replace(path)
     return path
 

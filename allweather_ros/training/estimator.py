@@ -1,0 +1,222 @@
+"""Trains the built-in degradation estimator on synthetic weather and reports how well it tells
+the weathers apart on scenes it never saw.
+
+Labels come free with the synthesis (types and severities of what was added), so the estimator
+learns on fresh weather every step: BCE on the multi-label types, and cross-entropy on the
+severity of each type that is present (an absent type has no severity). Crops are synthesized
+at `crop` pixels, large enough for the streaks, flakes and drops to look as they do in a frame,
+and the estimator shrinks them itself, exactly as it shrinks a camera frame at run time.
+
+    python -m allweather_ros.training.estimator --out allweather_ros/weights/estimator.safetensors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from allweather_ros.data.datasets import SyntheticWeatherDataset, synthetic_test_set
+from allweather_ros.data.sources import default_scenes
+from allweather_ros.description import SEVERITIES, TYPES
+from allweather_ros.model.weights import save_weights
+from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, DegradationEstimator, load_estimator
+
+
+@dataclass
+class EstimatorTrainConfig:
+    steps: int = 1600
+    batch: int = 32
+    crop: int = 160
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    clean_p: float = 0.15  # clean frames must be learnt as clean, not as "slight haze"
+    noise_p: float = 0.5  # camera noise on this share of samples, so it is not read as weather
+    seed: int = 0
+    workers: int = 1
+    eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
+    val_samples: int = 400
+    checkpoint_every: int = 200
+
+
+def estimator_loss(types_logits, severity_logits, types, severity):
+    """BCE over the four types plus CE over the severity of the types present."""
+    loss = F.binary_cross_entropy_with_logits(types_logits, types)
+    present = severity >= 0
+    if present.any():
+        loss = loss + F.cross_entropy(severity_logits[present], severity[present])
+    return loss
+
+
+def _augment(frames: torch.Tensor, g: torch.Generator, noise_p: float) -> torch.Tensor:
+    """A random aspect ratio for the batch (frames are rarely square) and camera noise."""
+    side = frames.shape[-1]
+    short = int(torch.randint(side * 2 // 3, side + 1, (1,), generator=g))
+    if torch.rand((), generator=g) < 0.5:
+        frames = frames[..., :short, :]
+    else:
+        frames = frames[..., :short]
+    sigma = torch.rand(frames.shape[0], 1, 1, 1, generator=g) * 0.02
+    sigma = sigma * (torch.rand(frames.shape[0], 1, 1, 1, generator=g) < noise_p)
+    return (frames + sigma * torch.randn(frames.shape, generator=g)).clamp(0.0, 1.0)
+
+
+def _schedule(config: EstimatorTrainConfig):
+    """Linear warm-up, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
+                    resume: bool = True, progress: bool = True, init: str | Path | None = None
+                    ) -> tuple[DegradationEstimator, list[float]]:
+    """Train from scratch, from `init`'s weights (a fresh schedule: fine-tuning or training
+    longer), or on from `out`'s checkpoint; returns the model and the per-step losses."""
+    torch.manual_seed(config.seed)
+    scenes = default_scenes() if scenes is None else scenes
+    data = SyntheticWeatherDataset(scenes, "train", crop=config.crop, seed=config.seed,
+                                   length=config.steps * config.batch, wrong_description_p=0.0,
+                                   clean_p=config.clean_p)
+    model = DegradationEstimator() if init is None else load_estimator(init).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    checkpoint = None if out is None else Path(out).with_suffix(".train.pt")
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    start, losses = 0, []
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, losses = state["step"], state["losses"]
+    # Sample i of the run is dataset index i, so a resumed run sees the same data it would have.
+    loader = DataLoader(data, batch_size=config.batch, num_workers=config.workers,
+                        sampler=range(start * config.batch, config.steps * config.batch),
+                        persistent_workers=False)
+    model.train()
+    g = torch.Generator().manual_seed(config.seed + start)
+    bar = tqdm(loader, total=config.steps - start, initial=0, desc="estimator",
+               disable=not progress, mininterval=10.0)
+    for step, batch in enumerate(bar, start):
+        frames = _augment(batch["degraded"], g, config.noise_p)
+        loss = estimator_loss(*model(frames), batch["types"], batch["severity"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}", refresh=False)
+        if checkpoint is not None and (step + 1) % config.checkpoint_every == 0:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "step": step + 1,
+                        "losses": losses}, checkpoint)
+    return model.eval(), losses
+
+
+@torch.inference_mode()
+def evaluate_estimator(model: DegradationEstimator, data, threshold: float = 0.5,
+                       batch: int = 16) -> dict:
+    """Per-type accuracy, precision, recall, F1; severity accuracy on correctly detected types;
+    exact-match rate (all four right) and the share of clean frames called clean."""
+    model.eval()
+    predicted, truth, sev_pred, sev_true = [], [], [], []
+    for items in DataLoader(data, batch_size=batch, num_workers=0):
+        types_logits, severity_logits = model(items["degraded"])
+        predicted.append(torch.sigmoid(types_logits) >= threshold)
+        truth.append(items["types"] > 0.5)
+        sev_pred.append(severity_logits.argmax(-1))
+        sev_true.append(items["severity"])
+    p, y = torch.cat(predicted), torch.cat(truth)
+    sp, st = torch.cat(sev_pred), torch.cat(sev_true)
+    per_type = {}
+    for i, name in enumerate(TYPES):
+        tp = int((p[:, i] & y[:, i]).sum())
+        fp = int((p[:, i] & ~y[:, i]).sum())
+        fn = int((~p[:, i] & y[:, i]).sum())
+        precision = tp / max(1, tp + fp)
+        recall = tp / max(1, tp + fn)
+        hit = p[:, i] & y[:, i]
+        per_type[name] = {
+            "accuracy": float((p[:, i] == y[:, i]).float().mean()),
+            "precision": precision,
+            "recall": recall,
+            "f1": 2 * precision * recall / max(1e-9, precision + recall),
+            "support": int(y[:, i].sum()),
+            "severity_accuracy": float((sp[hit, i] == st[hit, i]).float().mean()) if tp else None,
+        }
+    hits = p & y
+    clean = ~y.any(dim=1)
+    return {
+        "samples": len(y),
+        "threshold": threshold,
+        "per_type": per_type,
+        "exact_match": float((p == y).all(dim=1).float().mean()),
+        "severity_accuracy": float((sp[hits] == st[hits]).float().mean()) if hits.any() else None,
+        "clean_frames": int(clean.sum()),
+        "clean_accuracy": float((~p[clean].any(dim=1)).float().mean()) if clean.any() else None,
+    }
+
+
+def held_out_metrics(model: DegradationEstimator, scenes, config: EstimatorTrainConfig) -> dict:
+    """Metrics on the fixed test set (every type, mixture and severity on the test scenes) and
+    on random weather over the validation scenes (more clean frames, natural mixture rates)."""
+    test = synthetic_test_set(scenes, crop=config.crop, repeats=config.eval_repeats)
+    val = SyntheticWeatherDataset(scenes, "val", crop=config.crop, seed=config.seed + 1,
+                                  length=config.val_samples, wrong_description_p=0.0,
+                                  clean_p=config.clean_p, flips=False)
+    return {"test": evaluate_estimator(model, test), "val": evaluate_estimator(model, val)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(SHIPPED_WEIGHTS), help="safetensors file to write")
+    parser.add_argument("--steps", type=int, default=EstimatorTrainConfig.steps)
+    parser.add_argument("--batch", type=int, default=EstimatorTrainConfig.batch)
+    parser.add_argument("--workers", type=int, default=EstimatorTrainConfig.workers)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--init", help="start from these estimator weights (train longer)")
+    parser.add_argument("--lr", type=float, default=EstimatorTrainConfig.lr)
+    parser.add_argument("--seed", type=int, default=EstimatorTrainConfig.seed,
+                        help="training weather and crops (give --init runs a new one)")
+    parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
+                                  lr=args.lr, seed=args.seed)
+    scenes = default_scenes()
+    began = time.time()
+    model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,
+                                    init=args.init)
+    metrics = held_out_metrics(model, scenes, config)
+    minutes = (time.time() - began) / 60
+    extra = {"metrics": metrics, "training": {**asdict(config), "init": args.init,
+                                              "final_loss": losses[-1],
+                                              "wall_minutes_this_run": round(minutes, 1)},
+             "labels": {"types": list(TYPES), "severities": list(SEVERITIES)}}
+    out = save_weights(model, args.out, extra=extra)
+    report = out.with_name(out.stem + "_metrics.json")
+    report.write_text(json.dumps(extra, indent=2) + "\n")
+    out.with_suffix(".train.pt").unlink(missing_ok=True)  # finished: a rerun starts afresh
+    for name, m in metrics["test"]["per_type"].items():
+        print(f"{name:<9} accuracy {m['accuracy']:.3f}  F1 {m['f1']:.3f}  "
+              f"severity {m['severity_accuracy']}")
+    print(f"wrote {out} and {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
