@@ -40,6 +40,7 @@ def pipeline_config(tmp_path_factory) -> PipelineConfig:
 
     folder = tmp_path_factory.mktemp("model")
     torch.manual_seed(0)
-    weights = save_weights(LDRNet(**{**TINY, "prior_dim": 384}).eval(), folder / "tiny.st")
+    weights = save_weights(LDRNet(**{**TINY, "prior_dim": 384}).eval(),
+                           folder / "tiny.safetensors")
     return PipelineConfig(weights=str(weights), backend="torch", provider="none",
                           cache_dir=str(folder / "cache"))
