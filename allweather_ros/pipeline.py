@@ -136,6 +136,10 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
 
     model = load_model(config.weights)
     backend = create_backend(config.backend, model, config.cache_dir, config.threads or None)
+    if backend.name != "torch":
+        # torch then only serves the prior (estimator, text encoder) off the frame path: one
+        # thread keeps it from taking the cores the frame backend's own thread pool needs
+        torch.set_num_threads(1)
     encoder = TextEncoder()
     if model.config["prior_dim"] != encoder.dim:
         raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "

@@ -237,9 +237,6 @@ def test_weights_parameter_must_name_an_existing_safetensors_file(tiny_file, tmp
     assert refused("weights", str(tiny_file)) == [] and refused("weights", "") == []
 
 
-@pytest.mark.xfail(strict=True, reason="cache_dir is only checked to be non-empty: a file, or "
-                   "a folder that cannot be written, passes validation and fails later (at "
-                   "ONNX export) with an OSError that does not name the parameter")
 def test_cache_dir_parameter_must_be_a_writable_folder(tmp_path):
     a_file = tmp_path / "cache_is_a_file"
     a_file.write_text("")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,15 @@ def tiny_grey(frame: np.ndarray, size: int = 32) -> np.ndarray:
     by, bx = max(1, h // size), max(1, w // size)
     crop = frame[: h // by * by, : w // bx * bx]
     return crop.reshape(h // by, by, w // bx, bx, -1).mean(axis=(1, 3, 4), dtype=np.float32)
+
+
+def _yield_to_frames() -> None:
+    """Lower this thread's scheduling priority (Linux: each thread has its own nice value), so
+    a description running beside the frame path takes only the CPU time frames leave."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
 
 
 def change_score(a: np.ndarray, b: np.ndarray) -> float:
@@ -175,6 +185,7 @@ class PriorRefresher:
         done = threading.Event()
 
         def target():
+            _yield_to_frames()
             try:
                 prior = provider.describe(frame)
                 if not isinstance(prior, Prior):

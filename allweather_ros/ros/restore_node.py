@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -94,6 +95,17 @@ def _weights_valid(path: str) -> bool:
     return not path or (path.endswith(".safetensors") and Path(path).expanduser().is_file())
 
 
+def _writable_folder(path: str) -> bool:
+    """A folder we can write in, or one we can create: its nearest existing parent is a
+    writable folder (checked at configure, not at the first ONNX export minutes later)."""
+    if not path:
+        return False
+    folder = Path(path).expanduser().absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
 def _any_value(value: Any) -> bool:
     """For booleans and free text: rclpy's type check is the whole rule."""
     return True
@@ -159,7 +171,8 @@ SETTINGS = (
     _pipeline_setting("threads", "threads", "CPU threads of the backend; 0: automatic",
                       "an integer >= 0", lambda v: v >= 0),
     _pipeline_setting("cache_dir", "cache_dir", "where exported ONNX files and TensorRT "
-                      "engines are kept (~ expanded)", "a non-empty path", bool),
+                      "engines are kept (~ expanded)", "a writable folder, or one that can be "
+                      "created", _writable_folder),
     _pipeline_setting("device", "device", "where the prior provider runs",
                       "cpu, cuda or cuda:N (N < 100)", lambda v: bool(_DEVICE.match(v))),
     _pipeline_setting("prior.provider", "provider", "who describes the weather: the built-in "
