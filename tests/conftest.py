@@ -44,3 +44,22 @@ def pipeline_config(tmp_path_factory) -> PipelineConfig:
                            folder / "tiny.safetensors")
     return PipelineConfig(weights=str(weights), backend="torch", provider="none",
                           cache_dir=str(folder / "cache"))
+
+
+@pytest.fixture(scope="module")
+def domain(request):
+    """A ROS domain of this test module's own, claimed so concurrent runs never share one."""
+    from test_ros_node_integration import claimed_domain
+
+    with claimed_domain(request.module.__name__) as claimed:
+        yield claimed
+
+
+@pytest.fixture(scope="module")
+def probe(domain):
+    """This test process's participant in the module's domain."""
+    from test_ros_node_integration import Probe
+
+    made = Probe(domain)
+    yield made
+    made.close()

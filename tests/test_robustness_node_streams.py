@@ -16,7 +16,6 @@ from test_ros_node_integration import (  # noqa: E402
     START_S,
     NodeProcess,
     Probe,
-    claimed_domain,
     diagnostics,
     image,
     node_params,
@@ -28,19 +27,6 @@ from test_ros_node_integration import (  # noqa: E402
 RESIZING = "/rz_a/image_raw"
 COMING_AND_GOING = "/rz_b/image_raw"
 CHANNELS = {"mono8": 1, "rgb8": 3, "bgr8": 3}
-
-
-@pytest.fixture(scope="module")
-def domain(request):
-    with claimed_domain(request.module.__name__) as claimed:
-        yield claimed
-
-
-@pytest.fixture(scope="module")
-def probe(domain):
-    made = Probe(domain)
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")

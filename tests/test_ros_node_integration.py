@@ -202,19 +202,6 @@ def node_params(weights: Path, **overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def domain(request):
-    with claimed_domain(request.module.__name__) as claimed:
-        yield claimed
-
-
-@pytest.fixture(scope="module")
-def probe(domain):
-    probe = Probe(domain)
-    yield probe
-    probe.close()
-
-
-@pytest.fixture(scope="module")
 def node(domain, probe, tiny_weights, tmp_path_factory):
     """The shared node, started and seen subscribing to every camera."""
     process = NodeProcess(node_params(tiny_weights), domain,

@@ -97,6 +97,7 @@ class Scorer:
         self._waiting: dict[int, tuple[dict, np.ndarray, np.ndarray]] = {}  # key -> input side
         self._truths: dict[int, np.ndarray] = {}
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self._truth_count = 0  # ground-truth messages seen: their index for "index" matching
 
     def key(self, index: int, stamp: int) -> int:
         return stamp if self.matching == "stamp" else index
@@ -123,6 +124,13 @@ class Scorer:
                 self._waiting[key] = (record, rgb, restored)
             else:
                 self._score(record, rgb, restored, truth)
+
+    def add_truth_message(self, msgtype: str, bag_ns: int, raw: bytes) -> None:
+        """Decode the next ground-truth message of the bag and pair it (undecodable: skipped)."""
+        truth = decode_frame(self._truth_count, msgtype, bag_ns, raw)
+        self._truth_count += 1
+        if truth.rgb is not None:
+            self.add_truth(truth.index, truth.stamp_ns, truth.rgb)
 
     def add_truth(self, index: int, stamp: int, rgb: np.ndarray) -> None:
         key = self.key(index, stamp)
@@ -247,7 +255,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
     num_experts = pipeline.model.config["num_experts"]
     scorer = Scorer(matching, sample_indices(total))
     errors: Counter = Counter()
-    priors, stopped, frames, truths = [], None, 0, 0
+    priors, stopped, frames = [], None, 0
     wanted = {topic, gt_topic} - {None}
     started = time.perf_counter()
     with BagWriter(bag_out, "mcap") as writer, tqdm(total=total, desc="eval-bag", unit="frame",
@@ -255,10 +263,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
         try:
             for name, msgtype, bag_ns, raw in reader.messages(wanted):
                 if name != topic:
-                    truth = decode_frame(truths, msgtype, bag_ns, raw)
-                    truths += 1
-                    if truth.rgb is not None:
-                        scorer.add_truth(truth.index, truth.stamp_ns, truth.rgb)
+                    scorer.add_truth_message(msgtype, bag_ns, raw)
                     continue
                 frame = decode_frame(frames, msgtype, bag_ns, raw)
                 frames += 1

@@ -291,13 +291,10 @@ def _score(bag: Path, topic: str, gt_topic: str | None, recorded: Path, outputs:
             if outputs["restored"] in images.topics else iter(())
         map_frames = maps.frames(outputs["map"]) if outputs["map"] in maps.topics else iter(())
         restored, degradation = next(restored_frames, None), next(map_frames, None)
-        index = truths = 0
+        index = 0
         for name, msgtype, bag_ns, raw in reader.messages({topic, gt_topic} - {None}):
             if name != topic:
-                truth = decode_frame(truths, msgtype, bag_ns, raw)
-                truths += 1
-                if truth.rgb is not None:
-                    scorer.add_truth(truth.index, truth.stamp_ns, truth.rgb)
+                scorer.add_truth_message(msgtype, bag_ns, raw)
                 continue
             frame = decode_frame(index, msgtype, bag_ns, raw)
             index += 1
