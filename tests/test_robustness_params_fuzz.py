@@ -173,12 +173,14 @@ def context(request):
 
 
 def wrong_type(setting) -> st.SearchStrategy:
-    """A value of some other ROS parameter type than the declared one."""
+    """A value of some other ROS parameter type than the declared one (an integer where a
+    number is asked is not wrong: `ros2 param set ... period_s 5` must work)."""
     kinds = {bool: st.booleans(), int: st.integers(-(2**31), 2**31), float: FLOATS,
              str: st.text(max_size=20), list: st.lists(st.text(max_size=5), max_size=3)}
     declared = type(setting.default)
     others = [s for kind, s in kinds.items() if kind is not declared
-              and not (declared is int and kind is bool)]
+              and not (declared is int and kind is bool)
+              and not (declared is float and kind is int)]
     return st.one_of(others)
 
 
@@ -229,9 +231,6 @@ def test_start_only_parameters_cannot_change_at_run_time(node, pair):
     assert not result.successful and setting.name in result.reason
 
 
-@pytest.mark.xfail(strict=True, reason="rclpy refuses a run-time value of the wrong type "
-                   "before the node's callback runs, with 'Wrong parameter type, expected "
-                   "...': the reason names neither the value nor what is allowed")
 @settings(FUZZ, max_examples=50)
 @example(pair=(SETTINGS_BY_NAME["jpeg_quality"], "high"))
 @given(st.sampled_from(RUNTIME).flatmap(lambda s: st.tuples(st.just(s), wrong_type(s))))

@@ -202,17 +202,32 @@ _REFRESHER_ATTRIBUTES = {"prior.period_s": "period", "prior.change_threshold": "
 _PROVIDER_SETTINGS = ("prior.provider", "prior.vlm_model", "prior.fixed_text")
 
 
+def _typed(setting: Setting, value: Any) -> bool:
+    """Whether `value` has the setting's type (an integer serves where a number is asked).
+
+    Run-time parameters are declared with dynamic typing, so that a value of the wrong type
+    reaches this check and is refused with the parameter's rule, not rclpy's bare type error.
+    """
+    expected = type(setting.default)
+    if isinstance(value, bool) or expected is bool:
+        return isinstance(value, bool) and expected is bool
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
 def problems(values: dict[str, Any], names: list[str] | None = None) -> list[str]:
     """What is wrong with `values` (all settings, or just `names`, plus the combinations)."""
     found = []
     for name in names or list(SETTINGS_BY_NAME):
         setting = SETTINGS_BY_NAME[name]
-        if not setting.check(values[name]):
+        if not (_typed(setting, values[name]) and setting.check(values[name])):
             found.append(f"parameter {name!r} = {values[name]!r} is not allowed: "
                          f"{setting.allowed}")
     provider = values["prior.provider"]
-    needed = {"fixed": "prior.fixed_text", "vlm": "prior.vlm_model"}.get(provider)
-    if needed and not values[needed].strip():
+    needed = {"fixed": "prior.fixed_text", "vlm": "prior.vlm_model"}.get(provider) \
+        if isinstance(provider, str) else None
+    if needed and isinstance(values[needed], str) and not values[needed].strip():
         found.append(f"parameter 'prior.provider' = {provider!r} needs {needed!r} to be set")
     return found
 
@@ -315,12 +330,17 @@ class RestoreNode(LifecycleNode):
         for s in SETTINGS:
             descriptor = ParameterDescriptor(description=s.description,
                                              additional_constraints=s.allowed,
-                                             read_only=not s.runtime)
+                                             read_only=not s.runtime,
+                                             dynamic_typing=s.runtime)
             try:
-                values[s.name] = self.declare_parameter(s.name, s.default, descriptor).value
+                value = self.declare_parameter(s.name, s.default, descriptor).value
             except ParameterException as error:
                 raise ConfigurationError(f"parameter {s.name!r}: {error}; allowed: "
                                          f"{s.allowed}") from None
+            if not _typed(s, value):  # dynamically typed: rclpy let any type through
+                raise ConfigurationError(f"parameter {s.name!r} = {value!r} has the wrong "
+                                         f"type; allowed: {s.allowed}")
+            values[s.name] = value
         return values
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
