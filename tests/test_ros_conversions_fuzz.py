@@ -65,15 +65,24 @@ def images(draw) -> Image:
                  is_bigendian=draw(st.integers(0, 255)), step=step, data=data)
 
 
+def converted(convert, *args, **kwargs):
+    """convert(*args, **kwargs), or None when it refuses with ImageConversionError; either way
+    the outcome is recorded for hypothesis' statistics (refusals by their message's shape)."""
+    try:
+        result = convert(*args, **kwargs)
+    except ImageConversionError as refused:
+        event("refused: " + re.sub(r"\d+|'.*?'|\".*?\"", "_", str(refused))[:32])
+        return None
+    event("converted")
+    return result
+
+
 @FUZZ
 @given(images())
 def test_any_image_message_converts_or_is_refused(msg):
-    try:
-        rgb = image_to_rgb(msg)
-    except ImageConversionError as refused:
-        event("refused: " + re.sub(r"\d+|'.*?'|\".*?\"", "_", str(refused))[:32])
+    rgb = converted(image_to_rgb, msg)
+    if rgb is None:
         return
-    event("converted")
     assert_frame(rgb, msg.height, msg.width)
 
 
@@ -87,12 +96,9 @@ frames = st.tuples(side, side, mostly(st.just(3), st.sampled_from([1, 4]))).flat
 @given(frames, mostly(known, unknown), st.integers(0, 255))
 def test_any_frame_is_published_or_refused_and_reads_back(rgb, encoding, is_bigendian):
     like = Image(encoding=encoding, is_bigendian=is_bigendian)
-    try:
-        msg = rgb_to_image(rgb, like=like)
-    except ImageConversionError as refused:
-        event("refused: " + re.sub(r"\d+|'.*?'|\".*?\"", "_", str(refused))[:32])
+    msg = converted(rgb_to_image, rgb, like=like)
+    if msg is None:
         return
-    event("converted")
     assert (msg.encoding, msg.is_bigendian) == (encoding, is_bigendian)
     assert (msg.height, msg.width) == rgb.shape[:2] and len(msg.data) == msg.step * msg.height
     assert_frame(image_to_rgb(msg), *rgb.shape[:2])
@@ -143,23 +149,17 @@ def compressed_messages(draw) -> CompressedImage:
 @FUZZ
 @given(compressed_messages())
 def test_any_compressed_message_converts_or_is_refused(msg):
-    try:
-        rgb = compressed_to_rgb(msg)
-    except ImageConversionError as refused:
-        event("refused: " + re.sub(r"\d+|'.*?'|\".*?\"", "_", str(refused))[:32])
+    rgb = converted(compressed_to_rgb, msg)
+    if rgb is None:
         return
-    event("converted")
     assert_frame(rgb)
 
 
 @settings(FUZZ, max_examples=400)
 @given(frames, formats, st.binary(max_size=16))
 def test_any_frame_is_compressed_or_refused_and_reads_back(rgb, fmt, template):
-    try:
-        msg = rgb_to_compressed(rgb, like=CompressedImage(format=fmt, data=template))
-    except ImageConversionError as refused:
-        event("refused: " + re.sub(r"\d+|'.*?'|\".*?\"", "_", str(refused))[:32])
+    msg = converted(rgb_to_compressed, rgb, like=CompressedImage(format=fmt, data=template))
+    if msg is None:
         return
-    event("converted")
     assert msg.format == fmt
     assert_frame(compressed_to_rgb(msg), *rgb.shape[:2])
