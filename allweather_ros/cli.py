@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
+from .pipeline import DEFAULT_CACHE
 
 
 def _info(args: argparse.Namespace) -> int:

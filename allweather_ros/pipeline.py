@@ -7,6 +7,7 @@ backend swaps them in by reference, so a frame never waits for a description.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from .runtime.backend import Backend
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = PACKAGED / "rt.safetensors"
-DEFAULT_CACHE = Path.home() / ".cache" / "allweather_ros"
+# Exported ONNX files and TensorRT engines; ALLWEATHER_CACHE moves them (e.g. to fast storage)
+DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
 
 
 @dataclass
