@@ -51,6 +51,8 @@ setup(
             "ros-diagnostic-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
+        # Training extras: the SSIM loss term.
+        "train": ["torchmetrics>=1.4"],
         "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6"],
     },
     zip_safe=False,

@@ -108,6 +108,8 @@ def _describe(args: argparse.Namespace) -> int:
         print(prior.to_json())
         return 0
     print(prior.text)
+    if prior.source_text is not None:
+        print(f"  in the provider's words: {prior.source_text}")
     print("  " + "  ".join(f"{t} {prior.labels[t]:.2f}" for t in TYPES))
     print(f"  severity {prior.severity}  confidence {prior.confidence:.2f}  "
           f"provider {prior.provider}")

@@ -31,3 +31,22 @@ def test_total_loss_is_charbonnier_plus_weighted_edge():
     edge = (math.sqrt(16 + eps**2) + 4 * math.sqrt(1 + eps**2) + 20 * eps) / 25
     loss = RestorationLoss()(pred, target).item()
     assert math.isclose(loss, char + 0.05 * edge, rel_tol=1e-6)
+
+
+def test_ssim_term_adds_weighted_structural_dissimilarity():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 32, 32, generator=g)
+    assert math.isclose(RestorationLoss(ssim_weight=0.2)(target, target).item(),
+                        RestorationLoss()(target, target).item(), abs_tol=1e-6)
+    # A contrast-flattened copy: small L1 error, large structural loss.
+    flat = 0.5 + 0.2 * (target - 0.5)
+    plain = RestorationLoss()(flat, target).item()
+    with_ssim = RestorationLoss(ssim_weight=0.2)(flat, target).item()
+    assert 0.2 * 0.5 < with_ssim - plain < 0.2
+
+
+def test_ssim_term_has_gradients():
+    target = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    pred = (0.5 * target).requires_grad_()
+    RestorationLoss(ssim_weight=1.0)(pred, target).backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0

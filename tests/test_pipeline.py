@@ -35,7 +35,7 @@ def test_a_frame_comes_back_restored_at_its_size(pipeline):
     assert result.restored.shape == (37, 51, 3) and result.restored.dtype == np.float32
     assert result.restored.min() >= 0 and result.restored.max() <= 1
     assert result.degradation_map.shape == (37, 51)
-    assert result.prior.text == "heavy rain"
+    assert result.prior.source_text == "heavy rain"
     assert result.latency_s > 0
 
 
@@ -44,7 +44,8 @@ def test_a_new_prior_changes_the_output(pipeline):
     before = pipeline.process(rgb).restored
     pipeline.set_prior(prior_from_text("dense fog", "fixed", pipeline.encoder))
     after = pipeline.process(rgb)
-    assert after.prior.text == "dense fog"
+    assert after.prior.source_text == "dense fog"
+    assert after.prior.text == "The image is degraded by heavy haze."
     assert not np.allclose(before, after.restored)
 
 

@@ -53,6 +53,23 @@ def test_parse_reads_the_shared_vocabulary_back(kind, severity):
     assert parsed.severity == severity
 
 
+def test_training_descriptions_are_their_own_canonical_text():
+    for degradations in ([Degradation("snow", "moderate")],
+                         [Degradation("rain", "heavy"), Degradation("haze", "slight")], []):
+        text = describe(degradations)
+        assert parse(text).canonical_text() == text
+
+
+def test_free_answers_are_restated_per_type_in_the_training_words():
+    answer = ("1. Yes, the image is degraded. 2. It is raining heavily, and there is a light "
+              "fog in the distance. 3. No snow.")
+    parsed = parse(answer)
+    assert parsed.severities == {"rain": "heavy", "haze": "slight"}
+    assert parsed.canonical_text() == describe([Degradation("rain", "heavy"),
+                                                Degradation("haze", "slight")])
+    assert parse("It is a photo of a cat on a sofa.").canonical_text() is None
+
+
 def test_parse_two_degradations_reports_the_worst_severity():
     text = describe([Degradation("rain", "slight"), Degradation("haze", "heavy")])
     parsed = parse(text)

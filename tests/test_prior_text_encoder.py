@@ -101,6 +101,11 @@ def test_fixed_and_no_prior_carry_encoder_tokens(encoder):
     fixed = FixedPrior("Dense fog near the river.", encoder).describe(None)
     assert fixed.provider == "fixed" and fixed.confidence == 1.0
     assert fixed.labels["haze"] > 0.5 and fixed.severity == "heavy"
-    assert torch.equal(fixed.tokens, encoder.encode("Dense fog near the river."))
+    # The tokens are those of the training descriptions' wording the restorer learnt.
+    assert fixed.text == "The image is degraded by heavy haze."
+    assert fixed.source_text == "Dense fog near the river."
+    assert torch.equal(fixed.tokens, encoder.encode(fixed.text))
+    unrecognised = FixedPrior("The lens looks odd today.", encoder).describe(None)
+    assert unrecognised.text == "The lens looks odd today." and unrecognised.source_text is None
     generic = NoPrior(encoder).describe(None)
     assert torch.equal(generic.tokens, encoder.encode(generic.text))

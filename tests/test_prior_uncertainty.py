@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from allweather_ros.description import TYPES, Degradation, describe
-from allweather_ros.prior.prior import GENERIC_TEXT, Prior, prior_from_text
+from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
+from allweather_ros.prior.prior import Prior, prior_from_text
 from allweather_ros.prior.providers import FixedPrior, NoPrior
 from allweather_ros.prior.uncertainty import coarsen
 
@@ -28,7 +28,8 @@ def estimate(confidence, labels=None):
 def test_prior_to_json_has_the_documented_keys():
     prior = prior_from_text("Heavy rain and slight haze.", "fixed")
     data = json.loads(prior.to_json())
-    assert data["text"] == "Heavy rain and slight haze."
+    assert data["text"] == "The image is degraded by heavy rain streaks and slight haze."
+    assert data["source_text"] == "Heavy rain and slight haze."
     assert set(data["labels"]) == set(TYPES) and data["labels"]["rain"] > 0.5
     assert data["severity"] == "heavy" and data["provider"] == "fixed"
     assert data["granularity"] == "degree" and data["tokens"] is None

@@ -168,7 +168,7 @@ def test_a_provider_that_takes_minutes_is_abandoned_and_frames_keep_flowing(pipe
         feed_until(pipeline, on_fallback, "the fallback prior after the watchdog")
         health = refresher.health()
         assert "slow: TimeoutError: slow gave no prior within 0.3 s" == health["last_error"]
-        assert pipeline.prior.text == "dense fog"
+        assert pipeline.prior.source_text == "dense fog"
         assert frames >= 2, "frames must keep being restored while the provider hangs"
         level, message = diagnostics_level(health)
         assert level == DiagnosticStatus.WARN and "TimeoutError" in message

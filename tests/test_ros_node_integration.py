@@ -244,8 +244,13 @@ def test_restored_frame_keeps_header_and_encoding_and_map_follows(node, probe):
 
 def test_prior_and_diagnostics_are_published(node, probe, diag):
     priors = probe.inbox(String, "/cam_b/restored/prior", LATCHED)
-    prior = json.loads(wait_until(lambda: priors and priors[-1], "a prior").data)
-    assert prior["provider"] == "fixed" and prior["text"] == "light rain"
+    # The refresher describes frames: until cam_b's first one, its prior is the generic one.
+    fixed = publish_until(probe.publisher(Image, "/cam_b/image_raw"), lambda i: image(),
+                          priors, lambda m: json.loads(m.data)["provider"] == "fixed",
+                          "the fixed prior")
+    prior = json.loads(fixed.data)
+    assert prior["source_text"] == "light rain"
+    assert prior["text"] == "The image is degraded by slight rain streaks."
     assert set(prior["labels"]) == {"rain", "raindrop", "snow", "haze"}
     assert prior["age_s"] >= 0
     values = wait_until(lambda: diagnostics(diag), "diagnostics")
@@ -343,7 +348,7 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(node, probe):
     priors = probe.inbox(String, "/cam_a/restored/prior", LATCHED)
     publisher = probe.publisher(Image, "/cam_a/image_raw")  # the prior follows the frames
     publish_until(publisher, lambda i: image(stamp=29000 + i), priors,
-                  lambda m: json.loads(m.data)["text"] == "dense fog",
+                  lambda m: json.loads(m.data)["source_text"] == "dense fog",
                   "the new fixed prior on the prior topic")
 
     response = probe.call(set_([Parameter("jpeg_quality", value=500)]), "bad set")

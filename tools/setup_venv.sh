@@ -28,5 +28,5 @@ else
     --extra-index-url https://download.pytorch.org/whl/cpu
 fi
 
-.venv/bin/python -m pip install --quiet -e ".[ros,dev]"
+.venv/bin/python -m pip install --quiet -e ".[ros,dev,train]"
 echo "ready: .venv/bin/allweather --help"

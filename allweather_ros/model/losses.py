@@ -1,4 +1,10 @@
-"""Training losses of LDR (eq. 8-10): Charbonnier plus a Laplacian edge term."""
+"""Training losses of LDR (eq. 8-10): Charbonnier plus a Laplacian edge term, and optionally a
+structural (1 - SSIM) term.
+
+Charbonnier alone ranks a slightly soft image above a sharp one with a small shift, so a small
+restorer learns to smooth; the SSIM term (Zhao et al.'s L1 + SSIM mix) pays for local contrast and
+structure, which is what dehazing most needs to recover.
+"""
 from __future__ import annotations
 
 import torch
@@ -21,13 +27,28 @@ def laplacian(image: torch.Tensor) -> torch.Tensor:
 
 
 class RestorationLoss(nn.Module):
-    """L_total = L_char + lambda * L_edge (eq. 10), with eps = 1e-4 and lambda = 0.05."""
+    """L_char + edge_weight * L_edge (eq. 10, eps = 1e-4, lambda = 0.05) + ssim_weight * (1 - SSIM).
 
-    def __init__(self, edge_weight: float = 0.05, eps: float = 1e-4):
+    The SSIM term needs torchmetrics (the `train` extra); it is imported only when used.
+    """
+
+    def __init__(self, edge_weight: float = 0.05, ssim_weight: float = 0.0, eps: float = 1e-4):
         super().__init__()
         self.edge_weight = edge_weight
+        self.ssim_weight = ssim_weight
         self.eps = eps
+        self._ssim = None
+        if ssim_weight:
+            try:
+                from torchmetrics.functional.image import structural_similarity_index_measure
+            except ImportError as error:
+                raise ImportError("ssim_weight > 0 needs torchmetrics: "
+                                  "pip install 'allweather_ros[train]'") from error
+            self._ssim = structural_similarity_index_measure
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         edge = charbonnier(laplacian(pred), laplacian(target), self.eps)
-        return charbonnier(pred, target, self.eps) + self.edge_weight * edge
+        loss = charbonnier(pred, target, self.eps) + self.edge_weight * edge
+        if self._ssim is not None:
+            loss = loss + self.ssim_weight * (1 - self._ssim(pred, target, data_range=1.0))
+        return loss

@@ -8,9 +8,9 @@ It is a lexicon and a few scoping rules, not a model: fast, deterministic and au
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from allweather_ros.description import SEVERITIES, TYPES
+from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 
 NO_SEVERITY = "none"
 
@@ -70,11 +70,21 @@ _MODIFIER_WINDOW = 3
 @dataclass(frozen=True)
 class ParsedDescription:
     """labels: probability per TYPE; severity: the worst present type's, or "none";
-    confidence: how unambiguously the text commits, in [0, 1] (0 = nothing recognisable)."""
+    confidence: how unambiguously the text commits, in [0, 1] (0 = nothing recognisable);
+    severities: each present type's severity (absent types are left out)."""
 
     labels: dict[str, float]
     severity: str
     confidence: float
+    severities: dict[str, str] = field(default_factory=dict)
+
+    def canonical_text(self) -> str | None:
+        """The claim restated in the training descriptions' words (`description.describe`), or
+        None when nothing was recognised. The restorer learnt the tokens of those sentences,
+        so a VLM's free-form answer is encoded in this form rather than verbatim."""
+        if self.confidence == 0.0:
+            return None
+        return describe([Degradation(t, s) for t, s in self.severities.items()])
 
 
 def parse(text: str) -> ParsedDescription:
@@ -97,10 +107,11 @@ def parse(text: str) -> ParsedDescription:
     affirmed = any(p > 0.5 for v in votes.values() for p in v)
     absent = _NEGATED if clean and not affirmed else _UNMENTIONED
     labels = {t: round(sum(votes[t]) / len(votes[t]), 4) if votes[t] else absent for t in TYPES}
-    present = [s for t in TYPES if labels[t] > 0.5 for s in severities[t]]
-    severity = max(present, key=SEVERITIES.index) if present else NO_SEVERITY
+    worst = {t: max(severities[t], key=SEVERITIES.index, default=_DEFAULT_SEVERITY)
+             for t in TYPES if labels[t] > 0.5}
+    severity = max(worst.values(), key=SEVERITIES.index) if worst else NO_SEVERITY
     confidence = min((abs(2 * labels[t] - 1) for t in mentioned), default=1 - 2 * _NEGATED)
-    return ParsedDescription(labels, severity, round(confidence, 4))
+    return ParsedDescription(labels, severity, round(confidence, 4), worst)
 
 
 def _mentions(clause: str) -> list[tuple[str, int, int, str]]:

@@ -19,11 +19,6 @@ import torch
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.prior.parse import NO_SEVERITY, parse
 
-GENERIC_TEXT = (
-    "The image may be degraded by rain streaks, raindrops on the lens, falling snow or haze "
-    "of unknown severity."
-)
-"""The coarsest prior: no claim about which weather or how much (the 'all' granularity)."""
 GRANULARITIES = ("degree", "type", "all")
 
 
@@ -51,6 +46,8 @@ class Prior:
     granularity: str = "degree"
     """How specific the prior's claim is (UniRestorer's levels): "degree" (type and severity),
     "type" (severity withheld as uncertain) or "all" (no claim: the generic prior)."""
+    source_text: str | None = None
+    """The provider's own words when `text` restates them (a VLM's answer, a user's note)."""
     created_monotonic: float = field(default_factory=time.monotonic)
     created_wall: float = field(default_factory=time.time)
 
@@ -79,6 +76,7 @@ class Prior:
         return json.dumps(
             {
                 "text": self.text,
+                "source_text": self.source_text,
                 "labels": {t: round(self.labels[t], 4) for t in TYPES},
                 "severity": self.severity,
                 "confidence": round(self.confidence, 4),
@@ -98,16 +96,20 @@ def prior_from_text(
 ) -> Prior:
     """A prior for a free-text description: fields parsed from it, tokens from `encoder`.
 
+    A recognised description is restated in the training descriptions' words (the tokens the
+    restorer learnt); `source_text` keeps the original. Unrecognised text is encoded as given.
     `confidence` overrides the parser's (a user-given description is taken as certain).
     """
     parsed = parse(text)
+    canonical = parsed.canonical_text() or text
     return Prior(
-        text=text,
+        text=canonical,
         labels=parsed.labels,
         severity=parsed.severity,
         confidence=parsed.confidence if confidence is None else confidence,
         provider=provider,
-        tokens=None if encoder is None else encoder.encode(text),
+        tokens=None if encoder is None else encoder.encode(canonical),
+        source_text=None if canonical == text else text,
     )
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from allweather_ros.description import TYPES
+from allweather_ros.description import GENERIC_TEXT, TYPES
 from allweather_ros.prior.parse import NO_SEVERITY
-from allweather_ros.prior.prior import GENERIC_TEXT, Encoder, Prior, PriorProvider, prior_from_text
+from allweather_ros.prior.prior import Encoder, Prior, PriorProvider, prior_from_text
 
 
 class FixedPrior(PriorProvider):

@@ -29,7 +29,8 @@ _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 class VLMPrior(PriorProvider):
     """Prior from a local VLM's answer.
 
-    token_source="text_encoder" (default): the answer text is encoded by `encoder` (the shared
+    token_source="text_encoder" (default): the answer, restated in the training descriptions'
+    words when the parser recognises it (`prior_from_text`), is encoded by `encoder` (the shared
     TextEncoder, C_txt = 384), so the restorer does not depend on which VLM is used; without an
     encoder the prior is text-only. token_source="vlm_hidden" (paper-faithful, LDR eq. 1): the
     tokens are the VLM's last-layer hidden states that produced the answer tokens, so C_txt is

@@ -1,4 +1,4 @@
-"""The training loop: Adam, cosine schedule, Charbonnier + edge loss, resumable, DDP-ready.
+"""The training loop: Adam, cosine schedule, Charbonnier + edge (+ SSIM) loss, resumable, DDP-ready.
 
 Started plainly it trains in one process; started by `torchrun --nproc_per_node N` it trains
 with DistributedDataParallel (NCCL on GPUs, gloo on CPUs) without any change: rank 0 alone
@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 2e-4
     min_lr: float = 1e-6
     edge_weight: float = 0.05
+    ssim_weight: float = 0.0  # weight of (1 - SSIM); needs torchmetrics
     map_weight: float = 0.1
     checkpoint_every: int = 500
     out: str = "runs/rt"
@@ -113,7 +114,7 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    loss_fn = RestorationLoss(config.edge_weight)
+    loss_fn = RestorationLoss(config.edge_weight, config.ssim_weight)
     out = Path(config.out)
     last = out / "last.safetensors"
     progress = {"step": 0, "epoch": 0, "seconds": 0.0}
