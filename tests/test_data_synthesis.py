@@ -103,6 +103,21 @@ def test_raindrops_are_local_blobs():
         assert untouched.mean() > 0.3
 
 
+def test_raindrops_cover_the_same_share_of_a_crop_and_of_a_camera_frame():
+    """Drops are sized per frame, so a 128-pixel training crop and a 480x640 frame show the
+    same lens; the severities cover clearly different shares of it."""
+    cover = {}
+    for severity in SEVERITIES:
+        for shape in [(128, 128), (480, 640)]:
+            shares = [(run("raindrop", severity, seed, photo(*shape)).strength > 0.5).mean()
+                      for seed in range(6)]
+            cover[severity, shape] = float(np.mean(shares))
+        small, large = cover[severity, (128, 128)], cover[severity, (480, 640)]
+        assert 0.6 < small / large < 1.6, cover
+    assert 0.01 < cover["slight", (480, 640)] < cover["moderate", (480, 640)] / 3
+    assert cover["moderate", (480, 640)] < cover["heavy", (480, 640)] / 2
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_snow_brightens(severity):
     sample = run("snow", severity, 1)

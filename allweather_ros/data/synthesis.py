@@ -304,8 +304,11 @@ def _snow(image, severity, rng):
     return out, np.maximum(alpha, veil)
 
 
-_DROP_COUNT = {"slight": (3, 10), "moderate": (10, 25), "heavy": (25, 60)}
-_DROP_RADIUS = {"slight": (3, 9), "moderate": (5, 14), "heavy": (7, 22)}
+# Per frame (radius in pixels of a 256-pixel frame). Bands set by the share of the frame the
+# drops cover (about 2%, 13% and 40%), as in lens-drop datasets: fewer, smaller drops change
+# too few pixels to be told apart from a dry lens, so they taught the estimator nothing.
+_DROP_COUNT = {"slight": (8, 20), "moderate": (20, 45), "heavy": (40, 80)}
+_DROP_RADIUS = {"slight": (4, 10), "moderate": (6, 16), "heavy": (8, 24)}
 
 
 def _raindrop(image, severity, rng):
@@ -314,7 +317,9 @@ def _raindrop(image, severity, rng):
     and a dark rim; sometimes they gather on one side of the glass."""
     h, w = image.shape[:2]
     s = _scale(image.shape)
-    n = max(1, rng.poisson(_band(rng, severity, _DROP_COUNT) * h * w / 256.0**2))
+    # Drops are sized in frame units (s), so their number is per frame too (aspect ratio only):
+    # the share of the frame they cover is then the same for a training crop and a camera frame.
+    n = max(1, rng.poisson(_band(rng, severity, _DROP_COUNT) * h * w / (256.0 * s) ** 2))
     y0, y1, x0, x1 = 0.0, 1.0, 0.0, 1.0
     if rng.random() < 0.35:  # drops gathered in one half of the glass
         side = rng.integers(4)
