@@ -69,14 +69,18 @@ _MODIFIER_WINDOW = 3
 
 @dataclass(frozen=True)
 class ParsedDescription:
-    """labels: probability per TYPE; severity: the worst present type's, or "none";
-    confidence: how unambiguously the text commits, in [0, 1] (0 = nothing recognisable);
-    severities: each present type's severity (absent types are left out)."""
+    """labels: probability per TYPE; confidence: how unambiguously the text commits, in [0, 1]
+    (0 = nothing recognisable); severities: each present type's severity (absent types are
+    left out)."""
 
     labels: dict[str, float]
-    severity: str
     confidence: float
     severities: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        """The worst present type's severity, or "none"."""
+        return max(self.severities.values(), key=SEVERITIES.index, default=NO_SEVERITY)
 
     def canonical_text(self) -> str | None:
         """The claim restated in the training descriptions' words (`description.describe`), or
@@ -103,15 +107,14 @@ def parse(text: str) -> ParsedDescription:
                 severities[mention_type].append(_severity(clause, start, end, word))
     mentioned = [t for t in TYPES if votes[t]]
     if not mentioned and not clean:
-        return ParsedDescription({t: 0.5 for t in TYPES}, NO_SEVERITY, 0.0)
+        return ParsedDescription({t: 0.5 for t in TYPES}, 0.0)
     affirmed = any(p > 0.5 for v in votes.values() for p in v)
     absent = _NEGATED if clean and not affirmed else _UNMENTIONED
     labels = {t: round(sum(votes[t]) / len(votes[t]), 4) if votes[t] else absent for t in TYPES}
     worst = {t: max(severities[t], key=SEVERITIES.index, default=_DEFAULT_SEVERITY)
              for t in TYPES if labels[t] > 0.5}
-    severity = max(worst.values(), key=SEVERITIES.index) if worst else NO_SEVERITY
     confidence = min((abs(2 * labels[t] - 1) for t in mentioned), default=1 - 2 * _NEGATED)
-    return ParsedDescription(labels, severity, round(confidence, 4), worst)
+    return ParsedDescription(labels, round(confidence, 4), worst)
 
 
 def _mentions(clause: str) -> list[tuple[str, int, int, str]]:
