@@ -1,6 +1,7 @@
 """Training runs, checkpoints in safetensors, and resumes where it stopped."""
 import json
 
+import pytest
 import torch
 from conftest import TINY
 
@@ -18,6 +19,20 @@ def test_cosine_schedule_ends_at_the_minimum():
     assert cosine_lr(0, 100, 1e-3, 1e-6) == 1e-3
     assert abs(cosine_lr(100, 100, 1e-3, 1e-6) - 1e-6) < 1e-12
     assert abs(cosine_lr(50, 100, 1e-3, 1e-6) - (1e-3 + 1e-6) / 2) < 1e-12
+
+
+def test_a_warm_restart_starts_the_cosine_again_at_the_peak():
+    assert cosine_lr(60, 100, 1e-3, 1e-6, start=60) == 1e-3
+    assert abs(cosine_lr(80, 100, 1e-3, 1e-6, start=60) - (1e-3 + 1e-6) / 2) < 1e-12
+    assert abs(cosine_lr(100, 100, 1e-3, 1e-6, start=60) - 1e-6) < 1e-12
+    assert cosine_lr(30, 100, 1e-3, 1e-6, start=60) == 1e-3  # before it: held at the peak
+
+
+def test_a_restart_outside_the_run_is_refused(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("steps: 100\nrestart_step: 100\n")
+    with pytest.raises(ValueError, match="restart_step"):
+        TrainConfig.from_yaml(path)
 
 
 def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path):

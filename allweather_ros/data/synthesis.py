@@ -236,7 +236,10 @@ def _rain(image, severity, rng):
     """Streaks of falling drops in 1-3 depth layers (near: longer, wider, blurrier), blended as
     light added to the scene, plus the faint veil a downpour lays over distant parts."""
     s = _scale(image.shape)
-    area = image.shape[0] * image.shape[1] / 256.0**2
+    # Streaks grow in length with the frame (s) but stay about a pixel wide, so their number
+    # goes with the pixel area over s: they then cover the same share of a training crop and
+    # of a camera frame (counted per area alone, a 480x640 frame showed 4x a 128 crop's rain).
+    area = image.shape[0] * image.shape[1] / 256.0**2 / s
     fall = np.deg2rad(rng.normal(0.0, 15.0))  # wind tilts the whole downpour
     layers = int(rng.integers(1, 4))
     streaks = _band(rng, severity, _RAIN_STREAKS) * area

@@ -40,6 +40,7 @@ class TrainConfig:
     workers: int = 1
     wrong_description_p: float = 0.2
     steps: int = 20000
+    restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
     min_lr: float = 1e-6
     edge_weight: float = 0.05
@@ -59,6 +60,9 @@ class TrainConfig:
         config = cls(**raw)
         if config.prior not in ("text", "none"):
             raise ValueError(f"{path}: prior must be 'text' or 'none', got {config.prior!r}")
+        if not 0 <= config.restart_step < config.steps:
+            raise ValueError(f"{path}: restart_step must lie in [0, steps), got "
+                             f"{config.restart_step} with steps {config.steps}")
         return config
 
 
@@ -73,8 +77,11 @@ class PriorConditioned(nn.Module):
         return self.net(image, *self.net.encode_prior(tokens, mask))
 
 
-def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / total))
+def cosine_lr(step: int, total: int, lr: float, min_lr: float, start: int = 0) -> float:
+    """`lr` at `start`, decayed by a half cosine to `min_lr` at `total`: a training leg resumed
+    from a checkpoint can restart the schedule (SGDR's warm restart) instead of continuing it."""
+    progress = min(max(step - start, 0), total - start) / max(total - start, 1)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def _distributed() -> tuple[int, int]:
@@ -139,7 +146,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
         for batch in loader:
             step = progress["step"]
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr)
+                group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr,
+                                        config.restart_step)
             texts = batch["text"] if config.prior == "text" else [GENERIC_TEXT] * len(batch["text"])
             tokens, mask = encoder.encode_batch(texts)
             degraded, clean = batch["degraded"].to(device), batch["clean"].to(device)
