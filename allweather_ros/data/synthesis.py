@@ -239,10 +239,10 @@ def _rain(image, severity, rng):
     # Streaks grow in length with the frame (s) but stay about a pixel wide, so their number
     # goes with the pixel area over s: they then cover the same share of a training crop and
     # of a camera frame (counted per area alone, a 480x640 frame showed 4x a 128 crop's rain).
-    area = image.shape[0] * image.shape[1] / 256.0**2 / s
+    count_scale = image.shape[0] * image.shape[1] / 256.0**2 / s
     fall = np.deg2rad(rng.normal(0.0, 15.0))  # wind tilts the whole downpour
     layers = int(rng.integers(1, 4))
-    streaks = _band(rng, severity, _RAIN_STREAKS) * area
+    streaks = _band(rng, severity, _RAIN_STREAKS) * count_scale
     alpha = np.zeros(image.shape[:2], np.float32)
     for depth in range(layers):
         near = depth / max(layers - 1, 1)
