@@ -28,7 +28,7 @@ def trained_like(model: LDRNet) -> LDRNet:
         for name, p in model.named_parameters():
             if name.endswith(("beta", "gamma")):
                 p.fill_(0.5)
-            elif name.startswith("ending."):
+            elif name.startswith(("ending.", "gain.")):
                 p.copy_(0.05 * torch.randn(p.shape, generator=g))
     return model
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from skimage import data
 
-from allweather_ros.data.synthesis import LOCATIONS, MIXTURES, locate, sample_recipe, synthesize
+from allweather_ros.data.synthesis import (
+    LOCATIONS,
+    MIXTURES,
+    locate,
+    sample_recipe,
+    synthesize,
+    type_probabilities,
+)
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 
 
@@ -167,3 +174,23 @@ def test_recipes_cover_types_mixtures_and_clean():
     assert all(r and all(d.severity == "heavy" for d in r) for r in heavy)
     with pytest.raises(ValueError):
         sample_recipe(rng, "extreme")
+
+
+def test_type_weights_make_single_type_recipes_of_a_type_more_frequent():
+    def share_of_rain(type_p):
+        rng = np.random.default_rng(3)
+        singles = [r for r in (sample_recipe(rng, clean_probability=0.0, type_p=type_p)
+                               for _ in range(2000)) if len(r) == 1]
+        return sum(r[0].type == "rain" for r in singles) / len(singles)
+
+    expected = [0.4 if t == "rain" else 0.2 for t in TYPES]
+    assert type_probabilities({"rain": 2.0}) == pytest.approx(expected)
+    even, skewed = share_of_rain(None), share_of_rain(type_probabilities({"rain": 2.0}))
+    assert abs(even - 0.25) < 0.04 and abs(skewed - 0.4) < 0.04
+
+
+@pytest.mark.parametrize("weights", [{"hail": 1.0}, {"rain": -1.0},
+                                     {"rain": 0, "snow": 0, "haze": 0, "raindrop": 0}])
+def test_bad_type_weights_are_refused(weights):
+    with pytest.raises(ValueError, match="type"):
+        type_probabilities(weights)

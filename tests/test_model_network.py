@@ -29,6 +29,23 @@ def test_named_variants_restore_an_odd_sized_frame(variant):
     assert torch.isfinite(out.restored).all()
 
 
+def test_an_untrained_network_returns_its_input(tiny_model):
+    image = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        out = tiny_model(image, *tiny_model.encode_prior(*random_prior(5, TINY["prior_dim"])))
+    assert torch.equal(out.restored, image)
+
+
+def test_the_gain_head_scales_the_frame_per_pixel(tiny_model):
+    """A haze-like loss of contrast is undone by a gain on the input, not rebuilt additively."""
+    model = build_model("rt").eval()
+    with torch.no_grad():
+        model.gain[0].bias.fill_(1.5)  # every pixel x (1 + 1.5), no residual
+        image = torch.rand(1, 3, 32, 48) * 0.4
+        out = model(image, *model.encode_prior(*random_prior(5, model.config["prior_dim"])))
+    torch.testing.assert_close(out.restored, 2.5 * image)
+
+
 def test_every_ldr_block_is_kept_in_both_variants():
     for variant in VARIANTS:
         model = build_model(variant)

@@ -35,6 +35,21 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
         TrainConfig.from_yaml(path)
 
 
+@pytest.mark.parametrize("options,field", [({"prior": "clip"}, "prior"),
+                                           ({"steps": 10, "restart_step": -1}, "restart_step"),
+                                           ({"type_weights": {"rain": -1.0}}, "type weights")])
+def test_a_config_built_in_python_is_checked_too(options, field):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**options)
+
+
+def test_unknown_weather_in_type_weights_is_refused(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("type_weights: {rain: 2.0, hail: 1.0}\n")
+    with pytest.raises(ValueError, match="hail"):
+        TrainConfig.from_yaml(path)
+
+
 def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path):
     torch.manual_seed(0)
     model = LDRNet(**TINY)

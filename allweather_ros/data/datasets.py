@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
-from .synthesis import MIXTURES, sample_recipe, synthesize
+from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
 
 CORRUPTIONS = ("drop", "swap", "severity", "add", "unknown")
 TEST_SEED = 20240917  # the fixed seed of the synthetic test split: never change it
@@ -81,7 +81,8 @@ class SyntheticWeatherDataset(Dataset):
     Each item holds `degraded` and `clean` (3, h, w) float tensors in [0, 1], `strength`
     (1, h, w), the prior `text` (wrong with probability `wrong_description_p`), the
     `true_text`, `description_correct`, the `types` / `severity` labels and the `scene` name.
-    With `recipes`, item i uses recipes[i % len(recipes)] instead of a random one.
+    With `recipes`, item i uses recipes[i % len(recipes)] instead of a random one;
+    `type_weights` (e.g. {"rain": 2}) makes single-type recipes of some types more frequent.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class SyntheticWeatherDataset(Dataset):
         max_side: int = 768,
         flips: bool = True,
         recipes: list[list[Degradation]] | None = None,
+        type_weights: dict[str, float] | None = None,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -106,6 +108,7 @@ class SyntheticWeatherDataset(Dataset):
         self.split, self.crop, self.seed, self.length = split, crop, seed, length
         self.wrong_description_p, self.clean_p = wrong_description_p, clean_p
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
+        self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
 
@@ -125,7 +128,7 @@ class SyntheticWeatherDataset(Dataset):
         if self.recipes is not None:
             recipe = self.recipes[index % len(self.recipes)]
         else:
-            recipe = sample_recipe(rng, clean_probability=self.clean_p)
+            recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p)
         sample = synthesize(clean.astype(np.float32) / 255.0, rng, recipe)
         text, correct = sample.text, True
         if rng.random() < self.wrong_description_p:

@@ -76,21 +76,39 @@ def synthesize(
     return Sample(image, clean, listed, describe(listed), 1.0 - clear)
 
 
+def type_probabilities(weights: dict[str, float]) -> np.ndarray:
+    """Relative weights of the weather types (missing ones: 1) -> probabilities in TYPES order."""
+    unknown = set(weights) - set(TYPES)
+    if unknown:
+        raise ValueError(f"unknown weather types {sorted(unknown)}; expected some of {TYPES}")
+    p = np.array([float(weights.get(t, 1.0)) for t in TYPES])
+    if (p < 0).any() or not p.sum() > 0:
+        raise ValueError(f"type weights must be >= 0 and not all 0, got {weights}")
+    return p / p.sum()
+
+
 def sample_recipe(
     rng: np.random.Generator,
     severity: str | None = None,
     clean_probability: float = 0.05,
     mixture_probability: float = 0.35,
+    type_p: np.ndarray | None = None,
 ) -> list[Degradation]:
-    """A random recipe: nothing, one type, or a real-world mixture; all at `severity` if given."""
+    """A random recipe: nothing, one type, or a real-world mixture; all at `severity` if given.
+
+    `type_p` (from `type_probabilities`) skews the single-type recipes towards the types a model
+    finds hardest; mixtures stay uniform. None: every type equally often.
+    """
     if severity is not None and severity not in SEVERITIES:
         raise ValueError(f"unknown severity {severity!r}; expected one of {SEVERITIES}")
     if rng.random() < clean_probability:
         return []
     if rng.random() < mixture_probability:
         types = MIXTURES[rng.integers(len(MIXTURES))]
-    else:
+    elif type_p is None:
         types = (TYPES[rng.integers(len(TYPES))],)
+    else:
+        types = (TYPES[rng.choice(len(TYPES), p=type_p)],)
     return [Degradation(t, severity or SEVERITIES[rng.integers(3)]) for t in types]
 
 

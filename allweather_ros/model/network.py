@@ -60,6 +60,11 @@ class LDRNet(nn.Module):
     convolutions), then goes through len(enc_blocks) downsampling stages; the LDR blocks sit at
     the bottleneck, where the prior steers the experts. Any input size works: the frame is
     padded to a multiple of 2 ** (len(enc_blocks) + 1) and cropped back.
+
+    The output is a per-pixel gain and offset of the input, restored = x * (1 + gain) + residual:
+    haze and veils scale the scene's contrast down (I = J t + A (1 - t)), so undoing them takes a
+    smooth gain of about 1 / t, which carries every detail of the frame through; an additive
+    residual alone would have to rebuild those details, amplified (AOD-Net's reformulation).
     """
 
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1),
@@ -96,6 +101,9 @@ class LDRNet(nn.Module):
         self.ending = nn.Sequential(nn.Conv2d(width, 12, 3, padding=1), nn.PixelShuffle(2))
         nn.init.zeros_(self.ending[0].weight)  # start as the identity: output = input frame
         nn.init.zeros_(self.ending[0].bias)
+        self.gain = nn.Sequential(nn.Conv2d(width, 12, 3, padding=1), nn.PixelShuffle(2))
+        nn.init.zeros_(self.gain[0].weight)  # gain 0: the identity as well
+        nn.init.zeros_(self.gain[0].bias)
 
     def encode_prior(self, tokens: torch.Tensor, mask: torch.Tensor) -> PriorCache:
         """Prior tokens (B, L, C_txt) and validity mask (B, L) -> the per-frame cache."""
@@ -124,7 +132,7 @@ class LDRNet(nn.Module):
             maps.append(m)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             feat = decoder(up(feat) + skip)
-        restored = (x + self.ending(feat))[..., :h, :w]
+        restored = (x * (1 + self.gain(feat)) + self.ending(feat))[..., :h, :w]
         strength = torch.sigmoid(self.map_head(maps[0]))
         strength = F.interpolate(strength, size=x.shape[-2:], mode="bilinear",
                                  align_corners=False)[..., :h, :w]

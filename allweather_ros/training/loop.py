@@ -39,6 +39,7 @@ class TrainConfig:
     batch_size: int = 8
     workers: int = 1
     wrong_description_p: float = 0.2
+    type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
@@ -51,19 +52,27 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
+    def __post_init__(self):
+        """Refuse a bad run before any data is made, whether it came from YAML or from Python."""
+        if self.prior not in ("text", "none"):
+            raise ValueError(f"prior must be 'text' or 'none', got {self.prior!r}")
+        if not 0 <= self.restart_step < self.steps:
+            raise ValueError(f"restart_step must lie in [0, steps), got {self.restart_step} "
+                             f"with steps {self.steps}")
+        if self.type_weights:
+            from ..data.synthesis import type_probabilities
+            type_probabilities(self.type_weights)
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-        config = cls(**raw)
-        if config.prior not in ("text", "none"):
-            raise ValueError(f"{path}: prior must be 'text' or 'none', got {config.prior!r}")
-        if not 0 <= config.restart_step < config.steps:
-            raise ValueError(f"{path}: restart_step must lie in [0, steps), got "
-                             f"{config.restart_step} with steps {config.steps}")
-        return config
+        try:
+            return cls(**raw)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 class PriorConditioned(nn.Module):
@@ -99,7 +108,7 @@ def _dataset(config: TrainConfig):
     synthetic = SyntheticWeatherDataset(
         default_scenes(*config.scenes), "train", crop=config.crop, seed=config.seed,
         length=max(config.batch_size * 500, 1000),
-        wrong_description_p=config.wrong_description_p)
+        wrong_description_p=config.wrong_description_p, type_weights=config.type_weights)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
