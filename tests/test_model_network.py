@@ -36,7 +36,7 @@ def test_an_untrained_network_returns_its_input(tiny_model):
     assert torch.equal(out.restored, image)
 
 
-def test_the_gain_head_scales_the_frame_per_pixel(tiny_model):
+def test_the_gain_head_scales_the_frame_per_pixel():
     """A haze-like loss of contrast is undone by a gain on the input, not rebuilt additively."""
     model = build_model("rt").eval()
     with torch.no_grad():
