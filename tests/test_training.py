@@ -12,7 +12,7 @@ from allweather_ros.training.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from allweather_ros.training.loop import TrainConfig, cosine_lr, train
+from allweather_ros.training.loop import TrainConfig, _dataset, cosine_lr, train
 
 
 def test_cosine_schedule_ends_at_the_minimum():
@@ -37,10 +37,17 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
 
 @pytest.mark.parametrize("options,field", [({"prior": "clip"}, "prior"),
                                            ({"steps": 10, "restart_step": -1}, "restart_step"),
-                                           ({"type_weights": {"rain": -1.0}}, "type weights")])
+                                           ({"type_weights": {"rain": -1.0}}, "type weights"),
+                                           ({"clean_p": 1.0}, "clean_p")])
 def test_a_config_built_in_python_is_checked_too(options, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**options)
+
+
+def test_clean_p_sets_the_share_of_weather_free_training_frames():
+    frames = _dataset(TrainConfig(crop=24, clean_p=0.8))
+    clean = sum(float(frames[i]["types"].sum()) == 0 for i in range(40))
+    assert clean >= 24  # 32 expected; 5% (the default) would give about 2
 
 
 def test_unknown_weather_in_type_weights_is_refused(tmp_path):

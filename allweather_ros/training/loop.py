@@ -39,6 +39,7 @@ class TrainConfig:
     batch_size: int = 8
     workers: int = 1
     wrong_description_p: float = 0.2
+    clean_p: float = 0.05  # share of weather-free frames, which must come back unchanged
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
@@ -59,6 +60,8 @@ class TrainConfig:
         if not 0 <= self.restart_step < self.steps:
             raise ValueError(f"restart_step must lie in [0, steps), got {self.restart_step} "
                              f"with steps {self.steps}")
+        if not 0 <= self.clean_p < 1:
+            raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
         if self.type_weights:
             from ..data.synthesis import type_probabilities
             type_probabilities(self.type_weights)
@@ -108,7 +111,8 @@ def _dataset(config: TrainConfig):
     synthetic = SyntheticWeatherDataset(
         default_scenes(*config.scenes), "train", crop=config.crop, seed=config.seed,
         length=max(config.batch_size * 500, 1000),
-        wrong_description_p=config.wrong_description_p, type_weights=config.type_weights)
+        wrong_description_p=config.wrong_description_p, clean_p=config.clean_p,
+        type_weights=config.type_weights)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
