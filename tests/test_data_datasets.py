@@ -11,6 +11,7 @@ from allweather_ros.data.datasets import (
     SyntheticWeatherDataset,
     balanced_recipes,
     corrupt_description,
+    reexpose,
     synthetic_test_set,
 )
 from allweather_ros.data.sources import folder_scenes, split_of
@@ -70,6 +71,26 @@ def test_wrong_description_probability_is_roughly_honoured(scenes):
     assert all((it["text"] != it["true_text"]) == w for it, w in zip(items, wrong, strict=True))
     exact = SyntheticWeatherDataset(scenes, "train", crop=24, length=30, wrong_description_p=0.0)
     assert all(exact[i]["text"] == exact[i]["true_text"] for i in range(30))
+
+
+def test_reexposed_views_are_flatter_and_spread_over_brightness():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
+    views = [reexpose(image, rng) for _ in range(60)]
+    assert all(v.dtype == np.float32 and 0 <= v.min() and v.max() <= 1 for v in views)
+    assert all(v.std() <= image.std() + 1e-6 for v in views)
+    means = [float(v.mean()) for v in views]
+    assert min(means) < 0.4 and max(means) > 0.75  # dusk to snowfield
+
+
+def test_exposure_p_reexposes_the_clean_target(scenes):
+    plain = SyntheticWeatherDataset(scenes, "train", crop=24, length=20, clean_p=0.9)
+    exposed = SyntheticWeatherDataset(scenes, "train", crop=24, length=20, clean_p=0.9,
+                                      exposure_p=1.0)
+    items = [exposed[i] for i in range(20)]
+    assert all(torch.equal(it["degraded"], it["clean"]) for it in items if not it["types"].any())
+    assert np.mean([float(it["clean"].std()) for it in items]) < np.mean(
+        [float(plain[i]["clean"].std()) for i in range(20)])
 
 
 def test_corrupted_descriptions_always_differ_and_use_every_kind():

@@ -83,6 +83,7 @@ class SyntheticWeatherDataset(Dataset):
     `true_text`, `description_correct`, the `types` / `severity` labels and the `scene` name.
     With `recipes`, item i uses recipes[i % len(recipes)] instead of a random one;
     `type_weights` (e.g. {"rain": 2}) makes single-type recipes of some types more frequent.
+    `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class SyntheticWeatherDataset(Dataset):
         flips: bool = True,
         recipes: list[list[Degradation]] | None = None,
         type_weights: dict[str, float] | None = None,
+        exposure_p: float = 0.0,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -108,6 +110,7 @@ class SyntheticWeatherDataset(Dataset):
         self.split, self.crop, self.seed, self.length = split, crop, seed, length
         self.wrong_description_p, self.clean_p = wrong_description_p, clean_p
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
+        self.exposure_p = exposure_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -124,12 +127,14 @@ class SyntheticWeatherDataset(Dataset):
             raise IndexError(f"index {index} outside a dataset of {self.length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         scene = self.scenes[rng.integers(len(self.scenes))]
-        clean = self._view(self._scene(scene), rng)
+        clean = self._view(self._scene(scene), rng).astype(np.float32) / 255.0
+        if self.exposure_p and rng.random() < self.exposure_p:
+            clean = reexpose(clean, rng)
         if self.recipes is not None:
             recipe = self.recipes[index % len(self.recipes)]
         else:
             recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p)
-        sample = synthesize(clean.astype(np.float32) / 255.0, rng, recipe)
+        sample = synthesize(clean, rng, recipe)
         text, correct = sample.text, True
         if rng.random() < self.wrong_description_p:
             text, _ = corrupt_description(sample.degradations, rng)
@@ -168,6 +173,16 @@ class SyntheticWeatherDataset(Dataset):
         if self.flips and rng.random() < 0.5:
             view = view[:, ::-1]
         return np.ascontiguousarray(view)
+
+
+def reexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clean view with its contrast flattened towards a new mean brightness: an overcast
+    sky, a snowfield, dusk. Low contrast and brightness alone must not read as haze, so such
+    frames are trained with their own (true) descriptions as the clean target."""
+    mean = image.mean(axis=(0, 1), keepdims=True)
+    contrast = rng.uniform(0.4, 1.0)
+    level = rng.uniform(0.3, 0.85)
+    return np.clip(level + (mean - mean.mean()) + contrast * (image - mean), 0.0, 1.0)
 
 
 def synthetic_test_set(
