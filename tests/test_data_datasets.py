@@ -15,6 +15,7 @@ from allweather_ros.data.datasets import (
     synthetic_test_set,
 )
 from allweather_ros.data.sources import folder_scenes, split_of
+from allweather_ros.data.synthesis import LOCATIONS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 
 
@@ -103,6 +104,33 @@ def test_corrupted_descriptions_always_differ_and_use_every_kind():
         assert text != describe(recipe)
         assert text == GENERIC_TEXT or text.startswith("The image is")
     assert kinds == {"drop", "swap", "severity", "add", "unknown"}
+
+
+def test_a_spurious_degradation_is_placed_like_the_true_ones():
+    rng = np.random.default_rng(1)
+    placed = [Degradation("rain", "heavy", LOCATIONS[0])]
+    unplaced = [Degradation("rain", "heavy")]
+    for told, with_place in ((placed, True), (unplaced, False)):
+        added = []
+        while len(added) < 5:
+            text, kind = corrupt_description(told, rng)
+            if kind == "add":
+                added.append(text.split(" and ")[1])
+        assert all(any(loc in a for loc in LOCATIONS) == with_place for a in added), added
+
+
+def test_unplaced_p_drops_where_but_keeps_what_and_how_much(scenes):
+    ds = SyntheticWeatherDataset(scenes, "train", crop=32, length=30, unplaced_p=1.0,
+                                 wrong_description_p=0.0)
+    items = [ds[i] for i in range(30)]
+    weather = [it for it in items if it["types"].any()]
+    assert weather and all(not any(loc in it["text"] for loc in LOCATIONS) for it in weather)
+    assert all(any(loc in it["true_text"] for loc in LOCATIONS) for it in weather)
+    for it in weather:  # the same words once the places are taken out of the true text
+        stripped = it["true_text"]
+        for loc in LOCATIONS:
+            stripped = stripped.replace(" " + loc, "")
+        assert it["text"] == stripped and it["description_correct"]
 
 
 def test_synthetic_test_set_is_fixed_and_balanced(scenes):

@@ -39,7 +39,8 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
                                            ({"steps": 10, "restart_step": -1}, "restart_step"),
                                            ({"type_weights": {"rain": -1.0}}, "type weights"),
                                            ({"clean_p": 1.0}, "clean_p"),
-                                           ({"exposure_p": 1.5}, "exposure_p")])
+                                           ({"exposure_p": 1.5}, "exposure_p"),
+                                           ({"unplaced_p": -0.1}, "unplaced_p")])
 def test_a_config_built_in_python_is_checked_too(options, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**options)

@@ -11,7 +11,7 @@ following the wrong text (UniRestorer's point about degradation-estimation error
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
-from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
+from .synthesis import LOCATIONS, MIXTURES, sample_recipe, synthesize, type_probabilities
 
 CORRUPTIONS = ("drop", "swap", "severity", "add", "unknown")
 TEST_SEED = 20240917  # the fixed seed of the synthetic test split: never change it
@@ -32,7 +32,8 @@ def corrupt_description(
 ) -> tuple[str, str]:
     """A description that is wrong or partial for `degradations`, and how it was spoiled:
     one degradation dropped, one type swapped, one severity changed, a spurious one added,
-    or no information at all."""
+    or no information at all. A spurious degradation is placed like the true ones (somewhere,
+    or nowhere when none of them is), so its wording never tells it apart."""
     present = {d.type for d in degradations}
     kinds = [k for k in CORRUPTIONS if degradations or k in ("add", "unknown")]
     if len(present) == len(TYPES):
@@ -43,7 +44,9 @@ def corrupt_description(
     if kind == "unknown":
         return GENERIC_TEXT, kind
     if kind == "add":
-        listed.append(Degradation(absent[rng.integers(len(absent))], SEVERITIES[rng.integers(3)]))
+        placed = not degradations or any(d.location for d in degradations)
+        listed.append(Degradation(absent[rng.integers(len(absent))], SEVERITIES[rng.integers(3)],
+                                  LOCATIONS[rng.integers(len(LOCATIONS))] if placed else None))
     else:
         i = rng.integers(len(listed))
         d = listed[i]
@@ -83,7 +86,9 @@ class SyntheticWeatherDataset(Dataset):
     `true_text`, `description_correct`, the `types` / `severity` labels and the `scene` name.
     With `recipes`, item i uses recipes[i % len(recipes)] instead of a random one;
     `type_weights` (e.g. {"rain": 2}) makes single-type recipes of some types more frequent.
-    `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather.
+    `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather;
+    `unplaced_p` the share of descriptions that say what and how much but not where, as the
+    built-in estimator and most VLMs answer.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class SyntheticWeatherDataset(Dataset):
         recipes: list[list[Degradation]] | None = None,
         type_weights: dict[str, float] | None = None,
         exposure_p: float = 0.0,
+        unplaced_p: float = 0.0,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -110,7 +116,7 @@ class SyntheticWeatherDataset(Dataset):
         self.split, self.crop, self.seed, self.length = split, crop, seed, length
         self.wrong_description_p, self.clean_p = wrong_description_p, clean_p
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
-        self.exposure_p = exposure_p
+        self.exposure_p, self.unplaced_p = exposure_p, unplaced_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -135,9 +141,12 @@ class SyntheticWeatherDataset(Dataset):
         else:
             recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p)
         sample = synthesize(clean, rng, recipe)
-        text, correct = sample.text, True
+        told = sample.degradations
+        if self.unplaced_p and rng.random() < self.unplaced_p:
+            told = [replace(d, location=None) for d in told]
+        text, correct = describe(told), True
         if rng.random() < self.wrong_description_p:
-            text, _ = corrupt_description(sample.degradations, rng)
+            text, _ = corrupt_description(told, rng)
             correct = False
         return {
             "degraded": _chw(sample.degraded),

@@ -42,6 +42,7 @@ class TrainConfig:
     clean_p: float = 0.05  # share of weather-free frames, which must come back unchanged
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     exposure_p: float = 0.0  # share of clean views re-exposed (data.datasets.reexpose)
+    unplaced_p: float = 0.0  # share of descriptions without where (as estimators answer)
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
@@ -63,8 +64,9 @@ class TrainConfig:
                              f"with steps {self.steps}")
         if not 0 <= self.clean_p < 1:
             raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
-        if not 0 <= self.exposure_p <= 1:
-            raise ValueError(f"exposure_p must lie in [0, 1], got {self.exposure_p}")
+        for name in ("exposure_p", "unplaced_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.type_weights:
             from ..data.synthesis import type_probabilities
             type_probabilities(self.type_weights)
@@ -115,7 +117,8 @@ def _dataset(config: TrainConfig):
         default_scenes(*config.scenes), "train", crop=config.crop, seed=config.seed,
         length=max(config.batch_size * 500, 1000),
         wrong_description_p=config.wrong_description_p, clean_p=config.clean_p,
-        type_weights=config.type_weights, exposure_p=config.exposure_p)
+        type_weights=config.type_weights, exposure_p=config.exposure_p,
+        unplaced_p=config.unplaced_p)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
