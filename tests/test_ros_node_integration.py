@@ -44,6 +44,7 @@ START_S = 120.0  # a node start on a loaded 2-core machine: imports, text encode
 STEP_S = 30.0
 CAMERAS = ["/cam_a/image_raw", "/cam_b/image_raw", "/cam_c/image_raw/compressed"]
 BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # the prior at once
 
 
@@ -324,17 +325,22 @@ def test_bad_frames_are_survived_counted_and_warned_once(node, probe, diag):
 
 def test_drops_are_counted_and_the_newest_frame_served(node, probe, diag):
     before = int(wait_until(lambda: diagnostics(diag), "diagnostics")["frames_dropped"])
-    restored = probe.inbox(Image, "/cam_b/restored/image_raw")
+    # reliable, like the node's output: what the node publishes reaches the test
+    restored = probe.inbox(Image, "/cam_b/restored/image_raw", RELIABLE)
     publisher = probe.publisher(Image, "/cam_b/image_raw")
     burst = [image(320, 240, "rgb8", stamp=20000 + i, seed=i % 4) for i in range(300)]
     for msg in burst:
         publisher.publish(msg)
-    last = burst[-1].header.stamp.sec
-    # the newest frame is restored: not lost, not behind a queue
-    wait_until(lambda: any(m.header.stamp.sec == last for m in restored),
-               "the burst's last frame restored")
-    served = sum(1 for m in restored if m.header.stamp.sec >= 20000)
-    assert served < len(burst)
+    # The camera side is best effort, so any one frame of the burst, the last included, may be
+    # lost in transport; a frame after the burst stands for "the newest" (that exactly the last
+    # frame is served: test_ros_node_slots). It is restored, and not behind a queue: most of the
+    # burst was dropped from the slot, and no frame older than one served came after it.
+    publish_until(publisher, lambda i: image(320, 240, "rgb8", stamp=21000 + i), restored,
+                  lambda m: m.header.stamp.sec >= 21000, "a frame after the burst restored")
+    stamps = [m.header.stamp.sec for m in restored if m.header.stamp.sec >= 20000]
+    assert stamps == sorted(stamps)  # never an older frame after a newer one
+    served = sum(1 for s in stamps if s < 21000)
+    assert served < len(burst) // 2, f"{served} of {len(burst)} burst frames served: queued"
     wait_until(lambda: int(diagnostics(diag)["frames_dropped"]) > before,
                "dropped frames counted in diagnostics")
 

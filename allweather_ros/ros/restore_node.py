@@ -5,10 +5,11 @@ configure validates every parameter and loads the model (nothing half-configured
 fails the transition and the process exits non-zero), activate subscribes, deactivate
 unsubscribes and stops the worker, cleanup frees the model.
 
-Frames never queue. Each camera has a one-frame slot that a new message overwrites (the older
-frame is counted as dropped); one worker thread takes the slots round robin, so a fast camera
-cannot starve a slow one, and does decode -> restore -> encode -> publish off the executor. The
-executor thread only fills slots, answers parameter services and publishes diagnostics.
+Frames never queue (NewestFrameSlots): each camera has a one-frame slot that a new message
+overwrites (the older frame is counted as dropped); one worker thread takes the slots round
+robin, so a fast camera cannot starve a slow one, and does decode -> restore -> encode ->
+publish off the executor. The executor thread only fills slots, answers parameter services and
+publishes diagnostics.
 """
 from __future__ import annotations
 
@@ -301,6 +302,52 @@ class Camera:
         return CompressedImage if self.compressed else Image
 
 
+class NewestFrameSlots:
+    """Frames never queue: each camera has a one-frame slot that a newer message overwrites (the
+    older frame counted as dropped), and the worker takes filled slots round robin, so a fast
+    camera cannot starve a slow one. Filled by the executor thread, emptied by the worker."""
+
+    def __init__(self):
+        self._ready = threading.Condition()
+        self._open = False
+        self._next = 0  # round-robin position
+
+    def put(self, camera: Camera, msg) -> None:
+        with self._ready:
+            if camera.pending is not None:
+                camera.dropped += 1
+            camera.pending = (msg, time.perf_counter())
+            camera.received += 1
+            self._ready.notify()
+
+    def take(self, cameras: list[Camera]) -> tuple[Camera, Any, float] | None:
+        """The next filled slot after the last one served; blocks; None once closed."""
+        with self._ready:
+            while self._open:
+                for offset in range(len(cameras)):
+                    index = (self._next + offset) % len(cameras)
+                    camera = cameras[index]
+                    if camera.pending is not None:
+                        self._next = index + 1
+                        msg, received = camera.pending
+                        camera.pending = None
+                        return camera, msg, received
+                self._ready.wait()
+        return None
+
+    def open(self) -> None:
+        with self._ready:
+            self._open = True
+
+    def close(self, cameras: list[Camera]) -> None:
+        """Wake the worker to stop; a frame from before is stale after a restart."""
+        with self._ready:
+            self._open = False
+            for camera in cameras:
+                camera.pending = None
+            self._ready.notify_all()
+
+
 class RestoreNode(LifecycleNode):
     """See the module docstring."""
 
@@ -311,10 +358,8 @@ class RestoreNode(LifecycleNode):
         self._pipeline: Pipeline | None = None
         self._cameras: list[Camera] = []
         self._stats = FrameStats()
-        self._ready = threading.Condition()
-        self._stop = threading.Event()
+        self._slots = NewestFrameSlots()
         self._worker: threading.Thread | None = None
-        self._next = 0  # round-robin position
         self._rebuilder: ThreadPoolExecutor | None = None
         self._diagnostics_pub = None
         self._diagnostics_timer = None
@@ -428,7 +473,7 @@ class RestoreNode(LifecycleNode):
             self.get_logger().error(f"cannot subscribe: {error}")
             self._stop_frames()
             return TransitionCallbackReturn.FAILURE
-        self._stop.clear()
+        self._slots.open()
         self._worker = threading.Thread(target=self._serve, name="restore-worker", daemon=True)
         self._worker.start()
         self.get_logger().info("active: restoring " + ", ".join(
@@ -458,10 +503,7 @@ class RestoreNode(LifecycleNode):
             if camera.subscription is not None:
                 self.destroy_subscription(camera.subscription)
                 camera.subscription = None
-            camera.pending = None  # a frame from before deactivation is stale after it
-        self._stop.set()
-        with self._ready:
-            self._ready.notify_all()
+        self._slots.close(self._cameras)
         if self._worker is not None:
             self._worker.join()
             self._worker = None
@@ -522,7 +564,7 @@ class RestoreNode(LifecycleNode):
         callbacks = SubscriptionEventCallbacks(
             incompatible_qos=lambda event: self._incompatible(camera.topic, "publisher", event))
         return self.create_subscription(
-            camera.message_type, camera.topic, lambda msg: self._on_frame(camera, msg), qos,
+            camera.message_type, camera.topic, lambda msg: self._slots.put(camera, msg), qos,
             event_callbacks=callbacks,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
@@ -536,35 +578,9 @@ class RestoreNode(LifecycleNode):
 
     # -- frames -------------------------------------------------------------------------------
 
-    def _on_frame(self, camera: Camera, msg) -> None:
-        """Executor thread: put the frame in the camera's slot, overwriting (dropping) any
-        frame the worker has not taken yet."""
-        with self._ready:
-            if camera.pending is not None:
-                camera.dropped += 1
-            camera.pending = (msg, time.perf_counter())
-            camera.received += 1
-            self._ready.notify()
-
-    def _take(self) -> tuple[Camera, Any, float] | None:
-        """The next filled slot after the last one served (round robin); None when stopping."""
-        with self._ready:
-            while not self._stop.is_set():
-                count = len(self._cameras)
-                for offset in range(count):
-                    index = (self._next + offset) % count
-                    camera = self._cameras[index]
-                    if camera.pending is not None:
-                        self._next = index + 1
-                        msg, received = camera.pending
-                        camera.pending = None
-                        return camera, msg, received
-                self._ready.wait()
-        return None
-
     def _serve(self) -> None:
         try:
-            while (taken := self._take()) is not None:
+            while (taken := self._slots.take(self._cameras)) is not None:
                 self._process(*taken)
         except Exception as error:  # a bug here must be visible in diagnostics, not silent
             self._worker_error = f"{type(error).__name__}: {error}"
