@@ -20,6 +20,7 @@ from .model import LDRNet
 from .model.weights import PACKAGED, load_weights
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
+from .prior.uncertainty import DEFAULT_MIN_CONFIDENCE
 from .runtime.backend import Backend
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class PipelineConfig:
     fixed_text: str = ""  # for provider=fixed
     prior_period_s: float = 5.0  # refresh at least this often
     change_threshold: float = 0.08  # and sooner when the scene changes this much
-    min_confidence: float = 0.5  # below this, the estimate is coarsened toward the generic one
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below this, coarsened toward the generic
     prior_timeout_s: float = 30.0  # a provider call longer than this counts as hung
     cache_dir: str = str(DEFAULT_CACHE)  # exported ONNX files and TensorRT engines
     threads: int = 0  # CPU threads of the backend; 0: automatic

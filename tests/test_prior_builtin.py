@@ -11,13 +11,16 @@ from allweather_ros.cli import main
 from allweather_ros.data.datasets import labels
 from allweather_ros.data.sources import skimage_scenes
 from allweather_ros.data.synthesis import synthesize
-from allweather_ros.description import CLEAN_TEXT, TYPES, Degradation, describe
+from allweather_ros.description import CLEAN_TEXT, SEVERITIES, TYPES, Degradation, describe
 from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import (
+    OVERSTATE_COST,
     SHIPPED_WEIGHTS,
+    UNDERSTATE_COST,
     BuiltinEstimator,
     DegradationEstimator,
     load_estimator,
+    severity_choice,
 )
 from allweather_ros.training.estimator import (
     EstimatorTrainConfig,
@@ -79,6 +82,25 @@ def test_describe_text_matches_labels(tmp_path):
     assert prior.text == describe([Degradation("rain", "heavy"), Degradation("haze", "slight")])
     assert prior.severity == "heavy" and prior.provider == "builtin"
     assert prior.tokens is None and 0.8 < prior.confidence <= 1.0
+
+
+@pytest.mark.parametrize("distribution, tier", [
+    ([0.0, 0.0, 1.0], "heavy"), ([1.0, 0.0, 0.0], "slight"), ([0.0, 1.0, 0.0], "moderate"),
+    ([0.1, 0.4, 0.5], "moderate"),  # heavy is likelier, but overstating costs more
+    ([0.4, 0.6, 0.0], "slight"),
+    ([0.05, 0.1, 0.85], "heavy"),
+])
+def test_severity_leans_low_because_overstating_costs_more(distribution, tier):
+    assert OVERSTATE_COST > UNDERSTATE_COST
+    assert SEVERITIES[severity_choice(np.array(distribution))] == tier
+
+
+def test_described_severity_is_the_cost_aware_choice(tmp_path):
+    severities = np.log(np.array([[0.1, 0.4, 0.5]] * 4))  # softmax gives back these
+    provider = _estimator(tmp_path / "e.safetensors", [3.0, -3.0, -3.0, -3.0], severities)
+    prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
+    assert prior.text == describe([Degradation("rain", "moderate")])
+    assert prior.severity == "moderate"
 
 
 def test_describe_clean_frame(tmp_path):

@@ -192,7 +192,7 @@ def test_a_hung_provider_is_abandoned_by_the_watchdog(refreshers):
 
 def test_an_uncertain_estimate_is_coarsened_before_publishing(refreshers):
     published = []
-    refreshers.append(r := PriorRefresher(Fake("unsure", confidence=0.1),
+    refreshers.append(r := PriorRefresher(Fake("unsure", confidence=0.1), min_confidence=0.5,
                                           on_prior=published.append, **FAST))
     assert r.latest.granularity == "all" and r.health()["refresh_count"] == 0
     r.submit(frame())

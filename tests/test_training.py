@@ -7,12 +7,20 @@ from conftest import TINY
 
 from allweather_ros.model import LDRNet
 from allweather_ros.model.weights import load_weights
+from allweather_ros.prior.builtin import BuiltinEstimator
 from allweather_ros.training.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from allweather_ros.training.loop import TrainConfig, _dataset, cosine_lr, train
+from allweather_ros.training.loop import (
+    TrainConfig,
+    _collate,
+    _dataset,
+    cosine_lr,
+    train,
+    with_estimates,
+)
 
 
 def test_cosine_schedule_ends_at_the_minimum():
@@ -40,7 +48,8 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
                                            ({"type_weights": {"rain": -1.0}}, "type weights"),
                                            ({"clean_p": 1.0}, "clean_p"),
                                            ({"exposure_p": 1.5}, "exposure_p"),
-                                           ({"unplaced_p": -0.1}, "unplaced_p")])
+                                           ({"unplaced_p": -0.1}, "unplaced_p"),
+                                           ({"estimated_p": 2.0}, "estimated_p")])
 def test_a_config_built_in_python_is_checked_too(options, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**options)
@@ -50,6 +59,23 @@ def test_clean_p_sets_the_share_of_weather_free_training_frames():
     frames = _dataset(TrainConfig(crop=24, clean_p=0.8))
     clean = sum(float(frames[i]["types"].sum()) == 0 for i in range(40))
     assert clean >= 24  # 32 expected; 5% (the default) would give about 2
+
+
+def test_estimated_p_gives_that_share_the_estimators_own_words():
+    estimator = BuiltinEstimator()  # the shipped one, as training uses
+    batch = _collate([_dataset(TrainConfig(crop=48, clean_p=0.0))[i] for i in range(6)])
+    said = [estimator.describe(f.permute(1, 2, 0).numpy()).text for f in batch["degraded"]]
+    assert said != batch["text"]
+    assert with_estimates(batch["text"], batch["degraded"], estimator, 1.0,
+                          torch.Generator().manual_seed(0)) == said
+    assert with_estimates(batch["text"], batch["degraded"], estimator, 0.0,
+                          torch.Generator().manual_seed(0)) == batch["text"]
+    half = [with_estimates(batch["text"], batch["degraded"], estimator, 0.5,
+                           torch.Generator().manual_seed(s)) for s in (3, 3)]
+    assert half[0] == half[1]  # the same draw for the same step: a resumed run repeats it
+    picked = torch.rand(6, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert half[0] == [e if p else t for t, e, p in zip(batch["text"], said, picked.tolist(),
+                                                         strict=True)]
 
 
 def test_unknown_weather_in_type_weights_is_refused(tmp_path):
@@ -86,7 +112,8 @@ def test_a_short_run_learns_and_resumes(tmp_path, monkeypatch):
     model_file.write_text("\n".join(f"{k}: {list(v) if isinstance(v, tuple) else v}"
                                     for k, v in {**TINY, **text_encoder_width}.items()))
     config = TrainConfig(model=str(model_file), crop=32, batch_size=2, workers=0, steps=4,
-                         checkpoint_every=2, out=str(tmp_path / "run"), threads=1)
+                         checkpoint_every=2, out=str(tmp_path / "run"), threads=1,
+                         estimated_p=0.5)
     monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
     weights = train(config)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]

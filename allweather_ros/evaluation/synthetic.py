@@ -18,6 +18,9 @@ from tqdm import tqdm
 from ..data.datasets import SyntheticWeatherDataset, synthetic_test_set
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
+from ..pipeline import PipelineConfig
+from ..prior.providers import NoPrior
+from ..prior.uncertainty import coarsen
 from . import classical
 
 MEDIAN_KERNELS = (3, 5, 7)
@@ -76,22 +79,28 @@ class _Restorer:
 
 
 def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, estimator=None,
-                       repeats: int = 4, crop: int = 256) -> dict:
+                       repeats: int = 4, crop: int = 256,
+                       min_confidence: float = PipelineConfig.min_confidence) -> dict:
     """`evaluate` on the synthetic test split, the median kernel chosen on validation."""
     return evaluate(full, synthetic_test_set(scenes, crop=crop, repeats=repeats), no_prior,
-                    estimator, median_kernel=choose_median_kernel(scenes))
+                    estimator, median_kernel=choose_median_kernel(scenes),
+                    min_confidence=min_confidence)
 
 
 def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
-             encoder=None, median_kernel: int = 5, examples: int = 6) -> dict:
+             encoder=None, median_kernel: int = 5, examples: int = 6,
+             min_confidence: float = PipelineConfig.min_confidence) -> dict:
     """Scores per type and severity for each method; expert usage; a few example frames.
 
     The full model reads the item's true description where it has one (synthetic data), else
-    the estimator's, else the generic text; with an estimator it is also scored end to end.
+    the estimator's, else the generic text; with an estimator it is also scored end to end,
+    under the estimate coarsened below `min_confidence` exactly as the pipeline's refresher
+    does, so that column is what a user of the pipeline gets.
     """
     from ..prior.text_encoder import TextEncoder
 
     encoder = encoder or TextEncoder()
+    generic = NoPrior().describe(None)
     kernel = median_kernel
     methods = {"full": _Restorer(full, encoder)}
     if no_prior is not None:
@@ -105,7 +114,8 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         severity = "unknown" if "severity" not in item else max(
             (d.severity for d in truth), key=SEVERITIES.index, default="none")
         degraded, clean = _hwc(item["degraded"]), _hwc(item["clean"])
-        estimate = estimator.describe(degraded).text if estimator is not None else None
+        estimate = None if estimator is None else coarsen(
+            estimator.describe(degraded), generic, min_confidence, None).text
         outputs = {"input": degraded, "classical": classical.restore(degraded, truth, kernel)}
         outputs["full"], top1 = methods["full"](
             item["degraded"], item.get("true_text") or estimate or GENERIC_TEXT)

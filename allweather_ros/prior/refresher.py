@@ -19,7 +19,7 @@ import numpy as np
 
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 from allweather_ros.prior.providers import NoPrior
-from allweather_ros.prior.uncertainty import coarsen
+from allweather_ros.prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class PriorRefresher:
         period: float = 5.0,
         change_threshold: float = 0.08,
         check_interval: float = 0.1,
-        min_confidence: float = 0.5,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         timeout: float = 30.0,
         backoff: tuple[float, float] = (2.0, 60.0),
     ):

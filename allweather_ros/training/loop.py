@@ -43,6 +43,7 @@ class TrainConfig:
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     exposure_p: float = 0.0  # share of clean views re-exposed (data.datasets.reexpose)
     unplaced_p: float = 0.0  # share of descriptions without where (as estimators answer)
+    estimated_p: float = 0.0  # share of descriptions the shipped built-in estimator gives instead
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
@@ -64,7 +65,7 @@ class TrainConfig:
                              f"with steps {self.steps}")
         if not 0 <= self.clean_p < 1:
             raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
-        for name in ("exposure_p", "unplaced_p"):
+        for name in ("exposure_p", "unplaced_p", "estimated_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.type_weights:
@@ -125,6 +126,16 @@ def _dataset(config: TrainConfig):
     return torch.utils.data.ConcatDataset([synthetic, *paired])
 
 
+def with_estimates(texts: list[str], frames: torch.Tensor, estimator, share: float,
+                   generator: torch.Generator) -> list[str]:
+    """`texts` with a `share` of them replaced by `estimator`'s description of the frame: the
+    restorer learns how far to trust the words it is given at run time, this estimator's
+    errors included (UniRestorer's point), not only the random ones of wrong_description_p."""
+    chosen = torch.rand(len(texts), generator=generator) < share
+    return [estimator.describe(frame.permute(1, 2, 0).numpy()).text if pick else text
+            for text, frame, pick in zip(texts, frames, chosen.tolist(), strict=True)]
+
+
 def train(config: TrainConfig, resume: bool = True) -> Path:
     """Train to config.steps; resumes from out/last.safetensors when it exists."""
     from ..prior.text_encoder import TextEncoder
@@ -147,6 +158,10 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     if resume and last.is_file():
         progress = load_checkpoint(last, net, optimizer)
     encoder = TextEncoder(cache_size=8192)
+    estimator = None
+    if config.estimated_p and config.prior == "text":
+        from ..prior.builtin import BuiltinEstimator
+        estimator = BuiltinEstimator()
     dataset = _dataset(config)
     sampler = DistributedSampler(dataset, world, rank, seed=config.seed) if world > 1 else None
     bar = tqdm(total=config.steps, initial=progress["step"], disable=rank != 0, desc="train")
@@ -168,6 +183,10 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                 group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr,
                                         config.restart_step)
             texts = batch["text"] if config.prior == "text" else [GENERIC_TEXT] * len(batch["text"])
+            if estimator is not None:
+                draw = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+                texts = with_estimates(texts, batch["degraded"], estimator,
+                                       config.estimated_p, draw)
             tokens, mask = encoder.encode_batch(texts)
             degraded, clean = batch["degraded"].to(device), batch["clean"].to(device)
             result = model(degraded, tokens.to(device), mask.to(device))
