@@ -18,9 +18,8 @@ from tqdm import tqdm
 from ..data.datasets import SyntheticWeatherDataset, synthetic_test_set
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
-from ..pipeline import PipelineConfig
 from ..prior.providers import NoPrior
-from ..prior.uncertainty import coarsen
+from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
 
 MEDIAN_KERNELS = (3, 5, 7)
@@ -80,7 +79,7 @@ class _Restorer:
 
 def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, estimator=None,
                        repeats: int = 4, crop: int = 256,
-                       min_confidence: float = PipelineConfig.min_confidence) -> dict:
+                       min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
     """`evaluate` on the synthetic test split, the median kernel chosen on validation."""
     return evaluate(full, synthetic_test_set(scenes, crop=crop, repeats=repeats), no_prior,
                     estimator, median_kernel=choose_median_kernel(scenes),
@@ -89,7 +88,7 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
 
 def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
              encoder=None, median_kernel: int = 5, examples: int = 6,
-             min_confidence: float = PipelineConfig.min_confidence) -> dict:
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
     """Scores per type and severity for each method; expert usage; a few example frames.
 
     The full model reads the item's true description where it has one (synthetic data), else

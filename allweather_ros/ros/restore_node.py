@@ -5,11 +5,9 @@ configure validates every parameter and loads the model (nothing half-configured
 fails the transition and the process exits non-zero), activate subscribes, deactivate
 unsubscribes and stops the worker, cleanup frees the model.
 
-Frames never queue (NewestFrameSlots): each camera has a one-frame slot that a new message
-overwrites (the older frame is counted as dropped); one worker thread takes the slots round
-robin, so a fast camera cannot starve a slow one, and does decode -> restore -> encode ->
-publish off the executor. The executor thread only fills slots, answers parameter services and
-publishes diagnostics.
+Frames never queue (see NewestFrameSlots): one worker thread takes the newest frame of each
+camera and does decode -> restore -> encode -> publish off the executor. The executor thread
+only fills the slots, answers parameter services and publishes diagnostics.
 """
 from __future__ import annotations
 
