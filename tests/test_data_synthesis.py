@@ -7,11 +7,15 @@ from skimage import data
 from allweather_ros.data.synthesis import (
     LOCATIONS,
     MIXTURES,
+    SEVERITY_EDGES,
     locate,
+    measured_severity,
     sample_recipe,
+    structural_change,
     synthesize,
     type_probabilities,
 )
+from allweather_ros.data.weather import EXTERNAL, RENDERERS, renderer
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 
 
@@ -24,9 +28,13 @@ def psnr(a, b) -> float:
     return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
-def run(kind, severity, seed, image=None):
+def run(kind, severity, seed, image=None, renderer=None):
+    """One type drawn by `renderer` (default: the type's first renderer, whose look the
+    type-specific tests below describe)."""
     image = photo() if image is None else image
-    return synthesize(image, np.random.default_rng(seed), [Degradation(kind, severity)])
+    name = renderer or next(iter(RENDERERS[kind]))
+    return synthesize(image, np.random.default_rng(seed), [Degradation(kind, severity)],
+                      {kind: name})
 
 
 def test_same_seed_same_sample_and_other_seed_differs():
@@ -141,13 +149,13 @@ def test_snow_brightens(severity):
 
 def test_description_matches_applied_degradations():
     recipe = [Degradation("haze", "slight"), Degradation("rain", "heavy")]
-    sample = synthesize(photo(), np.random.default_rng(0), recipe)
-    assert [(d.type, d.severity) for d in sample.degradations] == [
-        ("rain", "heavy"), ("haze", "slight")  # canonical order of TYPES
-    ]
+    sample = synthesize(photo(), np.random.default_rng(0), recipe,
+                        {"haze": "depth", "rain": "streaks"})
+    assert [d.type for d in sample.degradations] == ["rain", "haze"]  # canonical order
     assert all(d.location in LOCATIONS for d in sample.degradations)
     assert sample.text == describe(sample.degradations)
-    assert "heavy rain streaks" in sample.text and "slight haze" in sample.text
+    rain, haze = sample.degradations
+    assert f"{rain.severity} rain streaks" in sample.text and f"{haze.severity} haze" in sample.text
     clean = synthesize(photo(), np.random.default_rng(0), [])
     assert clean.text == describe([]) and np.array_equal(clean.degraded, clean.clean)
     assert clean.strength.max() == 0.0
@@ -194,3 +202,61 @@ def test_type_weights_make_single_type_recipes_of_a_type_more_frequent():
 def test_bad_type_weights_are_refused(weights):
     with pytest.raises(ValueError, match="type"):
         type_probabilities(weights)
+
+
+ALL_RENDERERS = [(kind, name) for kind in TYPES for name in [*RENDERERS[kind], EXTERNAL]]
+
+
+@pytest.mark.parametrize("kind, name", ALL_RENDERERS)
+def test_every_renderer_degrades_reproducibly_within_range(kind, name):
+    clean = photo(96, 120)
+    a = renderer(kind, name)(clean, "moderate", np.random.default_rng(5))
+    b = renderer(kind, name)(clean, "moderate", np.random.default_rng(5))
+    for out, alpha in (a,):
+        assert out.shape == clean.shape and alpha.shape == clean.shape[:2]
+        assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+        assert np.abs(np.clip(out, 0, 1) - clean).mean() > 0.002  # it did something
+    assert np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("kind, name", ALL_RENDERERS)
+def test_every_renderer_hides_more_of_the_scene_when_asked_for_heavier_weather(kind, name):
+    clean = photo()
+    change = {s: np.mean([structural_change(clean, np.clip(
+        renderer(kind, name)(clean, s, np.random.default_rng(seed))[0], 0, 1).astype(np.float32))
+        for seed in range(4)]) for s in ("slight", "heavy")}
+    assert change["heavy"] > 1.5 * change["slight"], change
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_severity_is_measured_on_the_frame_alike_for_every_renderer(kind):
+    """The described severity follows what the layer did, not the renderer's own scale: it
+    never decreases with the structural change, whichever renderer drew the layer."""
+    clean = photo()
+    low, high = SEVERITY_EDGES[kind]
+    seen = []
+    for name in RENDERERS[kind]:
+        for seed, asked in enumerate(SEVERITIES * 2):
+            sample = run(kind, asked, seed, clean, name)
+            change = structural_change(clean, sample.degraded)
+            told = sample.degradations[0].severity
+            assert told == measured_severity(kind, clean, sample.degraded)
+            assert told == ("slight" if change < low else "moderate" if change < high
+                            else "heavy")
+            seen.append(told)
+    assert set(seen) == set(SEVERITIES)
+
+
+def test_a_random_recipe_is_drawn_by_one_of_the_training_renderers_of_each_type():
+    used = {t: set() for t in TYPES}
+    for seed in range(60):
+        kind = TYPES[seed % len(TYPES)]
+        sample = synthesize(photo(48, 48), np.random.default_rng(seed),
+                            [Degradation(kind, "moderate")])
+        used[kind].add(sample.renderers[kind])
+    assert used == {t: set(RENDERERS[t]) for t in TYPES}  # all of them, never the left-out one
+
+
+def test_unknown_renderer_is_refused_with_the_known_names():
+    with pytest.raises(ValueError, match="drizzle"):
+        renderer("rain", "hail")

@@ -1,5 +1,6 @@
 """Training runs, checkpoints in safetensors, and resumes where it stopped."""
 import json
+import math
 
 import pytest
 import torch
@@ -113,7 +114,7 @@ def test_a_short_run_learns_and_resumes(tmp_path, monkeypatch):
                                     for k, v in {**TINY, **text_encoder_width}.items()))
     config = TrainConfig(model=str(model_file), crop=32, batch_size=2, workers=0, steps=4,
                          checkpoint_every=2, out=str(tmp_path / "run"), threads=1,
-                         estimated_p=0.5)
+                         estimated_p=0.5, log_every=1)
     monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
     weights = train(config)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -123,3 +124,32 @@ def test_a_short_run_learns_and_resumes(tmp_path, monkeypatch):
     train(config)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log][-2:] == [5, 6], "resumed after step 4"
+
+
+def _tiny_model_file(tmp_path):
+    model_file = tmp_path / "tiny.yaml"
+    model_file.write_text("\n".join(f"{k}: {list(v) if isinstance(v, tuple) else v}"
+                                    for k, v in {**TINY, "prior_dim": 384}.items()))
+    return model_file
+
+
+def test_bf16_channels_last_run_with_camera_and_misstated_frames_logs_averages(tmp_path,
+                                                                             monkeypatch):
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=0, steps=4, checkpoint_every=4, out=str(tmp_path / "run"),
+                         threads=1, precision="bf16", channels_last=True, camera_p=1.0,
+                         misstated_p=1.0, log_every=2)
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    weights = train(config)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [2, 4]
+    assert all(math.isfinite(entry["loss"]) for entry in log)
+    state = load_weights(weights).state_dict()
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("field, value", [("precision", "fp16"), ("log_every", 0),
+                                          ("misstated_p", 1.5), ("camera_p", -0.1)])
+def test_bad_speed_and_data_options_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})

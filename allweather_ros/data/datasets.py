@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
+from .camera import camera_sensor, camera_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
 from .synthesis import LOCATIONS, MIXTURES, sample_recipe, synthesize, type_probabilities
 
@@ -61,6 +62,21 @@ def corrupt_description(
     return describe(listed), kind
 
 
+def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
+    """A description that overstates a frame with little or no weather: every severity raised
+    one or two tiers, weather named on a clear frame, or the generic text. Trained with the
+    true clean target, so that a frame is not scrubbed because an estimator said "heavy"."""
+    if rng.random() < 0.25:
+        return GENERIC_TEXT
+    if not degradations:
+        return describe([Degradation(TYPES[rng.integers(len(TYPES))],
+                                     SEVERITIES[rng.integers(len(SEVERITIES))])])
+    raised = [replace(d, severity=SEVERITIES[min(2, SEVERITIES.index(d.severity)
+                                               + int(rng.integers(1, 3)))])
+              for d in degradations]
+    return describe(raised)
+
+
 def labels(degradations: list[Degradation]) -> dict[str, torch.Tensor]:
     """Multi-hot weather types (4,) and per-type severity index (4,), -1 where absent."""
     types = torch.zeros(len(TYPES))
@@ -88,7 +104,10 @@ class SyntheticWeatherDataset(Dataset):
     `type_weights` (e.g. {"rain": 2}) makes single-type recipes of some types more frequent.
     `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather;
     `unplaced_p` the share of descriptions that say what and how much but not where, as the
-    built-in estimator and most VLMs answer.
+    built-in estimator and most VLMs answer; `misstated_p` the share of frames with only
+    slight weather or none whose description overstates it (`misstate`); `camera_p` the share
+    of views through a random camera (`camera`). `renderers` (type -> renderer name) fixes
+    which renderer draws each type, e.g. the left-out one; None draws a training renderer.
     """
 
     def __init__(
@@ -106,6 +125,9 @@ class SyntheticWeatherDataset(Dataset):
         type_weights: dict[str, float] | None = None,
         exposure_p: float = 0.0,
         unplaced_p: float = 0.0,
+        misstated_p: float = 0.0,
+        camera_p: float = 0.0,
+        renderers: dict[str, str] | None = None,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -117,6 +139,7 @@ class SyntheticWeatherDataset(Dataset):
         self.wrong_description_p, self.clean_p = wrong_description_p, clean_p
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
         self.exposure_p, self.unplaced_p = exposure_p, unplaced_p
+        self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -136,26 +159,36 @@ class SyntheticWeatherDataset(Dataset):
         clean = self._view(self._scene(scene), rng).astype(np.float32) / 255.0
         if self.exposure_p and rng.random() < self.exposure_p:
             clean = reexpose(clean, rng)
+        through_camera = self.camera_p and rng.random() < self.camera_p
+        if through_camera:
+            clean = camera_view(clean, rng)
         if self.recipes is not None:
             recipe = self.recipes[index % len(self.recipes)]
         else:
             recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p)
-        sample = synthesize(clean, rng, recipe)
+        sample = synthesize(clean, rng, recipe, self.renderers)
+        degraded, clean = sample.degraded, sample.clean
+        if through_camera:
+            degraded, clean = camera_sensor(degraded, clean, rng)
         told = sample.degradations
         if self.unplaced_p and rng.random() < self.unplaced_p:
             told = [replace(d, location=None) for d in told]
         text, correct = describe(told), True
-        if rng.random() < self.wrong_description_p:
+        light = all(d.severity == "slight" for d in told)
+        if light and self.misstated_p and rng.random() < self.misstated_p:
+            text, correct = misstate(told, rng), False
+        elif rng.random() < self.wrong_description_p:
             text, _ = corrupt_description(told, rng)
             correct = False
         return {
-            "degraded": _chw(sample.degraded),
-            "clean": _chw(sample.clean),
+            "degraded": _chw(degraded),
+            "clean": _chw(clean),
             "strength": torch.from_numpy(sample.strength[None].copy()),
             "text": text,
             "true_text": sample.text,
             "description_correct": correct,
             "scene": scene.name,
+            "renderers": ",".join(f"{t}:{r}" for t, r in sample.renderers.items()),
             **labels(sample.degradations),
         }
 
@@ -195,14 +228,17 @@ def reexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def synthetic_test_set(
-    scenes: list[Scene], crop: int | None = 256, repeats: int = 4, max_side: int = 768
+    scenes: list[Scene], crop: int | None = 256, repeats: int = 4, max_side: int = 768,
+    renderers: dict[str, str] | None = None, split: str = "test", seed: int = TEST_SEED,
 ) -> SyntheticWeatherDataset:
     """The fixed evaluation set: the test scenes under every recipe of `balanced_recipes`,
-    `repeats` times, with true descriptions; the same images on every run and machine."""
+    `repeats` times, with true descriptions; the same images on every run and machine.
+    `renderers` fixes the renderer per type (e.g. the left-out one for every type)."""
     recipes = balanced_recipes()
     return SyntheticWeatherDataset(
-        scenes, "test", crop=crop, seed=TEST_SEED, length=len(recipes) * repeats,
+        scenes, split, crop=crop, seed=seed, length=len(recipes) * repeats,
         wrong_description_p=0.0, max_side=max_side, flips=False, recipes=recipes,
+        renderers=renderers,
     )
 
 

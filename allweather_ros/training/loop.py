@@ -44,6 +44,8 @@ class TrainConfig:
     exposure_p: float = 0.0  # share of clean views re-exposed (data.datasets.reexpose)
     unplaced_p: float = 0.0  # share of descriptions without where (as estimators answer)
     estimated_p: float = 0.0  # share of descriptions the shipped built-in estimator gives instead
+    misstated_p: float = 0.0  # share of slight or clean frames told an overstated description
+    camera_p: float = 0.0  # share of views through a random camera (data.camera)
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
@@ -55,6 +57,9 @@ class TrainConfig:
     out: str = "runs/rt"
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    precision: str = "fp32"  # "bf16": autocast the forward pass to bfloat16 (weights stay fp32)
+    channels_last: bool = False  # NHWC tensors: faster convolutions on CPUs with oneDNN
+    log_every: int = 50  # steps between lines of log.jsonl (each line averages them)
 
     def __post_init__(self):
         """Refuse a bad run before any data is made, whether it came from YAML or from Python."""
@@ -65,7 +70,11 @@ class TrainConfig:
                              f"with steps {self.steps}")
         if not 0 <= self.clean_p < 1:
             raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
-        for name in ("exposure_p", "unplaced_p", "estimated_p"):
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+        for name in ("exposure_p", "unplaced_p", "estimated_p", "misstated_p", "camera_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.type_weights:
@@ -119,7 +128,7 @@ def _dataset(config: TrainConfig):
         length=max(config.batch_size * 500, 1000),
         wrong_description_p=config.wrong_description_p, clean_p=config.clean_p,
         type_weights=config.type_weights, exposure_p=config.exposure_p,
-        unplaced_p=config.unplaced_p)
+        unplaced_p=config.unplaced_p, misstated_p=config.misstated_p, camera_p=config.camera_p)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
@@ -138,6 +147,11 @@ def with_estimates(texts: list[str], frames: torch.Tensor, estimator, share: flo
 
 def train(config: TrainConfig, resume: bool = True) -> Path:
     """Train to config.steps; resumes from out/last.safetensors when it exists."""
+    return train_model(config, resume)[1]
+
+
+def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]:
+    """`train`, also handing back this process's network (each rank's, under torchrun)."""
     from ..prior.text_encoder import TextEncoder
 
     rank, world = _distributed()
@@ -146,7 +160,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}"
                           if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
-    net = build_model(config.model).to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    net = build_model(config.model).to(device, memory_format=layout)
     model: nn.Module = PriorConditioned(net)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
@@ -169,6 +184,8 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     log = (out / "log.jsonl").open("a") if rank == 0 else None
     started = time.monotonic() - progress["seconds"]
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
+    window = []  # (loss, psnr) since the last log line
     while progress["step"] < config.steps:
         for ds in getattr(dataset, "datasets", [dataset]):
             ds.set_epoch(progress["epoch"])
@@ -188,23 +205,28 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                 texts = with_estimates(texts, batch["degraded"], estimator,
                                        config.estimated_p, draw)
             tokens, mask = encoder.encode_batch(texts)
-            degraded, clean = batch["degraded"].to(device), batch["clean"].to(device)
-            result = model(degraded, tokens.to(device), mask.to(device))
-            loss = loss_fn(result.restored, clean)
+            degraded = batch["degraded"].to(device, memory_format=layout)
+            clean = batch["clean"].to(device)
+            with autocast:
+                result = model(degraded, tokens.to(device), mask.to(device))
+            loss = loss_fn(result.restored.float(), clean)
             if config.map_weight:
                 loss = loss + config.map_weight * (
-                    result.degradation_map - batch["strength"].to(device)).abs().mean()
+                    result.degradation_map.float() - batch["strength"].to(device)).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             progress["step"] = step + 1
-            mse = (result.restored.detach().clamp(0, 1) - clean).pow(2).mean().item()
+            mse = (result.restored.detach().float().clamp(0, 1) - clean).pow(2).mean().item()
             psnr = 10 * math.log10(1 / max(mse, 1e-10))
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
-            if log:
-                log.write(json.dumps({"step": progress["step"], "loss": loss.item(),
-                                      "psnr": psnr}) + "\n")
+            window.append((loss.item(), psnr))
+            if log and progress["step"] % config.log_every == 0:
+                losses, psnrs = zip(*window, strict=True)
+                log.write(json.dumps({"step": progress["step"], "loss": sum(losses) / len(window),
+                                      "psnr": sum(psnrs) / len(window)}) + "\n")
+                window.clear()
             done = progress["step"] >= config.steps
             if rank == 0 and (progress["step"] % config.checkpoint_every == 0 or done):
                 progress["seconds"] = time.monotonic() - started
@@ -221,7 +243,7 @@ def train(config: TrainConfig, resume: bool = True) -> Path:
                                   "seconds": time.monotonic() - started})
     if dist.is_initialized():
         dist.destroy_process_group()
-    return final
+    return net, final
 
 
 def _collate(items: list[dict]) -> dict:

@@ -1,0 +1,34 @@
+"""Weather renderers, several per type, each (image, severity, rng) -> (image, opacity).
+
+Several clearly different generators per type keep the network from learning one renderer's
+look instead of the weather; `EXTERNAL` holds generators written by others (albumentations),
+never used in training, on which `allweather eval --synthetic` measures generalisation
+(leave-one-renderer-out).
+"""
+from __future__ import annotations
+
+from .haze import coloured_haze, depth_haze, patchy_fog
+from .lens import defocused_blobs, refracting_drops, running_trails
+from .rain import downpour, drizzle, layered_streaks
+from .snow import blizzard, layered_flakes, near_flakes
+
+RENDERERS = {
+    "rain": {"streaks": layered_streaks, "drizzle": drizzle, "downpour": downpour},
+    "raindrop": {"refraction": refracting_drops, "blobs": defocused_blobs,
+                 "trails": running_trails},
+    "snow": {"flakes": layered_flakes, "blizzard": blizzard, "near": near_flakes},
+    "haze": {"depth": depth_haze, "patchy": patchy_fog, "smog": coloured_haze},
+}
+EXTERNAL = "albumentations"  # the left-out renderer of every type (weather.external)
+
+
+def renderer(kind: str, name: str):
+    """The renderer `name` of weather `kind`; EXTERNAL needs the optional albumentations."""
+    if name == EXTERNAL:
+        from .external import EXTERNAL_RENDERERS
+        return EXTERNAL_RENDERERS[kind]
+    try:
+        return RENDERERS[kind][name]
+    except KeyError:
+        known = [*RENDERERS.get(kind, {}), EXTERNAL]
+        raise ValueError(f"unknown {kind} renderer {name!r}; expected one of {known}") from None

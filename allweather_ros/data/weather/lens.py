@@ -1,0 +1,124 @@
+"""Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn three
+ways (refracting drops, blurred blobs, and drops running down in trails)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .common import band, scale
+
+# Per frame (radius in pixels of a 256-pixel frame). Bands set by the share of the frame the
+# drops cover (about 2%, 13% and 40%), as in lens-drop datasets.
+_COUNT = {"slight": (8, 20), "moderate": (20, 45), "heavy": (40, 80)}
+_RADIUS = {"slight": (4, 10), "moderate": (6, 16), "heavy": (8, 24)}
+
+
+def _drop_count(shape, severity, rng) -> int:
+    """Drops are sized in frame units, so their number is per frame too (aspect ratio only):
+    the share of the frame they cover is the same for a training crop and a camera frame."""
+    h, w = shape[:2]
+    return max(1, rng.poisson(band(rng, severity, _COUNT) * h * w / (256.0 * scale(shape)) ** 2))
+
+
+def _radii(n, severity, rng, s):
+    low, high = _RADIUS[severity]
+    return np.exp(rng.uniform(np.log(low), np.log(high), n)) * s
+
+
+def _composite(image, view, inside, rng, s):
+    """The drops' view over the scene with soft edges and a faint dark rim."""
+    alpha = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), rng.uniform(0.7, 2.5) * s)
+    rim = 4.0 * alpha * (1.0 - alpha) * rng.uniform(0.0, 0.15)
+    out = image * (1.0 - alpha[..., None]) + view * alpha[..., None]
+    return out * (1.0 - rim[..., None]), np.clip(alpha + rim, 0.0, 1.0)
+
+
+def refracting_drops(image, severity, rng):
+    """Each drop is a tiny out-of-focus lens showing a flipped, shrunken view of the scene
+    around it (or, for flat smears, a blurred local view); sometimes they gather on one side."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = _drop_count(image.shape, severity, rng)
+    y0, y1, x0, x1 = 0.0, 1.0, 0.0, 1.0
+    if rng.random() < 0.35:  # drops gathered in one half of the glass
+        side = rng.integers(4)
+        y0, y1, x0, x1 = [(0, 0.5, 0, 1), (0.5, 1, 0, 1), (0, 1, 0, 0.5), (0, 1, 0.5, 1)][side]
+    cy = rng.uniform(y0, y1, n) * h
+    cx = rng.uniform(x0, x1, n) * w
+    radius = _radii(n, severity, rng, s)
+    inverted = rng.random(n) < 0.6
+    zoom = np.where(inverted, -rng.uniform(1.5, 5.0, n), rng.uniform(0.2, 0.9, n))
+    shift_y = -rng.uniform(0.0, 1.5, n) * radius * np.abs(zoom) * inverted
+
+    label = np.zeros((h, w), np.int32)
+    for i in range(n):
+        axes = (max(1, int(radius[i])), max(1, int(radius[i] * rng.uniform(0.6, 1.0))))
+        centre = (int(cx[i]), int(cy[i]))
+        cv2.ellipse(label, centre, axes, rng.uniform(0, 180), 0, 360, i + 1, -1)
+        if rng.random() < 0.4:  # a smaller drop merged into this one
+            offset = rng.normal(0, radius[i] * 0.6, 2).astype(int)
+            cv2.circle(label, (centre[0] + offset[0], centre[1] + offset[1]),
+                       max(1, int(radius[i] * rng.uniform(0.3, 0.7))), i + 1, -1)
+    inside = label > 0
+    idx = label[inside] - 1
+    yy, xx = np.nonzero(inside)
+    map_x = np.tile(np.arange(w, dtype=np.float32), (h, 1))
+    map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w))
+    map_x[inside] = cx[idx] + zoom[idx] * (xx - cx[idx])
+    map_y[inside] = cy[idx] + zoom[idx] * (yy - cy[idx]) + shift_y[idx]
+    blurred = cv2.GaussianBlur(image, (0, 0), rng.uniform(1.0, 4.0) * s)
+    view = cv2.remap(blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    view = view * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08)  # water gathers light
+    return _composite(image, view, inside, rng, s)
+
+
+def defocused_blobs(image, severity, rng):
+    """Drops far out of focus: round soft blobs through which the scene is smeared to its
+    local colour, a little brighter or darker, with a specular glint on some."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = _drop_count(image.shape, severity, rng)
+    radius = _radii(n, severity, rng, s) * rng.uniform(0.8, 1.3)
+    inside = np.zeros((h, w), np.uint8)
+    glints = np.zeros((h, w), np.float32)
+    for r in radius:
+        cy, cx = int(rng.uniform(0, h)), int(rng.uniform(0, w))
+        cv2.circle(inside, (cx, cy), max(1, int(r)), 1, -1)
+        if rng.random() < 0.5:
+            gy, gx = int(cy - 0.4 * r), int(cx - 0.3 * r)
+            cv2.circle(glints, (gx, gy), max(1, int(0.15 * r)), float(rng.uniform(0.3, 0.8)), -1)
+    smeared = cv2.blur(image, (max(3, int(12 * s)) | 1,) * 2)
+    smeared = cv2.GaussianBlur(smeared, (0, 0), rng.uniform(3.0, 8.0) * s)
+    view = smeared * rng.uniform(0.85, 1.15) + rng.uniform(-0.03, 0.06)
+    glints = cv2.GaussianBlur(glints, (0, 0), 1.0 * s)[..., None]
+    view = view + glints * (1.0 - view)
+    return _composite(image, view, inside.astype(bool), rng, s)
+
+
+def running_trails(image, severity, rng):
+    """Drops that have run down the glass: a bead with a wet trail above it, narrower than the
+    bead, showing the scene slightly displaced and blurred through the water film."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = _drop_count(image.shape, severity, rng)
+    n = max(1, int(n * rng.uniform(0.4, 0.8)))  # trails cover more glass per drop
+    radius = _radii(n, severity, rng, s) * 0.8
+    inside = np.zeros((h, w), np.uint8)
+    for r in radius:
+        cy, cx = rng.uniform(0.1, 1.0) * h, rng.uniform(0, w)
+        trail = rng.uniform(2.0, 10.0) * r
+        points = [(cx, cy)]
+        for k in range(1, 12):  # a wandering path upwards, as water finds its way down
+            points.append((points[-1][0] + rng.normal(0, 0.25 * r), cy - trail * k / 11))
+        width = max(1, int(r * rng.uniform(0.4, 0.8)))
+        cv2.polylines(inside, [np.array(points, np.int32)], False, 1, width)
+        cv2.ellipse(inside, (int(cx), int(cy)), (max(1, int(r)), max(1, int(r * 1.2))), 0, 0, 360,
+                    1, -1)
+    shift = np.float32(rng.uniform(2.0, 6.0) * s)
+    sideways = shift * np.float32(rng.choice((-1, 1)))
+    map_x = np.tile(np.arange(w, dtype=np.float32), (h, 1)) + sideways
+    map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w)) - shift
+    blurred = cv2.GaussianBlur(image, (0, 0), rng.uniform(1.5, 4.0) * s)
+    view = cv2.remap(blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    view = view * rng.uniform(0.9, 1.15) + rng.uniform(0.0, 0.06)
+    return _composite(image, view, inside.astype(bool), rng, s)
