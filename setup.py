@@ -53,7 +53,7 @@ setup(
         ],
         # Training extras: the SSIM loss term.
         "train": ["torchmetrics>=1.4"],
-        "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6"],
+        "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6", "albumentations==2.0.8"],
     },
     zip_safe=False,
     entry_points={

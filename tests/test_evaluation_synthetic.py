@@ -1,13 +1,19 @@
 """The synthetic evaluation scores every method per type and writes its report."""
 import json
 
+import cv2
+import numpy as np
+import pytest
 import torch
 from conftest import TINY
+from skimage import data
 
 from allweather_ros.data.datasets import SyntheticWeatherDataset
-from allweather_ros.data.sources import skimage_scenes
+from allweather_ros.data.sources import folder_scenes, scenes_in_split, skimage_scenes
+from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 from allweather_ros.evaluation import synthetic, synthetic_report
+from allweather_ros.evaluation.harm import harm_report, tone_error
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
@@ -70,3 +76,86 @@ def test_the_estimate_is_coarsened_as_the_pipeline_does():
                                     min_confidence=min_confidence)
         assert "full_estimated" in result["overall"]
         assert said in encoder.texts and unsaid not in encoder.texts
+
+
+class _Out:
+    def __init__(self, restored):
+        self.restored = restored
+        self.expert_indices = torch.zeros(1, 1, 2, 2, dtype=torch.long)
+
+
+class ScrubsWhenToldHeavy(torch.nn.Module):
+    """A restorer that returns its frame, but darkens it by 30% when the text says heavy:
+    what the estimator's "heavy" did to light rain."""
+
+    config = {"num_experts": 4}
+
+    def encode_prior(self, tokens, mask):
+        return (tokens.abs().sum() > 0,)
+
+    def forward(self, frame, heavy):
+        return _Out(frame * (0.7 if heavy else 1.0))
+
+
+class HeavyEncoder:
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.ones(2, 3) * ("heavy" in text)
+
+
+def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
+    data = SyntheticWeatherDataset(
+        skimage_scenes(), "train", crop=48, length=4, wrong_description_p=0.0, flips=False,
+        recipes=[[Degradation("rain", "slight")], [], [Degradation("snow", "slight")],
+                 [Degradation("haze", "moderate")]], renderers={"rain": "drizzle"})
+    harm = harm_report(ScrubsWhenToldHeavy(), data, HeavyEncoder())
+    light = [item for item in data if all(d.severity == "slight"
+                                          for d in synthetic.degradations_of(item))]
+    assert harm["cost_db"]["heavy"]["n"] == len(light) - 1  # clean frames have nothing to raise
+    assert harm["cost_db"]["heavy"]["mean"] > 3.0  # a 30% darkening costs several dB
+    assert harm["cost_db"]["generic"]["mean"] == 0.0
+    assert harm["clean_psnr"]["mean"] == 100.0  # returned untouched (capped from infinity)
+    assert harm["tone_error"]["clean"]["input"] == 0.0
+    # told the truth, the frames are returned as they came: restored tones equal the input's
+    for tones in harm["tone_error"].values():
+        assert tones["restored"] == pytest.approx(tones["input"])
+    assert all(gain == pytest.approx(0.0) for gain in harm["slight_gain_db"].values())
+
+
+def test_tone_error_sees_a_global_darkening_that_fine_texture_hides():
+    clean = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    assert tone_error(clean, clean) == 0.0
+    assert tone_error(clean * 0.9, clean) > 0.04
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.1, clean.shape), 0, 1)
+    assert tone_error(noisy.astype(np.float32), clean) < 0.01  # zero-mean detail averages out
+
+
+def _scenes_in_every_split(folder):
+    """Small photo files named so that the hash split puts some in val and in test."""
+    folder.mkdir()
+    photo = (data.astronaut()[::8, ::8]).copy()
+    for i in range(40):
+        cv2.imwrite(str(folder / f"scene_{i}.png"), np.roll(photo, 7 * i, axis=1))
+    scenes = folder_scenes(folder)
+    assert all(scenes_in_split(scenes, split) for split in ("val", "test"))
+    return scenes
+
+
+def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
+    torch.manual_seed(0)
+    model = LDRNet(**{**TINY, "prior_dim": 384})
+    scenes = _scenes_in_every_split(tmp_path / "scenes")
+    result = synthetic.evaluate_synthetic(model, scenes, repeats=1, crop=32)
+    left_out = result["left_out"]
+    assert {key.split(":")[1] for key in left_out["by_renderer"]} == {"albumentations"}
+    assert {key.split(":")[1] for key in result["by_renderer"]} <= {
+        name for names in RENDERERS.values() for name in names}
+    for harm in (result["harm"], left_out["harm"]):
+        assert {"one_tier_higher", "heavy", "generic"} <= set(harm["cost_db"])
+    labels = [e["label"] for e in result["renderer_examples"]]
+    assert len(labels) == 2 * sum(len(names) + 1 for names in RENDERERS.values())
+    out = tmp_path / "report"
+    report = synthetic_report.write(result, out, "allweather eval --synthetic").read_text()
+    assert "## The left-out renderer" in report and "cost of one tier higher" in report
+    assert (out / "renderers_sheet.png").stat().st_size > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert "examples" not in saved["left_out"] and "renderer_examples" not in saved

@@ -15,7 +15,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from ..data.datasets import SyntheticWeatherDataset, synthetic_test_set
+from ..data.datasets import TEST_SEED, SyntheticWeatherDataset, synthetic_test_set
+from ..data.weather import EXTERNAL, RENDERERS
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
 from ..prior.providers import NoPrior
@@ -80,10 +81,42 @@ class _Restorer:
 def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, estimator=None,
                        repeats: int = 4, crop: int = 256,
                        min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
-    """`evaluate` on the synthetic test split, the median kernel chosen on validation."""
-    return evaluate(full, synthetic_test_set(scenes, crop=crop, repeats=repeats), no_prior,
-                    estimator, median_kernel=choose_median_kernel(scenes),
-                    min_confidence=min_confidence)
+    """`evaluate` on the synthetic test split (the training renderers), the median kernel
+    chosen on validation; under "left_out", the same on the same scenes drawn by the renderer
+    never used in training (`weather.EXTERNAL`); under "harm" of each, `harm_report`."""
+    from ..prior.text_encoder import TextEncoder
+    from .harm import harm_report
+
+    encoder = TextEncoder()
+    kernel = choose_median_kernel(scenes)
+    result = {}
+    for name, renderers in (("in_distribution", None),
+                            ("left_out", dict.fromkeys(TYPES, EXTERNAL))):
+        test = synthetic_test_set(scenes, crop=crop, repeats=repeats, renderers=renderers)
+        result[name] = evaluate(full, test, no_prior, estimator, encoder=encoder,
+                                median_kernel=kernel, min_confidence=min_confidence)
+        result[name]["harm"] = harm_report(full, test, encoder)
+    return {**result["in_distribution"], "left_out": result["left_out"],
+            "renderer_examples": renderer_examples(full, scenes, encoder, crop)}
+
+
+def renderer_examples(full: LDRNet, scenes, encoder, crop: int = 256) -> list[dict]:
+    """One held-out frame per type, renderer (the left-out one last) and severity (slight,
+    heavy), restored told the truth: the contact sheet to look for darkening and leftovers."""
+    restore = _Restorer(full, encoder)
+    shown = []
+    for kind in TYPES:
+        for name in [*RENDERERS[kind], EXTERNAL]:
+            test = SyntheticWeatherDataset(
+                scenes, "test", crop=crop, seed=TEST_SEED + 1, length=2,
+                wrong_description_p=0.0, flips=False, renderers={kind: name},
+                recipes=[[Degradation(kind, "slight")], [Degradation(kind, "heavy")]])
+            for item in test:
+                out, _ = restore(item["degraded"], item["true_text"])
+                shown.append({"label": f"{kind}:{name}", "text": item["true_text"],
+                              "input": _hwc(item["degraded"]), "restored": out,
+                              "clean": _hwc(item["clean"])})
+    return shown
 
 
 def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
@@ -106,6 +139,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         methods["no_prior"] = _Restorer(no_prior, encoder)
     scores = defaultdict(lambda: defaultdict(list))  # (group, severity) -> method -> [(p, s)]
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
+    by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -124,28 +158,34 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         if estimate is not None and "true_text" in item:
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
         for name, out in outputs.items():
-            scores[(group, severity)][name].append(_scores(out, clean))
+            scored = _scores(out, clean)
+            scores[(group, severity)][name].append(scored)
+            if group not in ("clean", "mixture") and item.get("renderers"):
+                by_renderer[item["renderers"]][name].append(scored)
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
             shown.append({"group": group, "severity": severity,
                           "clean": clean, **outputs})
     return {"samples": len(test), "median_kernel": kernel, **_summarise(scores),
+            "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
+                            for r, ms in sorted(by_renderer.items())},
             "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
             "examples": shown}
 
 
-def _summarise(scores) -> dict:
-    def mean(pairs):
-        arr = np.array(pairs)
-        return {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()), "n": len(arr)}
+def _mean(pairs) -> dict:
+    arr = np.array(pairs)
+    return {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()), "n": len(arr)}
 
+
+def _summarise(scores) -> dict:
     by_group, overall = defaultdict(lambda: defaultdict(list)), defaultdict(list)
     by_severity = {}
     for (group, severity), methods in sorted(scores.items()):
-        by_severity[f"{group}/{severity}"] = {m: mean(v) for m, v in methods.items()}
+        by_severity[f"{group}/{severity}"] = {m: _mean(v) for m, v in methods.items()}
         for m, v in methods.items():
             by_group[group][m] += v
             if group != "clean":  # an untouched clean frame has infinite PSNR
                 overall[m] += v
-    return {"by_type": {g: {m: mean(v) for m, v in ms.items()} for g, ms in by_group.items()},
+    return {"by_type": {g: {m: _mean(v) for m, v in ms.items()} for g, ms in by_group.items()},
             "by_type_severity": by_severity,
-            "overall": {m: mean(v) for m, v in overall.items()}}
+            "overall": {m: _mean(v) for m, v in overall.items()}}

@@ -15,9 +15,13 @@ METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prio
                 "full": "full (true text)", "full_estimated": "full (built-in estimate)"}
 
 
+IMAGES = ("examples", "renderer_examples")
+
+
 def to_json(result: dict) -> dict:
-    """The result without its example images."""
-    return {k: v for k, v in result.items() if k != "examples"}
+    """The result without its example images (nested results too)."""
+    return {k: to_json(v) if isinstance(v, dict) else v
+            for k, v in result.items() if k not in IMAGES}
 
 
 def table(result: dict) -> str:
@@ -40,6 +44,54 @@ def severity_table(result: dict) -> str:
         lines.append(f"| {key} | " + " | ".join(f"{scores[m]['psnr']:.2f}" for m in methods)
                      + " |")
     return "\n".join(lines)
+
+
+def renderer_table(result: dict) -> str:
+    """PSNR / SSIM of single-type frames per renderer: does the gain hold on every one?"""
+    methods = [m for m in METHOD_NAMES if m in result["overall"]]
+    lines = ["| renderer | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
+    for key, scores in result["by_renderer"].items():
+        cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
+        lines.append(f"| {key} (n={scores['input']['n']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def harm_table(harms: dict[str, dict]) -> str:
+    """The do-no-harm figures side by side for each test set (columns)."""
+    names = list(harms)
+    rows = []
+    for key in ("one_tier_higher", "heavy", "generic"):
+        rows.append((f"cost of {key.replace('_', ' ')} (dB, mean / worst)",
+                     [_pair(h["cost_db"].get(key), "mean", "worst") for h in harms.values()]))
+    rows.append(("clean frames, told so (dB, mean / lowest)",
+                 [_pair(h["clean_psnr"], "mean", "lowest") for h in harms.values()]))
+    types = sorted({t for h in harms.values() for t in h["slight_gain_db"]})
+    rows += [(f"slight {t}: gain over input (dB)",
+              [f"{h['slight_gain_db'][t]:+.2f}" if t in h["slight_gain_db"] else "-"
+               for h in harms.values()]) for t in types]
+    groups = sorted({g for h in harms.values() for g in h["tone_error"]})
+    rows += [(f"tone error, {g} slight (input -> restored)",
+              [_pair(h["tone_error"].get(g), "input", "restored", " -> ", "{:.4f}")
+               for h in harms.values()]) for g in groups]
+    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines)
+
+
+def _pair(d, a, b, sep=" / ", fmt="{:.2f}") -> str:
+    return "-" if d is None else f"{fmt.format(d[a])}{sep}{fmt.format(d[b])}"
+
+
+def renderer_sheet(examples: list[dict], path: Path) -> None:
+    """Rows of (input, restored, truth) for each renderer's slight then heavy frame."""
+    rows = []
+    for slight, heavy in zip(examples[::2], examples[1::2], strict=True):
+        row = [slight[k] for k in ("input", "restored", "clean")]
+        row += [heavy[k] for k in ("input", "restored", "clean")]
+        rows.append(np.concatenate(row, axis=1))
+    sheet = (np.concatenate(rows, axis=0).clip(0, 1) * 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def contact_sheet(result: dict, path: Path) -> list[str]:
@@ -78,6 +130,26 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
     (out / "results.json").write_text(json.dumps(to_json(result), indent=2))
     columns = contact_sheet(result, out / "contact_sheet.png")
     expert_usage_plot(result, out / "expert_usage.png")
+    left_out = ""
+    if "left_out" in result:
+        harms = {"training renderers": result["harm"], "left-out renderer": result["left_out"][
+            "harm"]}
+        left_out = (
+            f"## The left-out renderer\n\nThe same test scenes and recipes drawn by a "
+            f"renderer never used in training (albumentations' RandomRain, Spatter, RandomSnow "
+            f"and RandomFog): what says whether the network generalises.\n\n"
+            f"{table(result['left_out'])}\n\n## Per renderer (single-type frames)\n\n"
+            f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
+            f"## Do no harm\n\nCosts are PSNR told the truth minus PSNR told that (one tier "
+            f"too high: every severity raised; heavy: frames with only slight weather told "
+            f"heavy). Tone error: mean absolute difference of the heavily blurred frame from "
+            f"the blurred truth (sigma 1/8 of the shorter side).\n\n{harm_table(harms)}\n\n")
+    if result.get("renderer_examples"):
+        renderer_sheet(result["renderer_examples"], out / "renderers_sheet.png")
+        labels = ", ".join(dict.fromkeys(e["label"] for e in result["renderer_examples"]))
+        left_out += (f"## Every renderer, held-out scenes\n\nRows: {labels}. Columns: "
+                     f"slight input, restored, truth; heavy input, restored, truth.\n\n"
+                     f"![renderers](renderers_sheet.png)\n\n")
     report = out / "report.md"
     report.write_text(
         f"# Synthetic test split\n\nReproduce: `{command}`\n\n"
@@ -87,7 +159,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"(chosen on the validation split) for rain, snow and lens drops, chained for "
         f"mixtures, each told the true type. No prior: the same network trained with the "
         f"generic text. Full: told the true description, and (where scored) the built-in "
-        f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n"
+        f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.png)\n\n## Expert usage per type\n\n"

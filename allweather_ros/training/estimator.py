@@ -40,6 +40,8 @@ class EstimatorTrainConfig:
     warmup: int = 100
     clean_p: float = 0.15  # clean frames must be learnt as clean, not as "slight haze"
     noise_p: float = 0.5  # camera noise on this share of samples, so it is not read as weather
+    camera_p: float = 0.5  # views through a random camera (exposure, blur, JPEG: data.camera)
+    exposure_p: float = 0.3  # clean views flattened and re-exposed: low contrast is not haze
     seed: int = 0
     workers: int = 1
     eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
@@ -88,7 +90,8 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
     scenes = default_scenes() if scenes is None else scenes
     data = SyntheticWeatherDataset(scenes, "train", crop=config.crop, seed=config.seed,
                                    length=config.steps * config.batch, wrong_description_p=0.0,
-                                   clean_p=config.clean_p)
+                                   clean_p=config.clean_p, camera_p=config.camera_p,
+                                   exposure_p=config.exposure_p)
     model = DegradationEstimator() if init is None else load_estimator(init).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)

@@ -1,0 +1,76 @@
+"""Do no harm: what a wrong severity word costs the restorer, and what it does to frames with
+little or no weather (their PSNR gain, and their tones, which PSNR averages away on busy
+frames)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..description import GENERIC_TEXT, SEVERITIES, describe
+from .synthetic import _hwc, _Restorer, _scores, degradations_of, group_of
+
+PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
+TONE_BLUR = 1 / 8  # Gaussian sigma as a share of the shorter side: only tones and colour remain
+
+
+def _raised(degradations, to: str | None = None):
+    """Every severity one tier higher (or all set to `to`); None when nothing can rise."""
+    raised = [replace(d, severity=to or SEVERITIES[min(2, SEVERITIES.index(d.severity) + 1)])
+              for d in degradations]
+    return None if raised == list(degradations) else raised
+
+
+def tone_error(image: np.ndarray, clean: np.ndarray) -> float:
+    """Mean absolute difference of the heavily blurred frames: global colour and contrast."""
+    sigma = TONE_BLUR * min(image.shape[:2])
+    blur = [cv2.GaussianBlur(np.ascontiguousarray(x), (0, 0), sigma) for x in (image, clean)]
+    return float(np.abs(blur[0] - blur[1]).mean())
+
+
+def harm_report(full, test, encoder) -> dict:
+    """Over the frames of `test` (true descriptions known), the full network told:
+    the truth, every severity one tier too high, "heavy" (frames with only slight weather),
+    and the generic text. Costs are PSNR(told the truth) - PSNR(told that), in dB."""
+    restore = _Restorer(full, encoder)
+    costs = defaultdict(list)
+    slight_gain = defaultdict(list)
+    clean_psnr = []
+    tones = defaultdict(lambda: {"input": [], "restored": []})
+    for item in tqdm(test, desc="harm", leave=False):
+        truth = degradations_of(item)
+        degraded, clean = _hwc(item["degraded"]), _hwc(item["clean"])
+        told = {"truth": describe(truth), "generic": GENERIC_TEXT}
+        if truth and (over := _raised(truth)):
+            told["one_tier_higher"] = describe(over)
+        light = all(d.severity == "slight" for d in truth)
+        if truth and light:
+            told["heavy"] = describe(_raised(truth, "heavy"))
+        psnr = {name: min(_scores(restore(item["degraded"], text)[0], clean)[0], PSNR_CAP)
+                for name, text in told.items()}
+        for name in told.keys() - {"truth"}:
+            costs[name].append(psnr["truth"] - psnr[name])
+        out, _ = restore(item["degraded"], told["truth"])
+        group = group_of(truth)
+        if not truth:
+            clean_psnr.append(psnr["truth"])
+        elif light and group != "mixture":
+            slight_gain[group].append(psnr["truth"] - _scores(degraded, clean)[0])
+        if light and group in ("clean", "rain", "snow"):
+            tones[group]["input"].append(tone_error(degraded, clean))
+            tones[group]["restored"].append(tone_error(out, clean))
+
+    def summary(values):
+        return {"mean": float(np.mean(values)), "worst": float(np.max(values)), "n": len(values)}
+
+    return {
+        "cost_db": {name: summary(v) for name, v in costs.items()},
+        "clean_psnr": {"mean": float(np.mean(clean_psnr)), "lowest": float(np.min(clean_psnr)),
+                       "n": len(clean_psnr)} if clean_psnr else None,
+        "slight_gain_db": {g: float(np.mean(v)) for g, v in sorted(slight_gain.items())},
+        "tone_error": {g: {k: float(np.mean(v)) for k, v in t.items()} | {"n": len(t["input"])}
+                       for g, t in sorted(tones.items())},
+    }
