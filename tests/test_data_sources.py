@@ -5,8 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
+from allweather_ros.data.qt_rcc import rcc_members, rcc_read
 from allweather_ros.data.sources import (
+    DEBIAN_LICENCES,
     DEBIAN_PHOTOS,
+    IMAGE_SUFFIXES,
+    SKIMAGE_LICENCE,
     SPLITS,
     Scene,
     debian_scenes,
@@ -33,6 +37,28 @@ def test_split_is_pinned_by_name_hash():
     assert split_of(Scene(dune, "")) == "val"
     bridge = "lomiri-wallpapers-16.04/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"
     assert split_of(Scene(bridge, "")) == "test"
+    rcc = "gcompris-qt-data/usr/share/gcompris-qt/rcc/explore_monuments.rcc"
+    eiffel = f"{rcc}/gcompris/src/activities/explore_monuments/resource/france/eiffelTower.webp"
+    assert split_of(Scene(eiffel, "")) == "train"
+    anne = "kphotoalbum/usr/share/kphotoalbum/demo/anne_helene.jpg"
+    assert split_of(Scene(anne, "")) == "test"
+
+
+def test_listed_photos_are_unique_licensed_and_split_like_the_training_set():
+    assert len(set(DEBIAN_PHOTOS)) == len(DEBIAN_PHOTOS) >= 190
+    names = [f"{package}/{relative}" for package, relative in DEBIAN_PHOTOS]
+    assert len(set(names)) == len(names)
+    assert all(Path(relative).suffix.lower() in IMAGE_SUFFIXES for _, relative in DEBIAN_PHOTOS)
+    packages = {package for package, _ in DEBIAN_PHOTOS}
+    assert packages == set(DEBIAN_LICENCES) and len(packages) >= 10
+    assert all(len(licence) > 10 for licence in DEBIAN_LICENCES.values()) and SKIMAGE_LICENCE
+    # nothing that forbids commercial use or derivatives
+    for licence in [*DEBIAN_LICENCES.values(), SKIMAGE_LICENCE]:
+        assert "-NC" not in licence and "-ND" not in licence
+    # the full list, skimage's included, keeps roughly 70/15/15 and every split gets scenes
+    scenes = [Scene(name, "") for name in names] + skimage_scenes()
+    counts = {split: len(scenes_in_split(scenes, split)) for split in SPLITS}
+    assert counts["train"] > 0.6 * len(scenes) and min(counts.values()) >= 20
 
 
 def test_splits_are_disjoint_cover_everything_and_roughly_sized(tmp_path):
@@ -96,8 +122,49 @@ def test_debian_photos_are_found_where_the_fetch_script_puts_them(tmp_path, monk
     cv2.imwrite(str(target), np.zeros((8, 8, 3), np.uint8))
     [scene] = debian_scenes(tmp_path)
     assert scene.name == f"{package}/{relative}" and scene.load().shape == (8, 8, 3)
-    assert len({name for name in DEBIAN_PHOTOS}) == len(DEBIAN_PHOTOS) >= 30
     write_images(tmp_path / "extra", 2)
     monkeypatch.setattr("allweather_ros.data.sources.DEFAULT_SCENE_DIR", tmp_path)
     names = {s.name for s in default_scenes(tmp_path / "extra")}
     assert {"skimage/astronaut", scene.name, "extra/scene_000.png"} <= names
+
+
+def _write_rcc(path: Path, files: dict[str, bytes]) -> None:
+    """A minimal Qt resource file (format version 1, one folder level, zlib for the first)."""
+    import struct
+    import zlib
+
+    folder, members = "res", sorted(files)
+    names, name_offset = b"", {}
+    for name in [folder, *members]:
+        name_offset[name] = len(names)
+        names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+    blobs, blob_offset, compressed = b"", {}, {}
+    for i, name in enumerate(members):
+        raw = files[name]
+        compressed[name] = i == 0
+        body = struct.pack(">I", len(raw)) + zlib.compress(raw) if i == 0 else raw
+        blob_offset[name] = len(blobs)
+        blobs += struct.pack(">I", len(body)) + body
+    tree = struct.pack(">IHII", 0, 2, 1, 1)  # root: one child, node 1
+    tree += struct.pack(">IHII", name_offset[folder], 2, len(members), 2)
+    for name in members:
+        tree += struct.pack(">IHHHI", name_offset[name], int(compressed[name]), 0, 0,
+                            blob_offset[name])
+    header_size = 20
+    tree_at, data_at = header_size, header_size + len(tree)
+    names_at = data_at + len(blobs)
+    header = b"qres" + struct.pack(">IIII", 1, tree_at, data_at, names_at)
+    path.write_bytes(header + tree + blobs + names)
+
+
+def test_pictures_come_out_of_qt_resource_files(tmp_path):
+    png = cv2.imencode(".png", np.full((6, 9, 3), 200, np.uint8))[1].tobytes()
+    _write_rcc(tmp_path / "a.rcc", {"photo.png": png, "readme.txt": b"credits"})
+    data = (tmp_path / "a.rcc").read_bytes()
+    assert set(rcc_members(data)) == {"res/photo.png", "res/readme.txt"}
+    assert rcc_read(data, "res/photo.png") == png  # zlib-compressed member
+    assert rcc_read(data, "res/readme.txt") == b"credits"  # stored member
+    with pytest.raises(KeyError):
+        rcc_read(data, "res/missing.png")
+    with pytest.raises(ValueError):
+        rcc_members(b"not a resource file")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fetch the photographs among Debian's wallpaper packages (listed in
-# allweather_ros/data/sources.py: DEBIAN_PHOTOS) into DEST/<package>/<path>, the layout
-# allweather_ros.data.sources.debian_scenes() reads. Nothing is installed: each .deb is fetched
-# with `apt-get download` and unpacked in a temporary folder, and only the photos are kept.
+# Fetch the photographs among Debian's wallpaper, game and documentation packages (listed in
+# allweather_ros/data/sources.py: DEBIAN_PHOTOS, licences in DEBIAN_LICENCES) into
+# DEST/<package>/<path>, the layout allweather_ros.data.sources.debian_scenes() reads. Nothing is
+# installed: each .deb is fetched with `apt-get download` and unpacked in a temporary folder, and
+# only the photos are kept. A path through a Qt resource file (<file>.rcc/<member>, GCompris)
+# is taken out of that file. Run `apt-get update` once first on a new machine.
 #
 # usage: tools/data_fetch_debian_photos.sh [DEST]   (default: $ALLWEATHER_SCENES or
 #        ~/.cache/allweather_ros/scenes); PYTHON selects the interpreter (default: .venv/bin/python)
@@ -26,6 +28,10 @@ for package in $(cut -d' ' -f1 <<<"$list" | sort -u); do
         [ "$pkg" = "$package" ] || continue
         if [ -f "$work/$package/$relative" ]; then
             install -D -m 0644 "$work/$package/$relative" "$dest/$package/$relative"
+        elif [[ "$relative" == *.rcc/* && -f "$work/$package/${relative%%.rcc/*}.rcc" ]]; then
+            # a picture packed in a Qt resource file (GCompris): take the member out of it
+            "$python" "$here/allweather_ros/data/qt_rcc.py" \
+                "$work/$package/${relative%%.rcc/*}.rcc" "${relative#*.rcc/}" "$dest/$package/$relative"
         else
             echo "warning: $package no longer ships $relative" >&2
             missing=$((missing + 1))

@@ -2,11 +2,13 @@
 scikit-image's sample photos.
 
 A handful of images cannot teach a model to generalise, and no photo collection may be
-downloaded here, but Debian's wallpaper packages hold freely licensed, high-resolution nature
-and city photographs among their abstract art. `DEBIAN_PHOTOS` lists the photographs (checked by
-eye in Debian 12 "bookworm"); `tools/data_fetch_debian_photos.sh` extracts them into
-`DEFAULT_SCENE_DIR`. Splits are decided by a hash of each scene's name, so they are disjoint and
-stay the same on every machine and every run.
+downloaded here, but Debian's wallpaper, educational-game and documentation packages hold freely
+licensed photographs (wallpapers, GCompris' monuments and animals, KPhotoAlbum's demo album, Tux
+Paint's templates, OpenCV's samples ...). `DEBIAN_PHOTOS` lists the photographs (checked by eye
+in Debian 12 "bookworm"), `DEBIAN_LICENCES` each package's licence for them;
+`tools/data_fetch_debian_photos.sh` extracts them into `DEFAULT_SCENE_DIR`. Splits are decided by
+a hash of each scene's name, so they are disjoint and stay the same on every machine and every
+run.
 """
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ DEFAULT_SCENE_DIR = Path(
 # purpose: abstract and rendered art, near-duplicates in other resolutions, and scenes already
 # in fog or covered in water drops (they would be "clean" targets that are not clean).
 _PLASMA = "usr/share/wallpapers/{}/contents/images/{}"
+# GCompris packs each activity's pictures into one Qt resource file (.rcc); the fetch script
+# takes the listed member out of it (allweather_ros.data.qt_rcc) to DEST/<package>/<rcc>/<member>.
+_GCOMPRIS = "usr/share/gcompris-qt/rcc"
+_GCOMPRIS_SRC = "gcompris/src/activities"
 DEBIAN_PHOTOS = (
     *(
         ("lomiri-wallpapers-16.04", f"usr/share/backgrounds/{name}.jpg")
@@ -79,6 +85,235 @@ DEBIAN_PHOTOS = (
             "summer_1am",
         )
     ),
+    # Added for issue 17 (from here on): more scenes, and more of the built world and people.
+    *(
+        ("gcompris-qt-data", f"{_GCOMPRIS}/explore_monuments.rcc/{_GCOMPRIS_SRC}"
+         f"/explore_monuments/resource/{name}.webp")
+        for name in (
+            "egypt/greatPyramidOfGiza",
+            "france/arlesAmphitheater",
+            "france/chateaudeChambord",
+            "france/chateaudeChenonceau",
+            "france/citedeCarcassonne",
+            "france/eiffelTower",
+            "france/palaisdesPapes",
+            "france/pontduGard",
+            "france/reimsCathedral",
+            "france/rocamadour",
+            "germany/aulaPalatina",
+            "germany/berlinCathedral",
+            "germany/brandenburgGate",
+            "germany/neuschwansteinCastle",
+            "germany/schwerinPalace",
+            "germany/trierImperialBaths",
+            "germany/wormsCathedral",
+            "india/ajantaCave",
+            "india/charminar",
+            "india/gatewayofIndia",
+            "india/greatStupa",
+            "india/hawaMahal",
+            "india/konarkSunTemple",
+            "india/mysorePalace",
+            "india/qutubMinar",
+            "india/rangGhar",
+            "india/victoriaMemorial",
+            "usa/canyondeChelly",
+            "usa/castillodeSanMarcos",
+            "usa/fortSumter",
+            "usa/georgeWashingtonBirthplace",
+            "usa/lincolnMemorial",
+            "usa/mountRushmore",
+            "usa/navajo",
+            "usa/statueofLiberty",
+            "wonders/chichenItza",
+            "wonders/colosseum",
+            "wonders/greatWallofChina",
+            "wonders/petra",
+            "wonders/tajMahal",
+        )
+    ),
+    *(
+        ("gcompris-qt-data", f"{_GCOMPRIS}/{activity}.rcc/{_GCOMPRIS_SRC}"
+         f"/{activity}/resource/animals/{name}.webp")
+        for activity, names in (
+            ("explore_farm_animals", ("cat", "chicken", "cow", "dog", "horse", "pig", "sheep")),
+            (
+                "explore_world_animals",
+                (
+                    "bison", "chameleon", "crocodile", "dragon", "giraffe", "hedgehog", "jaguar",
+                    "kangaroo", "koala", "lemur", "moose", "narwhal", "panda", "polar_bear",
+                    "scarlet_macaw",
+                ),
+            ),
+        )
+        for name in names
+    ),
+    *(
+        ("gcompris-qt-data", f"{_GCOMPRIS}/categorization.rcc/{_GCOMPRIS_SRC}"
+         f"/categorization/resource/images/{name}.webp")
+        for name in (
+            # 320-pixel photos; monuments that explore_monuments already shows are left out,
+            # and so are dam5 and dam1 (spray like mist) and solar3 (indoors)
+            "monuments/IndiaGate",
+            "monuments/arcDeTriomphe",
+            "monuments/bayterek",
+            "monuments/burj",
+            "monuments/cathedral",
+            "monuments/empireState",
+            "monuments/leMusee",
+            "monuments/leaningTowerOfPisa",
+            "monuments/monument1",
+            "monuments/monument2",
+            "monuments/monument3",
+            "monuments/operaHouse",
+            "monuments/parthenon",
+            "monuments/usCapitol",
+            "monuments/zimniPalace",
+            "renewable/dam2",
+            "renewable/dam3",
+            "renewable/dam4",
+            "renewable/solar1",
+            "renewable/solar2",
+            "renewable/solar4",
+            "renewable/solar5",
+            "renewable/solar6",
+            "renewable/solar7",
+            "renewable/solar8",
+            "renewable/windmill",
+            "renewable/windmill1",
+            "renewable/windmill11",
+            "renewable/windmill12",
+            "renewable/windmill13",
+            "renewable/windmill15",
+            "renewable/windmill2",
+            "renewable/windmill3",
+            "renewable/windmill4",
+            "renewable/windmill5",
+            "renewable/windmill7",
+            "renewable/windmill8",
+            "renewable/windmill9",
+        )
+    ),
+    *(
+        ("kphotoalbum", f"usr/share/kphotoalbum/demo/{name}.jpg")
+        for name in (
+            # left out: the three stored sideways (their rotation lives in the demo's index),
+            # bar55 (another frame of bar55_2), an aquarium, a hazy aerial view, snow.jpg
+            "anne_helene",
+            "bar55_2",
+            "cold_water",
+            "donna",
+            "donna_2",
+            "grand_canyon_2",
+            "grand_canyon_3",
+            "jesper",
+            "jesper_2",
+            "new_wave_2",
+            "pool",
+            "pool_2",
+            "qt-logo",
+            "skagen",
+            "spiff",
+            "spiff_2",
+            "sunset",
+        )
+    ),
+    *(
+        ("tuxpaint-data", f"usr/share/tuxpaint/templates/{name}.jpg")
+        for name in (
+            "cliff",
+            "corn_maze",
+            "jellyfish",
+            "lighthouse",
+            "mossy_log",
+            "ocean_waves",
+            "redwoods_above",
+            "sheep",
+            "sun_behind_clouds",
+            "sun_behind_leaves",
+            "trees_above",
+            "trees_at_dusk",
+            "wool_mill_machine",
+        )
+    ),
+    *(
+        ("opencv-doc", f"usr/share/doc/opencv-doc/examples/{name}")
+        for name in (
+            "alphamat/input_images/plant.jpg",
+            "data/aero1.jpg",
+            "data/aloeL.jpg",
+            "data/basketball1.png",
+            "data/building.jpg",
+            "data/butterfly.jpg",
+            "data/chicky_512.png",
+            "data/fruits.jpg",
+            "data/graf1.png",
+            "data/home.jpg",
+            "data/leuvenA.jpg",
+            "data/squirrel_cls.jpg",
+            "hfs/data/000.jpg",
+            "hfs/data/002.jpg",
+        )
+    ),
+    *(
+        ("lxqt-themes", f"usr/share/lxqt/wallpapers/{name}")
+        for name in (
+            "Butterfly-Kenneth-Wimer.jpg",
+            "after-the-rain.jpg",  # a clear sunset sky, despite the name
+            "appleflower.png",
+            "butterfly.png",
+            "cloud.png",
+            "flowers.png",
+            "this-is-not-windows.jpg",
+        )
+    ),
+    *(
+        ("palapeli-data", f"usr/share/palapeli/collection/{name}.jpg")
+        for name in (
+            "castle-maintenon",
+            "cincinnati-bridge",
+            "citrus-fruits",
+            "european-honey-bee",
+            "panther-chameleon-female",
+        )
+    ),
+    *(
+        ("python3-sklearn", f"usr/lib/python3/dist-packages/sklearn/datasets/images/{name}.jpg")
+        for name in ("flower",)  # china.jpg left out: its far shore is hazy
+    ),
+)
+
+# Each source package's licence for the photos listed above, from its
+# /usr/share/doc/<package>/copyright (and the per-image notes it points to). Every one allows
+# training on the photos and shipping what is learnt; attribution licences (CC-BY, CC-BY-SA)
+# ask that the authors be credited, which the model card does by naming the package, where the
+# per-image credits are.
+DEBIAN_LICENCES = {
+    "lomiri-wallpapers-16.04": "CC-BY-4.0 or CC-BY-SA-4.0 per image (author in the file name; "
+    "debian/copyright lists each photo)",
+    "lomiri-wallpapers-20.04": "CC-BY-4.0 or CC-BY-SA-4.0 per image (author in the file name; "
+    "debian/copyright lists each photo)",
+    "mate-backgrounds": "GPL-2+ (debian/copyright lists each photo and its author)",
+    "plasma-workspace-wallpapers": "GPL-2+ (Files: *, KDE Visual Design Group)",
+    "gcompris-qt-data": "per image: public domain, CC0-1.0, CC-BY-1.0/2.0/3.0 or "
+    "CC-BY-SA-2.0/3.0/4.0, from Wikimedia Commons; authors and sources in debian/copyright "
+    "(categorization images) and in each activity's resource README inside the .rcc "
+    "(explore_monuments, explore_*_animals)",
+    "kphotoalbum": "GPL-2+ (the demo album's photos by the KPhotoAlbum authors, "
+    "Jesper K. Pedersen et al.)",
+    "tuxpaint-data": "GPL-2+ (Files: *, Bill Kendrick and the Tux Paint authors)",
+    "opencv-doc": "Apache-2.0 AND BSD-3-Clause (Files: *; Debian removed the Lena images; "
+    "the classic sample photos carry no separate notice)",
+    "lxqt-themes": "LGPL-2.1+ (Files: *, the LXQt team)",
+    "palapeli-data": "public domain (castle-maintenon, citrus-fruits, european-honey-bee) or "
+    "GFDL (cincinnati-bridge, panther-chameleon-female), per the puzzles' .desktop files",
+    "python3-sklearn": "CC-BY-2.0 (flower.jpg, Flickr user vultilion; "
+    "sklearn/datasets/images/README.txt)",
+}
+SKIMAGE_LICENCE = (
+    "public domain or CC0 per image (each skimage.data function's docstring: astronaut and "
+    "rocket public domain, camera/chelsea/coffee CC0 by their photographers, brick/grass/gravel "
+    "CC0 Textures, coins no known copyright restrictions)"
 )
 
 # scikit-image's bundled real photographs (no microscopy, text, renders or duplicates).
