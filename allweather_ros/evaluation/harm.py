@@ -17,11 +17,14 @@ PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means 
 TONE_BLUR = 1 / 8  # Gaussian sigma as a share of the shorter side: only tones and colour remain
 
 
-def _raised(degradations, to: str | None = None):
-    """Every severity one tier higher (or all set to `to`); None when nothing can rise."""
-    raised = [replace(d, severity=to or SEVERITIES[min(2, SEVERITIES.index(d.severity) + 1)])
-              for d in degradations]
-    return None if raised == list(degradations) else raised
+def _moved(degradations, tiers: int = 1, to: str | None = None):
+    """Every severity moved `tiers` tiers (or all set to `to`), within the scale; None when
+    nothing moves."""
+    def tier(d):
+        return min(len(SEVERITIES) - 1, max(0, SEVERITIES.index(d.severity) + tiers))
+
+    moved = [replace(d, severity=to or SEVERITIES[tier(d)]) for d in degradations]
+    return None if moved == list(degradations) else moved
 
 
 def tone_error(image: np.ndarray, clean: np.ndarray) -> float:
@@ -33,8 +36,8 @@ def tone_error(image: np.ndarray, clean: np.ndarray) -> float:
 
 def harm_report(full, test, encoder) -> dict:
     """Over the frames of `test` (true descriptions known), the full network told:
-    the truth, every severity one tier too high, "heavy" (frames with only slight weather),
-    and the generic text. Costs are PSNR(told the truth) - PSNR(told that), in dB."""
+    the truth, every severity one tier too high and too low, "heavy" (frames with only slight
+    weather), and the generic text. Costs are PSNR(told the truth) - PSNR(told that), in dB."""
     restore = _Restorer(full, encoder)
     costs = defaultdict(list)
     slight_gain = defaultdict(list)
@@ -44,11 +47,13 @@ def harm_report(full, test, encoder) -> dict:
         truth = degradations_of(item)
         degraded, clean = _hwc(item["degraded"]), _hwc(item["clean"])
         told = {"truth": describe(truth), "generic": GENERIC_TEXT}
-        if truth and (over := _raised(truth)):
+        if truth and (over := _moved(truth, +1)):
             told["one_tier_higher"] = describe(over)
+        if truth and (under := _moved(truth, -1)):
+            told["one_tier_lower"] = describe(under)
         light = all(d.severity == "slight" for d in truth)
         if truth and light:
-            told["heavy"] = describe(_raised(truth, "heavy"))
+            told["heavy"] = describe(_moved(truth, to="heavy"))
         psnr = {name: min(_scores(restore(item["degraded"], text)[0], clean)[0], PSNR_CAP)
                 for name, text in told.items()}
         for name in told.keys() - {"truth"}:

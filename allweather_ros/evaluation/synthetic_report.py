@@ -61,7 +61,7 @@ def harm_table(harms: dict[str, dict]) -> str:
     """The do-no-harm figures side by side for each test set (columns)."""
     names = list(harms)
     rows = []
-    for key in ("one_tier_higher", "heavy", "generic"):
+    for key in ("one_tier_higher", "one_tier_lower", "heavy", "generic"):
         rows.append((f"cost of {key.replace('_', ' ')} (dB, mean / worst)",
                      [_pair(h["cost_db"].get(key), "mean", "worst") for h in harms.values()]))
     rows.append(("clean frames, told so (dB, mean / lowest)",
