@@ -45,7 +45,7 @@ def test_split_is_pinned_by_name_hash():
 
 
 def test_listed_photos_are_unique_licensed_and_split_like_the_training_set():
-    assert len(set(DEBIAN_PHOTOS)) == len(DEBIAN_PHOTOS) >= 190
+    assert len(set(DEBIAN_PHOTOS)) == len(DEBIAN_PHOTOS) >= 220
     names = [f"{package}/{relative}" for package, relative in DEBIAN_PHOTOS]
     assert len(set(names)) == len(names)
     assert all(Path(relative).suffix.lower() in IMAGE_SUFFIXES for _, relative in DEBIAN_PHOTOS)

@@ -195,6 +195,22 @@ DEBIAN_PHOTOS = (
         )
     ),
     *(
+        ("gcompris-qt-data", f"{_GCOMPRIS}/erase.rcc/{_GCOMPRIS_SRC}/erase/resource/{name}.webp")
+        for name in (
+            # 1920x1080 animal photos; left out: dolphin and sea1-6 (under water)
+            "alpaca", "bee", "butterfly", "calf", "camels", "caterpillar", "chamaeleon", "cheetah",
+            "crab", "flying_fox", "gibbon", "giraffe", "goat", "gorilla", "gosling", "heron",
+            "horse", "kingfisher", "kitten", "long_nosed_monkey", "macaque", "meerkats",
+            "northern_harrier", "nubian_ibex", "penguin", "pika", "red_panda", "rhinoceros",
+            "spoonbills", "squirrel", "swans", "toucan",
+        )
+    ),
+    *(
+        ("gcompris-qt-data", f"{_GCOMPRIS}/explore_world_music.rcc/{_GCOMPRIS_SRC}"
+         f"/explore_world_music/resource/music/{name}.webp")
+        for name in ("australia", "japan", "mexico", "orchestra")  # people; japan at night
+    ),
+    *(
         ("kphotoalbum", f"usr/share/kphotoalbum/demo/{name}.jpg")
         for name in (
             # left out: the three stored sideways (their rotation lives in the demo's index),
@@ -298,7 +314,7 @@ DEBIAN_LICENCES = {
     "gcompris-qt-data": "per image: public domain, CC0-1.0, CC-BY-1.0/2.0/3.0 or "
     "CC-BY-SA-2.0/3.0/4.0, from Wikimedia Commons; authors and sources in debian/copyright "
     "(categorization images) and in each activity's resource README inside the .rcc "
-    "(explore_monuments, explore_*_animals)",
+    "(explore_monuments, explore_*_animals, erase, explore_world_music)",
     "kphotoalbum": "GPL-2+ (the demo album's photos by the KPhotoAlbum authors, "
     "Jesper K. Pedersen et al.)",
     "tuxpaint-data": "GPL-2+ (Files: *, Bill Kendrick and the Tux Paint authors)",
