@@ -96,14 +96,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    """The prior one provider gives an image (no text encoder: printing needs no tokens)."""
+    """The prior one provider gives an image (no text encoder: printing needs no tokens); for a
+    folder or several paths, one JSON line per image and a summary line (see the README)."""
     from .description import TYPES
     from .media import read_rgb
     from .prior.registry import create_provider
 
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                fixed_text=args.fixed_text, allow_download=args.allow_download)
-    prior = provider.describe(read_rgb(Path(args.image)))
+    if len(args.images) > 1 or Path(args.images[0]).is_dir():
+        return _describe_many(provider, args.images)
+    prior = provider.describe(read_rgb(Path(args.images[0])))
     if args.json:
         print(prior.to_json())
         return 0
@@ -114,6 +117,22 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"  severity {prior.severity}  confidence {prior.confidence:.2f}  "
           f"provider {prior.provider}")
     return 0
+
+
+def _describe_many(provider, paths: list[str]) -> int:
+    """JSON lines to stdout, flushed per image so a long run can be followed or piped; exit 1
+    when some file could not be described (each has its error line), 2 when none was found."""
+    from .prior.batch import describe_paths, image_paths, summarise
+
+    if not image_paths(paths):
+        raise ValueError(f"no images in {', '.join(paths)}")
+    records = []
+    for record in describe_paths(provider, paths):
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    summary = summarise(records)
+    print(json.dumps({"summary": summary}), flush=True)
+    return 1 if summary["errors"] else 0
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -201,14 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.eval_bag import add_pipeline_arguments
     from .prior.registry import PROVIDERS
 
-    describe = sub.add_parser("describe", help="print the degradation prior of an image")
-    describe.add_argument("image", help="an image file")
+    describe = sub.add_parser("describe", help="print the degradation prior of an image, or "
+                                               "one JSON line per image of folders")
+    describe.add_argument("images", nargs="+", metavar="IMAGE",
+                          help="an image file; or folders (searched recursively) and several "
+                               "files: one JSON line each, then a summary line")
     describe.add_argument("--provider", default="builtin", choices=PROVIDERS)
     describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
     describe.add_argument("--fixed-text", help="the description (provider fixed)")
     describe.add_argument("--allow-download", action="store_true",
                           help="let the vlm provider download a model that is not cached")
-    describe.add_argument("--json", action="store_true", help="print JSON")
+    describe.add_argument("--json", action="store_true",
+                          help="print JSON (always, for folders and several files)")
     describe.set_defaults(func=_describe)
 
     restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
