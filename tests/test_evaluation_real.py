@@ -69,6 +69,8 @@ def test_figures_of_a_provider_that_always_says_heavy_rain(labelled):
     severity = result["severity"]
     assert severity["rain"]["counts"]["slight"]["heavy"] == 1
     assert severity["rain"]["accuracy"] == 0.5 and severity["rain"]["heavy_of_slight"] == 1.0
+    assert severity["rain"]["overstated"] == 0.5 and severity["rain"]["understated"] == 0.0
+    assert severity["haze"]["overstated"] is None  # never found, so never said too high
     assert severity["haze"]["counts"]["moderate"][real.ABSENT] == 1
     assert severity["haze"]["accuracy"] == 0.0
     assert severity["snow"]["n"] == 0 and severity["snow"]["accuracy"] is None
@@ -128,3 +130,9 @@ def test_eval_real_argument_errors(labelled, capsys):
     assert "one of" in capsys.readouterr().err
     assert main(["eval", "--real", str(labelled), "--provider", "none"]) == 2
     assert "--provider none" in capsys.readouterr().err
+
+
+def test_severity_said_too_low_is_counted(labelled):
+    haze = real.evaluate_real(FixedPrior("light fog"), labelled)["severity"]["haze"]
+    assert haze["counts"]["heavy"]["slight"] == 1 and haze["counts"]["moderate"]["slight"] == 1
+    assert haze["understated"] == 1.0 and haze["overstated"] == 0.0 and haze["accuracy"] == 0.0

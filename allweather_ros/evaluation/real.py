@@ -118,7 +118,9 @@ def score(records: list[dict]) -> dict:
 def severity_confusion(records: list[dict]) -> dict:
     """Per type, counts[true severity][said severity or "absent"] over the photos with that type
     at a judged severity; `accuracy` counts "absent" as wrong; `heavy_of_slight` is the share
-    of slight ones called heavy (the costly mistake: the restorer scrubs the frame)."""
+    of slight ones called heavy (the costly mistake: the restorer scrubs the frame);
+    `overstated` and `understated` are the shares said a tier or more too high or too low among
+    those found with a severity."""
     columns = (ABSENT, *SEVERITIES, NO_SEVERITY)
     out = {}
     for t in TYPES:
@@ -129,8 +131,13 @@ def severity_confusion(records: list[dict]) -> dict:
                 counts[truth][r["severity"].get(t, ABSENT)] += 1
         total = sum(sum(row.values()) for row in counts.values())
         slight = sum(counts["slight"].values())
+        tiers = [(SEVERITIES.index(true), SEVERITIES.index(said), n)
+                 for true, row in counts.items() for said, n in row.items() if said in SEVERITIES]
+        found = sum(n for _, _, n in tiers)
         out[t] = {
             "counts": counts,
+            "overstated": sum(n for a, b, n in tiers if b > a) / found if found else None,
+            "understated": sum(n for a, b, n in tiers if b < a) / found if found else None,
             "n": total,
             "accuracy": sum(counts[s][s] for s in SEVERITIES) / total if total else None,
             "heavy_of_slight": counts["slight"]["heavy"] / slight if slight else None,
@@ -214,15 +221,17 @@ def table(result: dict) -> str:
 
     lines = [f"{result['photos']} photos in {result['folder']}", "",
              "| type | photos | top-1 | recall | false alarms | called no weather |"
-             " severity acc. | heavy of slight |",
-             "|---|---|---|---|---|---|---|---|"]
+             " severity acc. | too high | too low | heavy of slight |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for t, row in result["per_type"].items():
         sev = result["severity"][t]
         acc = "-" if sev["accuracy"] is None else f"{100 * sev['accuracy']:.0f}% ({sev['n']})"
-        hos = "-" if sev["heavy_of_slight"] is None else f"{100 * sev['heavy_of_slight']:.0f}%"
+        over, under, hos = (
+            "-" if sev[k] is None else f"{100 * sev[k]:.0f}%"
+            for k in ("overstated", "understated", "heavy_of_slight"))
         lines.append(f"| {t} | {row['photos']} | {pct(row['top1'])} | {pct(row['recall'])} | "
                      f"{pct(row['false_alarm'])} | {pct(row['called_no_weather'])} | {acc} | "
-                     f"{hos} |")
+                     f"{over} | {under} | {hos} |")
     lines += ["", f"top-1 over all weather photos: {pct(result['top1'])}; "
               f"a true type on top: {pct(result['top1_any_true_type'])}",
               f"weather photos called no weather: {pct(result['weather_called_no_weather'])}",
