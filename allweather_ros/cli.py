@@ -96,14 +96,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    """The prior one provider gives an image (no text encoder: printing needs no tokens)."""
+    """The prior one provider gives an image (no text encoder: printing needs no tokens); for a
+    folder or several paths, one JSON line per image and a summary line (see the README)."""
     from .description import TYPES
     from .media import read_rgb
     from .prior.registry import create_provider
 
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                fixed_text=args.fixed_text, allow_download=args.allow_download)
-    prior = provider.describe(read_rgb(Path(args.image)))
+    if len(args.images) > 1 or Path(args.images[0]).is_dir():
+        return _describe_many(provider, args.images)
+    prior = provider.describe(read_rgb(Path(args.images[0])))
     if args.json:
         print(prior.to_json())
         return 0
@@ -114,6 +117,22 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"  severity {prior.severity}  confidence {prior.confidence:.2f}  "
           f"provider {prior.provider}")
     return 0
+
+
+def _describe_many(provider, paths: list[str]) -> int:
+    """JSON lines to stdout, flushed per image so a long run can be followed or piped; exit 1
+    when some file could not be described (each has its error line), 2 when none was found."""
+    from .prior.batch import describe_paths, image_paths, summarise
+
+    if not image_paths(paths):
+        raise ValueError(f"no images in {', '.join(paths)}")
+    records = []
+    for record in describe_paths(provider, paths):
+        records.append(record)
+        print(json.dumps(record), flush=True)
+    summary = summarise(records)
+    print(json.dumps({"summary": summary}), flush=True)
+    return 1 if summary["errors"] else 0
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -133,14 +152,16 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if sum(map(bool, (args.synthetic, args.paired, args.real))) != 1:
+        raise ValueError("evaluate on one of: --synthetic, --paired DIR or --real DIR")
+    if args.real:
+        return _eval_real(args)
     from .data.sources import default_scenes
     from .evaluation import synthetic, synthetic_report
     from .model.weights import PACKAGED, load_weights
     from .pipeline import load_model
     from .prior.registry import create_provider
 
-    if bool(args.synthetic) == bool(args.paired):
-        raise ValueError("evaluate on one of: --synthetic or --paired DIR")
     full = load_model(args.weights or "")
     no_prior_path = Path(args.no_prior_weights or PACKAGED / "rt_noprior.safetensors")
     no_prior = load_weights(no_prior_path) if no_prior_path.is_file() else None
@@ -164,6 +185,26 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps(synthetic_report.to_json(result), indent=2))
     else:
         print(synthetic_report.table(result))
+    return 0
+
+
+def _eval_real(args: argparse.Namespace) -> int:
+    """The provider's reading of labelled real photos (no restorer involved)."""
+    from tqdm import tqdm
+
+    from .evaluation import real
+    from .prior.registry import create_provider
+
+    if args.provider == "none":
+        raise ValueError("--real scores a provider's descriptions; --provider none gives none")
+    provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
+                               fixed_text=args.fixed_text)
+    photos = len(real.load_labels(args.real))
+    with tqdm(total=photos, desc="describe", leave=False, disable=args.json) as bar:
+        result = real.evaluate_real(provider, args.real, args.out, progress=bar.update)
+    if args.out:
+        print(f"wrote {Path(args.out) / 'results.json'} and reliability.png", file=sys.stderr)
+    print(json.dumps(result, indent=2) if args.json else real.table(result))
     return 0
 
 
@@ -201,14 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.eval_bag import add_pipeline_arguments
     from .prior.registry import PROVIDERS
 
-    describe = sub.add_parser("describe", help="print the degradation prior of an image")
-    describe.add_argument("image", help="an image file")
+    describe = sub.add_parser("describe", help="print the degradation prior of an image, or "
+                                               "one JSON line per image of folders")
+    describe.add_argument("images", nargs="+", metavar="IMAGE",
+                          help="an image file; or folders (searched recursively) and several "
+                               "files: one JSON line each, then a summary line")
     describe.add_argument("--provider", default="builtin", choices=PROVIDERS)
     describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
     describe.add_argument("--fixed-text", help="the description (provider fixed)")
     describe.add_argument("--allow-download", action="store_true",
                           help="let the vlm provider download a model that is not cached")
-    describe.add_argument("--json", action="store_true", help="print JSON")
+    describe.add_argument("--json", action="store_true",
+                          help="print JSON (always, for folders and several files)")
     describe.set_defaults(func=_describe)
 
     restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
@@ -217,16 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline_arguments(restore)
     restore.set_defaults(func=_restore)
 
-    evaluate = sub.add_parser("eval", help="PSNR/SSIM per type and severity against baselines")
+    evaluate = sub.add_parser("eval", help="PSNR/SSIM per type and severity against baselines; "
+                                           "or the prior's accuracy on labelled real photos")
     evaluate.add_argument("--synthetic", action="store_true",
                           help="the fixed-seed synthetic test split (held-out scenes)")
     evaluate.add_argument("--paired", metavar="DIR",
                           help="a paired dataset (All-weather, Snow100K, Raindrop, WeatherStream)")
+    evaluate.add_argument("--real", metavar="DIR",
+                          help="real photos labelled by eye (DIR/labels.json, made by "
+                               "tools/real_weather_set.py): type and severity accuracy of the "
+                               "provider, reliability diagram with --out")
     evaluate.add_argument("--weights", help="restorer weights (default: shipped rt)")
     evaluate.add_argument("--no-prior-weights",
                           help="the no-prior ablation's weights (default: shipped rt_noprior)")
     evaluate.add_argument("--provider", default="builtin",
-                          help="estimator also evaluated end to end (none: skip)")
+                          help="estimator also evaluated end to end (none: skip); with --real, "
+                               "the provider scored")
     evaluate.add_argument("--vlm-model")
     evaluate.add_argument("--fixed-text")
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")

@@ -1,0 +1,241 @@
+"""How well a prior provider reads real weather photographs, labelled by eye, without ground truth.
+
+The synthetic test split flatters an estimator trained on the same renderer, so the figures that
+count are on real photographs: `tools/real_weather_set.py` extracts such a set (research use:
+evaluation and calibration only, never training) into a folder with a `labels.json`, and this
+module scores a provider on any folder of that form. The labels give each photo's weather types,
+the first one primary (the one hiding most of the scene), each with a severity where it could be
+judged; no types means a clean photo.
+
+Reported: per type, top-1 accuracy (the provider's most probable type is the primary one), recall
+and false alarms of the "present" call, the share of photos of that weather called weather-free;
+clean photos called clean; severity confusion where labelled; and the reliability of the type
+probabilities (a diagram when an output folder is given).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..description import SEVERITIES, TYPES
+from ..media import read_rgb
+from ..prior.batch import prior_record
+from ..prior.parse import NO_SEVERITY
+from ..prior.prior import PriorProvider
+
+LABELS_FILE = "labels.json"
+RELIABILITY_BINS = 10
+ABSENT = "absent"  # severity column: the provider said the type is not there
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """One photo of the set: `types` maps each weather type seen to its severity (None where it
+    could not be judged), the primary type first; empty for a clean photo."""
+
+    file: Path
+    types: dict[str, str | None]
+    calibrate: bool = True  # False: may come from a public test split, so evaluate only
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.types), "clean")
+
+
+def load_labels(folder: str | Path) -> list[LabelledPhoto]:
+    """The photos `folder/labels.json` lists, checked: known types and severities, files there."""
+    folder = Path(folder)
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; build the set with "
+                                "`python tools/real_weather_set.py build`")
+    photos = []
+    for entry in json.loads(path.read_text())["photos"]:
+        types = dict(entry["types"])
+        bad = [(t, s) for t, s in types.items()
+               if t not in TYPES or (s is not None and s not in SEVERITIES)]
+        if bad:
+            raise ValueError(f"{path}: {entry['file']} has unknown labels {bad}")
+        file = folder / entry["file"]
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is listed in {path} but missing")
+        photos.append(LabelledPhoto(file, types, entry.get("calibrate", True)))
+    if not photos:
+        raise ValueError(f"{path} lists no photos")
+    return photos
+
+
+def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
+                    progress: Callable[[], None] | None = None) -> list[dict]:
+    """The provider's record (batch.prior_record) of each photo, with the photo's labels."""
+    records = []
+    for photo in photos:
+        record = prior_record(provider.describe(read_rgb(photo.file)))
+        records.append({"file": str(photo.file), "truth": photo.types,
+                        "calibrate": photo.calibrate, **record})
+        if progress is not None:
+            progress()
+    return records
+
+
+def _share(flags: list[bool]) -> dict:
+    return {"rate": float(np.mean(flags)) if flags else None, "n": len(flags)}
+
+
+def score(records: list[dict]) -> dict:
+    """The figures the module docstring lists, from `describe_photos` records."""
+    weather = [r for r in records if r["truth"]]
+    top = {id(r): max(TYPES, key=r["labels"].get) for r in records}
+    per_type = {}
+    for t in TYPES:
+        primary = [r for r in weather if next(iter(r["truth"])) == t]
+        having = [r for r in weather if t in r["truth"]]
+        per_type[t] = {
+            "photos": len(primary),
+            "top1": _share([top[id(r)] == t for r in primary]),
+            "recall": _share([t in r["types"] for r in having]),
+            "false_alarm": _share([t in r["types"] for r in records if t not in r["truth"]]),
+            "called_no_weather": _share([not r["types"] for r in having]),
+        }
+    clean = [r for r in records if not r["truth"]]
+    return {
+        "photos": len(records),
+        "per_type": per_type,
+        "top1": _share([top[id(r)] == next(iter(r["truth"])) for r in weather]),
+        "top1_any_true_type": _share([top[id(r)] in r["truth"] for r in weather]),
+        "weather_called_no_weather": _share([not r["types"] for r in weather]),
+        "clean_called_clean": _share([not r["types"] for r in clean]),
+        "severity": severity_confusion(records),
+        "reliability": reliability(records),
+        "reliability_per_type": {t: reliability(records, (t,)) for t in TYPES},
+    }
+
+
+def severity_confusion(records: list[dict]) -> dict:
+    """Per type, counts[true severity][said severity or "absent"] over the photos with that type
+    at a judged severity; `accuracy` counts "absent" as wrong; `heavy_of_slight` is the share
+    of slight ones called heavy (the costly mistake: the restorer scrubs the frame);
+    `overstated` and `understated` are the shares said a tier or more too high or too low among
+    those found with a severity."""
+    columns = (ABSENT, *SEVERITIES, NO_SEVERITY)
+    out = {}
+    for t in TYPES:
+        counts = {s: dict.fromkeys(columns, 0) for s in SEVERITIES}
+        for r in records:
+            truth = r["truth"].get(t)
+            if truth is not None:
+                counts[truth][r["severity"].get(t, ABSENT)] += 1
+        total = sum(sum(row.values()) for row in counts.values())
+        slight = sum(counts["slight"].values())
+        tiers = [(SEVERITIES.index(true), SEVERITIES.index(said), n)
+                 for true, row in counts.items() for said, n in row.items() if said in SEVERITIES]
+        found = sum(n for _, _, n in tiers)
+        out[t] = {
+            "counts": counts,
+            "overstated": sum(n for a, b, n in tiers if b > a) / found if found else None,
+            "understated": sum(n for a, b, n in tiers if b < a) / found if found else None,
+            "n": total,
+            "accuracy": sum(counts[s][s] for s in SEVERITIES) / total if total else None,
+            "heavy_of_slight": counts["slight"]["heavy"] / slight if slight else None,
+        }
+    return out
+
+
+def reliability(records: list[dict], types: tuple[str, ...] = TYPES,
+                bins: int = RELIABILITY_BINS) -> dict:
+    """Every (photo, type) probability against whether the photo has that type, in equal-width
+    bins; ECE is the count-weighted mean gap between a bin's mean probability and its share of
+    positives."""
+    p = np.array([r["labels"][t] for r in records for t in types], dtype=float)
+    y = np.array([t in r["truth"] for r in records for t in types], dtype=float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        inside = index == b
+        if not inside.any():
+            continue
+        mean_p, positive = float(p[inside].mean()), float(y[inside].mean())
+        table.append({"low": b / bins, "high": (b + 1) / bins, "n": int(inside.sum()),
+                      "mean_probability": mean_p, "positive_share": positive})
+        ece += inside.sum() / len(p) * abs(mean_p - positive)
+    return {"bins": table, "ece": float(ece), "pairs": int(len(p))}
+
+
+def plot_reliability(records: list[dict], path: str | Path, title: str = "") -> Path:
+    """The reliability diagram (all types pooled, and each type) with the bins' counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5, 6.5), height_ratios=(3, 1), sharex=True)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    pooled = reliability(records)
+    curves = [("all types", pooled, dict(color="k", linewidth=2, marker="o"))]
+    curves += [(t, reliability(records, (t,)), dict(linewidth=1, marker=".")) for t in TYPES]
+    for name, subset, style in curves:
+        xs = [b["mean_probability"] for b in subset["bins"]]
+        ys = [b["positive_share"] for b in subset["bins"]]
+        ax.plot(xs, ys, label=f"{name} (ECE {subset['ece']:.2f})", **style)
+    ax.set_ylabel("share of photos with the type")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title or "Type probabilities on real photos", fontsize=9)
+    centres = [(b["low"] + b["high"]) / 2 for b in pooled["bins"]]
+    counts.bar(centres, [b["n"] for b in pooled["bins"]], width=0.9 / RELIABILITY_BINS,
+               color="0.5")
+    counts.set_xlabel("stated probability")
+    counts.set_ylabel("pairs")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path | None = None,
+                  progress: Callable[[], None] | None = None) -> dict:
+    """Score `provider` on the labelled folder; with `out`, also write results.json (figures
+    and every photo's record) and reliability.png there."""
+    records = describe_photos(provider, load_labels(folder), progress)
+    result = {"folder": str(folder), **score(records)}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({**result, "records": records}, indent=1))
+        plot_reliability(records, out / "reliability.png",
+                         f"{records[0]['provider']} on {len(records)} real photos")
+    return result
+
+
+def table(result: dict) -> str:
+    """The figures as Markdown."""
+    def pct(share: dict) -> str:
+        return "-" if share["rate"] is None else f"{100 * share['rate']:.0f}% ({share['n']})"
+
+    lines = [f"{result['photos']} photos in {result['folder']}", "",
+             "| type | photos | top-1 | recall | false alarms | called no weather |"
+             " severity acc. | too high | too low | heavy of slight |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for t, row in result["per_type"].items():
+        sev = result["severity"][t]
+        acc = "-" if sev["accuracy"] is None else f"{100 * sev['accuracy']:.0f}% ({sev['n']})"
+        over, under, hos = (
+            "-" if sev[k] is None else f"{100 * sev[k]:.0f}%"
+            for k in ("overstated", "understated", "heavy_of_slight"))
+        lines.append(f"| {t} | {row['photos']} | {pct(row['top1'])} | {pct(row['recall'])} | "
+                     f"{pct(row['false_alarm'])} | {pct(row['called_no_weather'])} | {acc} | "
+                     f"{over} | {under} | {hos} |")
+    lines += ["", f"top-1 over all weather photos: {pct(result['top1'])}; "
+              f"a true type on top: {pct(result['top1_any_true_type'])}",
+              f"weather photos called no weather: {pct(result['weather_called_no_weather'])}",
+              f"clean photos called clean: {pct(result['clean_called_clean'])}",
+              f"type probabilities: ECE {result['reliability']['ece']:.3f} over "
+              f"{result['reliability']['pairs']} (photo, type) pairs"]
+    return "\n".join(lines)

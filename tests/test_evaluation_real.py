@@ -1,0 +1,138 @@
+"""Scoring a prior provider on labelled real photos: the figures on a folder whose answers are
+known by hand, the labels file's checks, and `allweather eval --real` end to end."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from allweather_ros.cli import main
+from allweather_ros.data.sources import skimage_scenes
+from allweather_ros.data.synthesis import synthesize
+from allweather_ros.description import TYPES, Degradation
+from allweather_ros.evaluation import real
+from allweather_ros.media import read_rgb
+from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
+from allweather_ros.prior.providers import FixedPrior
+
+# file -> labels: primary type first, severity None where not judged, {} for a clean photo
+LABELS = {
+    "rain_heavy.png": {"rain": "heavy"},
+    "rain_slight.png": {"rain": "slight", "haze": "moderate"},
+    "haze.png": {"haze": "heavy"},
+    "clean.png": {},
+    "snow.png": {"snow": None},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_labels(folder, labels):
+    photos = [{"file": name, "types": types} for name, types in labels.items()]
+    (folder / real.LABELS_FILE).write_text(json.dumps({"photos": photos}))
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A tiny labelled set, its frames made with the synthesis (snow unjudged)."""
+    folder = tmp_path_factory.mktemp("real")
+    photo = cv2.resize(skimage_scenes()[1].load(), (128, 96), interpolation=cv2.INTER_AREA)
+    photo = photo.astype(np.float32) / 255.0
+    for i, (name, types) in enumerate(LABELS.items()):
+        recipe = [Degradation(t, s or "moderate") for t, s in types.items()]
+        frame = synthesize(photo, np.random.default_rng(i), recipe).degraded
+        cv2.imwrite(str(folder / name), cv2.cvtColor((frame * 255 + 0.5).astype(np.uint8),
+                                                     cv2.COLOR_RGB2BGR))
+    _write_labels(folder, LABELS)
+    return folder
+
+
+def test_figures_of_a_provider_that_always_says_heavy_rain(labelled):
+    result = real.evaluate_real(FixedPrior("heavy rain"), labelled)
+    assert result["photos"] == 5
+    rain, haze, snow, drop = (result["per_type"][t] for t in ("rain", "haze", "snow", "raindrop"))
+    assert rain["photos"] == 2 and rain["top1"] == {"rate": 1.0, "n": 2}
+    assert rain["recall"]["rate"] == 1.0 and rain["false_alarm"] == {"rate": 1.0, "n": 3}
+    assert haze["top1"] == {"rate": 0.0, "n": 1} and haze["recall"] == {"rate": 0.0, "n": 2}
+    assert haze["called_no_weather"]["rate"] == 0.0 and snow["top1"]["rate"] == 0.0
+    assert drop["photos"] == 0 and drop["top1"] == {"rate": None, "n": 0}
+    assert result["top1"] == {"rate": 0.5, "n": 4}
+    assert result["clean_called_clean"] == {"rate": 0.0, "n": 1}
+    assert result["weather_called_no_weather"]["rate"] == 0.0
+    severity = result["severity"]
+    assert severity["rain"]["counts"]["slight"]["heavy"] == 1
+    assert severity["rain"]["accuracy"] == 0.5 and severity["rain"]["heavy_of_slight"] == 1.0
+    assert severity["rain"]["overstated"] == 0.5 and severity["rain"]["understated"] == 0.0
+    assert severity["haze"]["overstated"] is None  # never found, so never said too high
+    assert severity["haze"]["counts"]["moderate"][real.ABSENT] == 1
+    assert severity["haze"]["accuracy"] == 0.0
+    assert severity["snow"]["n"] == 0 and severity["snow"]["accuracy"] is None
+    # rain said at 0.9 on 5 photos (2 have rain), every other type at 0.1 (3 of 15 have it)
+    bins = result["reliability"]["bins"]
+    assert [(b["n"], b["positive_share"]) for b in bins] == [(15, 0.2), (5, 0.4)]
+    assert result["reliability"]["ece"] == pytest.approx(5 / 20 * 0.5 + 15 / 20 * 0.1)
+    assert result["reliability_per_type"]["rain"]["ece"] == pytest.approx(0.5)
+
+
+def test_a_provider_that_says_clear_calls_clean_photos_clean(labelled):
+    result = real.evaluate_real(FixedPrior("The image is clear."), labelled)
+    assert result["clean_called_clean"] == {"rate": 1.0, "n": 1}
+    assert result["weather_called_no_weather"] == {"rate": 1.0, "n": 4}
+    assert result["per_type"]["rain"]["called_no_weather"]["rate"] == 1.0
+
+
+def test_labels_are_checked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="real_weather_set.py"):
+        real.load_labels(tmp_path)
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    _write_labels(tmp_path, {"a.png": {"fog": "heavy"}})
+    with pytest.raises(ValueError, match="fog"):
+        real.load_labels(tmp_path)
+    _write_labels(tmp_path, {"a.png": {"haze": "dense"}})
+    with pytest.raises(ValueError, match="dense"):
+        real.load_labels(tmp_path)
+    _write_labels(tmp_path, {"b.png": {}})
+    with pytest.raises(FileNotFoundError, match="b.png"):
+        real.load_labels(tmp_path)
+    _write_labels(tmp_path, {"a.png": {"snow": None, "haze": "slight"}})
+    (photo,) = real.load_labels(tmp_path)
+    assert photo.primary == "snow" and photo.calibrate
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped estimator weights")
+def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "--real", str(labelled), "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["photos"] == len(LABELS)
+    assert sum(b["n"] for b in result["reliability"]["bins"]) == len(LABELS) * len(TYPES)
+    saved = json.loads((out / "results.json").read_text())
+    estimator = BuiltinEstimator()
+    for record in saved["records"]:
+        prior = estimator.describe(read_rgb(record["file"]))
+        assert record["labels"] == {t: round(prior.labels[t], 4) for t in TYPES}
+        assert record["truth"] == LABELS[record["file"].rsplit("/", 1)[1]]
+    diagram = cv2.imread(str(out / "reliability.png"))
+    assert diagram is not None and diagram.shape[0] > 300
+    assert main(["eval", "--real", str(labelled)]) == 0
+    assert "clean photos called clean" in capsys.readouterr().out
+
+
+def test_eval_real_argument_errors(labelled, capsys):
+    assert main(["eval", "--real", str(labelled), "--synthetic"]) == 2
+    assert "one of" in capsys.readouterr().err
+    assert main(["eval", "--real", str(labelled), "--provider", "none"]) == 2
+    assert "--provider none" in capsys.readouterr().err
+
+
+def test_severity_said_too_low_is_counted(labelled):
+    haze = real.evaluate_real(FixedPrior("light fog"), labelled)["severity"]["haze"]
+    assert haze["counts"]["heavy"]["slight"] == 1 and haze["counts"]["moderate"]["slight"] == 1
+    assert haze["understated"] == 1.0 and haze["overstated"] == 0.0 and haze["accuracy"] == 0.0
