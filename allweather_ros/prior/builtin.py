@@ -23,6 +23,7 @@ from torch import nn
 
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 from allweather_ros.model.weights import read_metadata
+from allweather_ros.prior.calibration import TypeCalibration
 from allweather_ros.prior.parse import NO_SEVERITY
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 
@@ -115,17 +116,21 @@ def severity_choice(distribution: np.ndarray) -> int:
 
 
 class BuiltinEstimator(PriorProvider):
-    """Prior from the shipped CNN estimator: types above `threshold`, each at the severity
+    """Prior from the shipped CNN estimator: types whose calibrated probability (the weights
+    file's `calibration`, prior/calibration.py) reaches `threshold`, each at the severity
     `severity_choice` picks, written with `describe` so the text reads like the training
     descriptions."""
 
     name = "builtin"
 
     def __init__(self, weights: str | Path | None = None, encoder: Encoder | None = None,
-                 device: str = "cpu", threshold: float = 0.5):
+                 device: str = "cpu", threshold: float = 0.5, calibrated: bool = True):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
-        self.model = load_estimator(weights or SHIPPED_WEIGHTS, device)
+        path = weights or SHIPPED_WEIGHTS
+        self.model = load_estimator(path, device)
+        stored = read_metadata(path).get("calibration") if calibrated else None
+        self.calibration = TypeCalibration.from_json(stored)
         self.encoder, self.device, self.threshold = encoder, device, threshold
 
     @torch.inference_mode()
@@ -135,7 +140,8 @@ class BuiltinEstimator(PriorProvider):
             raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
         x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32))
         types, severity = self.model(x[None].to(self.device))
-        return torch.sigmoid(types[0]).cpu().numpy(), torch.softmax(severity[0], -1).cpu().numpy()
+        return (self.calibration.probabilities(types[0].cpu().numpy()),
+                torch.softmax(severity[0], -1).cpu().numpy())
 
     def confidence(self, probabilities: np.ndarray, severity: np.ndarray) -> float:
         """How firmly the estimate commits, in [0, 1].

@@ -1,0 +1,95 @@
+"""Fit the built-in estimator's type calibration (prior/calibration.py) and report what it did.
+
+The fit sees the real photos of one fold (a hash of the file name puts each photo in "fit" or
+"check"; photos marked `calibrate: false` are never fitted on) and synthetic validation frames
+(validation scenes, training renderers, through a random camera, a third of them clean: the
+hard negatives that four clean real photos cannot provide), the two weighted alike. The real
+"check" fold is scored before and after, so the figures are not of photos the fit saw.
+
+    python -m allweather_ros.evaluation.calibrate --real ~/.cache/allweather_ros/real_weather \
+        --weights checkpoints/estimator/estimator.safetensors --out calibrated.safetensors
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from ..data.datasets import SyntheticWeatherDataset
+from ..data.sources import default_scenes
+from ..description import TYPES
+from ..media import read_rgb
+from ..model.weights import read_metadata
+from ..prior.builtin import BuiltinEstimator
+from ..prior.calibration import fit, logits_of
+from .real import LabelledPhoto, describe_photos, load_labels, score
+
+VALIDATION_FRAMES = 400
+
+
+def fold(photo: LabelledPhoto) -> str:
+    """"fit" or "check", stable per file name; photos that may not be tuned on are "check"."""
+    if not photo.calibrate:
+        return "check"
+    digest = hashlib.sha256(photo.file.name.encode() + str(photo.types).encode()).digest()
+    return "fit" if digest[0] % 2 == 0 else "check"
+
+
+def validation_frames(count: int = VALIDATION_FRAMES, seed: int = 7):
+    """(frame, present types) of synthetic validation frames, a third of them clean."""
+    data = SyntheticWeatherDataset(default_scenes(), "val", crop=256, seed=seed, length=count,
+                                   wrong_description_p=0.0, clean_p=0.33, camera_p=0.5,
+                                   exposure_p=0.3, flips=False)
+    for item in data:
+        yield item["degraded"].permute(1, 2, 0).numpy(), item["types"].numpy() > 0.5
+
+
+def calibrate(weights: str | Path, real: str | Path, out: str | Path) -> dict:
+    """Fit on the "fit" fold plus validation frames, write `out` (the weights with the
+    calibration in their metadata) and return the check fold's figures before and after."""
+    raw = BuiltinEstimator(weights, calibrated=False)
+    photos = load_labels(real)
+    fitting = [p for p in photos if fold(p) == "fit"]
+    checking = [p for p in photos if fold(p) == "check"]
+    logits, present, weights_ = [], [], []
+    for photo in fitting:
+        logits.append(logits_of(raw.estimate(read_rgb(photo.file))[0]))
+        present.append([t in photo.types for t in TYPES])
+        weights_.append(1.0 / len(fitting))
+    synthetic = list(validation_frames())
+    for frame, types in synthetic:
+        logits.append(logits_of(raw.estimate(frame)[0]))
+        present.append(types)
+        weights_.append(1.0 / len(synthetic))
+    calibration = fit(np.array(logits), np.array(present), np.array(weights_))
+    state = load_file(str(weights))
+    metadata = {k: json.dumps(v) for k, v in read_metadata(weights).items()}
+    metadata["calibration"] = json.dumps(
+        {**calibration.to_json(), "fitted_on": {"real_photos": len(fitting),
+                                                "validation_frames": len(synthetic)}})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata=metadata)
+    before = score(describe_photos(raw, checking))
+    after = score(describe_photos(BuiltinEstimator(out), checking))
+    return {"calibration": calibration.to_json(), "fit_photos": len(fitting),
+            "check_photos": len(checking), "before": before, "after": after}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", required=True, help="labelled real photos (labels.json)")
+    parser.add_argument("--weights", required=True, help="estimator weights to calibrate")
+    parser.add_argument("--out", required=True, help="calibrated weights file to write")
+    args = parser.parse_args(argv)
+    result = calibrate(args.weights, args.real, args.out)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

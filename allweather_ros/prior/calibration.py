@@ -1,0 +1,71 @@
+"""Calibration of the built-in estimator's type probabilities (Platt scaling, one per type).
+
+A network trained on rendered weather is overconfident about its renderers' tells and unsure on
+real photos: its "70% lens drops" is not right 70% of the time. A per-type scale and shift of
+the type logit, p = sigmoid(scale * logit + shift), fitted on labelled frames (real photos set
+aside for calibration and synthetic validation frames, clean ones among them), makes the
+probabilities mean what they say, and the 0.5 threshold then sits where the errors balance. The
+fit is pulled towards the identity (scale 1, shift 0), so a type with few labelled photos moves
+little. It travels in the estimator's weights file, as metadata.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from allweather_ros.description import TYPES
+
+PULL = 20.0  # the pull towards the identity weighs as much as this many labelled frames
+
+
+@dataclass(frozen=True)
+class TypeCalibration:
+    scale: tuple[float, ...] = (1.0,) * len(TYPES)
+    shift: tuple[float, ...] = (0.0,) * len(TYPES)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of type logits (..., len(TYPES))."""
+        z = np.asarray(logits, np.float64) * np.array(self.scale) + np.array(self.shift)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"types": list(TYPES), "scale": list(self.scale), "shift": list(self.shift)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> TypeCalibration:
+        """The calibration stored in a weights file; the identity when there is none."""
+        if not data:
+            return cls()
+        if list(data["types"]) != list(TYPES):
+            raise ValueError(f"calibration is for types {data['types']}, expected {TYPES}")
+        return cls(tuple(map(float, data["scale"])), tuple(map(float, data["shift"])))
+
+
+def logits_of(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fit(logits: np.ndarray, present: np.ndarray, weights: np.ndarray | None = None,
+        pull: float = PULL) -> TypeCalibration:
+    """Per type, the scale and shift minimising the weighted log-loss of `present` (N, T bools)
+    under `logits` (N, T), plus `pull` x the squared distance from the identity."""
+    logits, present = np.asarray(logits, np.float64), np.asarray(present, np.float64)
+    weights = np.ones(len(logits)) if weights is None else np.asarray(weights, np.float64)
+    weights = weights / weights.sum()
+    scales, shifts = [], []
+    for t in range(logits.shape[1]):
+        x, y = logits[:, t], present[:, t]
+
+        def loss(params, x=x, y=y):
+            z = params[0] * x + params[1]
+            nll = np.logaddexp(0.0, z) - y * z
+            return float(weights @ nll + pull / len(x) * ((params[0] - 1) ** 2 + params[1] ** 2))
+
+        best = minimize(loss, np.array([1.0, 0.0]), method="L-BFGS-B",
+                        bounds=[(0.05, 5.0), (-8.0, 8.0)])
+        scales.append(float(best.x[0]))
+        shifts.append(float(best.x[1]))
+    return TypeCalibration(tuple(scales), tuple(shifts))

@@ -1,0 +1,53 @@
+"""Type calibration: fitted per type, pulled towards the identity, carried in the weights file."""
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from allweather_ros.description import TYPES
+from allweather_ros.model.weights import read_metadata
+from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
+from allweather_ros.prior.calibration import TypeCalibration, fit, logits_of
+
+
+def test_fit_recovers_an_overconfident_and_biased_type():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0.0, 2.0, (4000, len(TYPES)))
+    present = rng.random(true_logit.shape) < 1 / (1 + np.exp(-true_logit))
+    stated = true_logit.copy()
+    stated[:, 0] = 3.0 * true_logit[:, 0] + 2.0  # rain: overconfident and biased to "present"
+    calibration = fit(stated, present)
+    assert calibration.scale[0] == pytest.approx(1 / 3, abs=0.05)
+    assert calibration.shift[0] == pytest.approx(-2 / 3, abs=0.1)
+    for t in range(1, len(TYPES)):  # already calibrated: left near the identity
+        assert calibration.scale[t] == pytest.approx(1.0, abs=0.1)
+        assert calibration.shift[t] == pytest.approx(0.0, abs=0.1)
+    p = calibration.probabilities(stated)
+    assert np.abs(p[:, 0] - 1 / (1 + np.exp(-true_logit[:, 0]))).max() < 0.1
+
+
+def test_few_labelled_frames_move_the_calibration_little():
+    few = fit(np.array([[4.0] * 4, [3.0] * 4]), np.zeros((2, 4), bool))
+    assert all(0.5 < s <= 1.0 for s in few.scale) and all(-2.5 < b < 0 for b in few.shift)
+
+
+def test_identity_without_stored_calibration_and_probabilities_invert_logits():
+    p = np.array([0.1, 0.5, 0.9, 0.99])
+    assert TypeCalibration().probabilities(logits_of(p)) == pytest.approx(p, abs=1e-6)
+    assert TypeCalibration.from_json(None) == TypeCalibration()
+    with pytest.raises(ValueError, match="types"):
+        TypeCalibration.from_json({"types": ["fog"], "scale": [1], "shift": [0]})
+
+
+def test_the_estimator_applies_the_calibration_its_weights_carry(tmp_path):
+    frame = np.random.default_rng(1).random((96, 128, 3)).astype(np.float32)
+    raw = BuiltinEstimator().estimate(frame)[0]
+    metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
+    halve = TypeCalibration((0.5,) * len(TYPES), (-1.0,) * len(TYPES))
+    metadata["calibration"] = json.dumps(halve.to_json())
+    path = tmp_path / "calibrated.safetensors"
+    save_file(load_file(str(SHIPPED_WEIGHTS)), str(path), metadata=metadata)
+    calibrated = BuiltinEstimator(path).estimate(frame)[0]
+    assert calibrated == pytest.approx(halve.probabilities(logits_of(raw)), abs=1e-4)
+    assert BuiltinEstimator(path, calibrated=False).estimate(frame)[0] == pytest.approx(raw)
