@@ -171,7 +171,7 @@ def _eval(args: argparse.Namespace) -> int:
                                     fixed_text=args.fixed_text)
     if args.synthetic:
         result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
-                                              repeats=args.repeats)
+                                              repeats=args.repeats, split=args.split)
     else:
         from .data.datasets import PairedFolderDataset
 
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--vlm-model")
     evaluate.add_argument("--fixed-text")
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="synthetic scenes to score: test, or val to choose or tune on")
     evaluate.add_argument("--out", help="folder for results.json, report.md and figures")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=_eval)

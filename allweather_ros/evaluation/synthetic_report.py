@@ -152,7 +152,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
                      f"![renderers](renderers_sheet.png)\n\n")
     report = out / "report.md"
     report.write_text(
-        f"# Synthetic test split\n\nReproduce: `{command}`\n\n"
+        f"# Synthetic {result.get('split', 'test')} split\n\nReproduce: `{command}`\n\n"
         f"{result['samples']} frames of held-out scenes, every type and mixture at every "
         f"severity, fixed seed. PSNR (dB) / SSIM on RGB, scikit-image. Classical: dark "
         f"channel prior for haze, median {result['median_kernel']}x{result['median_kernel']} "
