@@ -6,7 +6,6 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from allweather_ros.cli import main
 from allweather_ros.data.sources import skimage_scenes
@@ -18,13 +17,7 @@ from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
 from allweather_ros.prior.prior import prior_from_text
 from allweather_ros.prior.providers import FixedPrior
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write(path, rgb):

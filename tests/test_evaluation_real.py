@@ -5,7 +5,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from allweather_ros.cli import main
 from allweather_ros.data.sources import skimage_scenes
@@ -26,12 +25,7 @@ LABELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_labels(folder, labels):

@@ -17,6 +17,8 @@ from allweather_ros.evaluation.harm import harm_report, tone_error
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class FixedEncoder:
     def encode(self, text: str) -> torch.Tensor:

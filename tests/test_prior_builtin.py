@@ -32,14 +32,7 @@ from allweather_ros.training.estimator import (
 SMALL = dict(widths=(8, 16), input_side=32, hidden=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a busy CPU the threads wait for each
-    other: 20 training steps took 27 s with two threads and 0.6 s with one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _estimator(path, type_bias, severity_bias) -> BuiltinEstimator:
