@@ -7,11 +7,16 @@ import random
 
 import numpy as np
 
-# albumentations' own strength knobs per severity (its documented ranges).
-_RAIN = {"slight": "drizzle", "moderate": "heavy", "heavy": "torrential"}
-_SNOW = {"slight": (0.05, 0.12), "moderate": (0.12, 0.25), "heavy": (0.25, 0.4)}
-_FOG = {"slight": (0.1, 0.25), "moderate": (0.25, 0.5), "heavy": (0.5, 0.85)}
-_SPATTER = {"slight": (0.68, 0.72), "moderate": (0.64, 0.68), "heavy": (0.58, 0.63)}
+# albumentations' own strength knobs per severity, within its documented ranges: (rain type,
+# whole-frame blur, brightness), snow's bleached lightness range and brightening, fog's
+# coefficient range, spatter's (cutout threshold, intensity).
+_RAIN = {"slight": ("drizzle", 1, 0.97), "moderate": ("heavy", 3, 0.9),
+         "heavy": ("torrential", 5, 0.8)}
+_SNOW = {"slight": ((0.01, 0.04), 1.3), "moderate": ((0.04, 0.1), 1.6),
+         "heavy": ((0.1, 0.25), 2.0)}
+_FOG = {"slight": (0.03, 0.08), "moderate": (0.08, 0.25), "heavy": (0.25, 0.6)}
+_SPATTER = {"slight": ((0.74, 0.78), (0.2, 0.3)), "moderate": ((0.68, 0.72), (0.35, 0.5)),
+            "heavy": ((0.6, 0.66), (0.5, 0.7))}
 
 
 def _apply(transform, image: np.ndarray, rng: np.random.Generator):
@@ -27,15 +32,16 @@ def _apply(transform, image: np.ndarray, rng: np.random.Generator):
 
 def _rain(image, severity, rng):
     import albumentations as A
-    return _apply(A.RandomRain(rain_type=_RAIN[severity], slant_range=(-15, 15),
-                                brightness_coefficient=0.85, p=1.0),
-                  image, rng)
+    kind, blur, brightness = _RAIN[severity]
+    return _apply(A.RandomRain(rain_type=kind, slant_range=(-15, 15), blur_value=blur,
+                               brightness_coefficient=brightness, p=1.0), image, rng)
 
 
 def _snow(image, severity, rng):
     import albumentations as A
-    return _apply(A.RandomSnow(snow_point_range=_SNOW[severity], method="bleach",
-                               brightness_coeff=2.0, p=1.0), image, rng)
+    points, brightness = _SNOW[severity]
+    return _apply(A.RandomSnow(snow_point_range=points, method="bleach",
+                               brightness_coeff=brightness, p=1.0), image, rng)
 
 
 def _fog(image, severity, rng):
@@ -45,7 +51,9 @@ def _fog(image, severity, rng):
 
 def _spatter(image, severity, rng):
     import albumentations as A
-    return _apply(A.Spatter(mode="rain", cutout_threshold=_SPATTER[severity], p=1.0), image, rng)
+    cutout, intensity = _SPATTER[severity]
+    return _apply(A.Spatter(mode="rain", cutout_threshold=cutout, intensity=intensity, p=1.0),
+                  image, rng)
 
 
 EXTERNAL_RENDERERS = {"rain": _rain, "snow": _snow, "haze": _fog, "raindrop": _spatter}
