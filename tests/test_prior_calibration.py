@@ -1,5 +1,6 @@
 """Type calibration: fitted per type, pulled towards the identity, carried in the weights file."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from allweather_ros.description import TYPES
 from allweather_ros.model.weights import read_metadata
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
-from allweather_ros.prior.calibration import TypeCalibration, fit, logits_of
+from allweather_ros.prior.calibration import TypeCalibration, choose_floor, fit, logits_of
 
 
 def test_fit_recovers_an_overconfident_and_biased_type():
@@ -51,3 +52,29 @@ def test_the_estimator_applies_the_calibration_its_weights_carry(tmp_path):
     calibrated = BuiltinEstimator(path).estimate(frame)[0]
     assert calibrated == pytest.approx(halve.probabilities(logits_of(raw)), abs=1e-4)
     assert BuiltinEstimator(path, calibrated=False).estimate(frame)[0] == pytest.approx(raw)
+
+
+_PHRASE = {"rain": "rain streaks", "raindrop": "raindrops on the lens", "snow": "falling snow",
+           "haze": "haze"}
+
+
+def test_the_floor_keeps_the_most_probable_weather_of_an_unsure_frame(tmp_path):
+    frame = np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)
+    metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
+    quiet = TypeCalibration((0.1,) * len(TYPES), (-3.0,) * len(TYPES))  # every type below 0.5
+    paths = {}
+    for name, floor in (("never", 1.0), ("low", 0.01)):
+        metadata["calibration"] = json.dumps(replace(quiet, floor=floor).to_json())
+        paths[name] = tmp_path / f"{name}.safetensors"
+        save_file(load_file(str(SHIPPED_WEIGHTS)), str(paths[name]), metadata=metadata)
+    clear = BuiltinEstimator(paths["never"]).describe(frame)
+    said = BuiltinEstimator(paths["low"]).describe(frame)
+    assert clear.text.startswith("The image is clear")
+    top = max(said.labels, key=said.labels.get)
+    assert said.labels[top] < 0.5 and f"{_PHRASE[top]}" in said.text
+
+
+def test_choose_floor_finds_the_share_asked_for():
+    tops = np.linspace(0.0, 1.0, 101)
+    floor = choose_floor(tops, found=0.85)
+    assert np.mean(tops >= floor) == pytest.approx(0.85, abs=0.011)

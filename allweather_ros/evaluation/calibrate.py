@@ -3,8 +3,10 @@
 The fit sees the real photos of one fold (a hash of the file name puts each photo in "fit" or
 "check"; photos marked `calibrate: false` are never fitted on) and synthetic validation frames
 (validation scenes, training renderers, through a random camera, a third of them clean: the
-hard negatives that four clean real photos cannot provide), the two weighted alike. The real
-"check" fold is scored before and after, so the figures are not of photos the fit saw.
+hard negatives that four clean real photos cannot provide), the two weighted alike; the floor
+below which a frame is called clear is then set on the fit fold's weather photos
+(`choose_floor`). The real "check" fold is scored before and after, so the figures are not of
+photos the fit saw.
 
     python -m allweather_ros.evaluation.calibrate --real ~/.cache/allweather_ros/real_weather \
         --weights checkpoints/estimator/estimator.safetensors --out calibrated.safetensors
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ from ..description import TYPES
 from ..media import read_rgb
 from ..model.weights import read_metadata
 from ..prior.builtin import BuiltinEstimator
-from ..prior.calibration import fit, logits_of
+from ..prior.calibration import choose_floor, fit, logits_of
 from .real import LabelledPhoto, describe_photos, load_labels, score
 
 VALIDATION_FRAMES = 400
@@ -66,6 +69,9 @@ def calibrate(weights: str | Path, real: str | Path, out: str | Path) -> dict:
         present.append(types)
         weights_.append(1.0 / len(synthetic))
     calibration = fit(np.array(logits), np.array(present), np.array(weights_))
+    weather = np.array([any(p) for p in present[:len(fitting)]])
+    tops = calibration.probabilities(np.array(logits[:len(fitting)])).max(axis=1)
+    calibration = replace(calibration, floor=min(0.5, choose_floor(tops[weather])))
     state = load_file(str(weights))
     metadata = {k: json.dumps(v) for k, v in read_metadata(weights).items()}
     metadata["calibration"] = json.dumps(

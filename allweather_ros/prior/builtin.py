@@ -163,8 +163,12 @@ class BuiltinEstimator(PriorProvider):
 
     def describe(self, frame: np.ndarray) -> Prior:
         probabilities, severity = self.estimate(frame)
+        said = probabilities >= self.threshold
+        top = int(np.argmax(probabilities))
+        if not said.any() and probabilities[top] >= self.calibration.floor:
+            said[top] = True
         found = [Degradation(t, SEVERITIES[severity_choice(severity[i])])
-                 for i, t in enumerate(TYPES) if probabilities[i] >= self.threshold]
+                 for i, t in enumerate(TYPES) if said[i]]
         text = describe(found)
         worst = max((d.severity for d in found), key=SEVERITIES.index, default=NO_SEVERITY)
         return Prior(

@@ -17,13 +17,20 @@ from scipy.optimize import minimize
 
 from allweather_ros.description import TYPES
 
+MIN_FOUND = 0.85  # weather photos that must not be called clear: the shipped estimator found 82%
 PULL = 20.0  # the pull towards the identity weighs as much as this many labelled frames
 
 
 @dataclass(frozen=True)
 class TypeCalibration:
+    """`floor`: when no type reaches the estimator's threshold, the most probable one is still
+    said if its calibrated probability reaches this; a frame is called clear only below it
+    (1.0: never). Missing weather costs the restorer its whole gain, while a restorer trained
+    on overstated descriptions of clear frames leaves them nearly as they are."""
+
     scale: tuple[float, ...] = (1.0,) * len(TYPES)
     shift: tuple[float, ...] = (0.0,) * len(TYPES)
+    floor: float = 1.0
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of type logits (..., len(TYPES))."""
@@ -31,7 +38,8 @@ class TypeCalibration:
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def to_json(self) -> dict:
-        return {"types": list(TYPES), "scale": list(self.scale), "shift": list(self.shift)}
+        return {"types": list(TYPES), "scale": list(self.scale), "shift": list(self.shift),
+                "floor": self.floor}
 
     @classmethod
     def from_json(cls, data: dict | None) -> TypeCalibration:
@@ -40,7 +48,8 @@ class TypeCalibration:
             return cls()
         if list(data["types"]) != list(TYPES):
             raise ValueError(f"calibration is for types {data['types']}, expected {TYPES}")
-        return cls(tuple(map(float, data["scale"])), tuple(map(float, data["shift"])))
+        return cls(tuple(map(float, data["scale"])), tuple(map(float, data["shift"])),
+                   float(data.get("floor", 1.0)))
 
 
 def logits_of(probabilities: np.ndarray) -> np.ndarray:
@@ -69,3 +78,9 @@ def fit(logits: np.ndarray, present: np.ndarray, weights: np.ndarray | None = No
         scales.append(float(best.x[0]))
         shifts.append(float(best.x[1]))
     return TypeCalibration(tuple(scales), tuple(shifts))
+
+
+def choose_floor(top_probabilities: np.ndarray, found: float = MIN_FOUND) -> float:
+    """The highest floor at which a share `found` of weather frames (their calibrated top
+    type probabilities) is still said to have weather."""
+    return float(np.quantile(np.asarray(top_probabilities, np.float64), 1.0 - found))
