@@ -8,6 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from allweather_ros.description import TYPES
 from allweather_ros.model.weights import read_metadata
+from allweather_ros.prior.batch import prior_record
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
 from allweather_ros.prior.calibration import TypeCalibration, choose_floor, fit, logits_of
 
@@ -72,6 +73,8 @@ def test_the_floor_keeps_the_most_probable_weather_of_an_unsure_frame(tmp_path):
     assert clear.text.startswith("The image is clear")
     top = max(said.labels, key=said.labels.get)
     assert said.labels[top] < 0.5 and f"{_PHRASE[top]}" in said.text
+    assert prior_record(said)["types"] == [top]  # the record says what the restorer is told
+    assert prior_record(clear)["types"] == []
 
 
 def test_choose_floor_finds_the_share_asked_for():

@@ -39,9 +39,13 @@ def image_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def prior_record(prior: Prior) -> dict:
     """What a prior says, as one JSON-ready dict: `types` present (in TYPES order), each one's
-    severity ("none" where the prior withholds it), probabilities, confidence, text."""
-    present = [t for t in TYPES if prior.labels[t] >= PRESENT]
+    severity ("none" where the prior withholds it), probabilities, confidence, text. A
+    degree-level prior's types are those its text names (what the restorer is told: the
+    built-in estimator may name an unsure frame's likeliest weather below `PRESENT`); a
+    coarsened one's, those its probabilities reach `PRESENT` with."""
     said = parse(prior.text).severities if prior.granularity == "degree" else {}
+    present = ([t for t in TYPES if t in said] if prior.granularity == "degree"
+               else [t for t in TYPES if prior.labels[t] >= PRESENT])
     return {
         "types": present,
         "severity": {t: said.get(t, NO_SEVERITY) for t in present},
