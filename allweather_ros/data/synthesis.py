@@ -89,8 +89,11 @@ def synthesize(
 
 
 # How much of the frame's structure a layer changed (1 - SSIM of the luminance before and after
-# it), at the edges between severities. Set per type on the first renderer of each type at its
-# own band edges, so the severities kept their meaning; every other renderer is read alike.
+# it), at the edges between severities. Set per type on its first renderer (the one the shipped
+# weights grew up on): each edge is the geometric mean of the median changes of the two
+# severities beside it, over 192-pixel training crops, so the words kept their meaning; every
+# other renderer is read the same way. On a flat frame (a clear sky) a veil changes little
+# structure, so haze there reads a tier lighter than it looks.
 SEVERITY_EDGES = {
     "rain": (0.057, 0.27),
     "raindrop": (0.046, 0.187),
