@@ -43,7 +43,7 @@ def test_scores_per_type_and_report_files(tmp_path):
     report = synthetic_report.write(result, tmp_path, "allweather eval --synthetic")
     text = report.read_text()
     assert "| haze (n=2) |" in text and "all weather" in text
-    assert (tmp_path / "contact_sheet.png").stat().st_size > 0
+    assert (tmp_path / "contact_sheet.jpg").stat().st_size > 0
     assert (tmp_path / "expert_usage.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["samples"] == 6
 
@@ -158,6 +158,6 @@ def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
     out = tmp_path / "report"
     report = synthetic_report.write(result, out, "allweather eval --synthetic").read_text()
     assert "## The left-out renderer" in report and "cost of one tier higher" in report
-    assert (out / "renderers_sheet.png").stat().st_size > 0
+    assert (out / "renderers_sheet.jpg").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert "examples" not in saved["left_out"] and "renderer_examples" not in saved

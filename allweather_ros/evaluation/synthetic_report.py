@@ -16,6 +16,7 @@ METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prio
 
 
 IMAGES = ("examples", "renderer_examples")
+SHEET_TILE = 160  # pixels high per frame in the renderers' sheet (16 rows)
 
 
 def to_json(result: dict) -> dict:
@@ -90,8 +91,19 @@ def renderer_sheet(examples: list[dict], path: Path) -> None:
         row = [slight[k] for k in ("input", "restored", "clean")]
         row += [heavy[k] for k in ("input", "restored", "clean")]
         rows.append(np.concatenate(row, axis=1))
+    _write_sheet(rows, path, tile=SHEET_TILE)
+
+
+def _write_sheet(rows: list[np.ndarray], path: Path, tile: int | None = None) -> None:
+    """The rows stacked into one JPEG (a PNG of them weighs megabytes in the history), each
+    frame shrunk to `tile` pixels high when given."""
     sheet = (np.concatenate(rows, axis=0).clip(0, 1) * 255).astype(np.uint8)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if tile is not None:
+        f = tile / rows[0].shape[0]
+        sheet = cv2.resize(sheet, (round(sheet.shape[1] * f), round(sheet.shape[0] * f)),
+                           interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 def contact_sheet(result: dict, path: Path) -> list[str]:
@@ -100,8 +112,7 @@ def contact_sheet(result: dict, path: Path) -> list[str]:
         return []
     columns = [m for m in METHOD_NAMES if m in result["examples"][0]] + ["clean"]
     rows = [np.concatenate([ex[c] for c in columns], axis=1) for ex in result["examples"]]
-    sheet = (np.concatenate(rows, axis=0).clip(0, 1) * 255).astype(np.uint8)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    _write_sheet(rows, path)
     return [METHOD_NAMES.get(c, "ground truth") for c in columns]
 
 
@@ -124,11 +135,12 @@ def expert_usage_plot(result: dict, path: Path) -> None:
 
 
 def write(result: dict, out_dir: str | Path, command: str) -> Path:
-    """results.json, report.md, contact_sheet.png and expert_usage.png in `out_dir`."""
+    """results.json, report.md, contact_sheet.jpg and expert_usage.png in `out_dir` (and the
+    left-out renderer's tables and renderers_sheet.jpg where the result has them)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(to_json(result), indent=2))
-    columns = contact_sheet(result, out / "contact_sheet.png")
+    columns = contact_sheet(result, out / "contact_sheet.jpg")
     expert_usage_plot(result, out / "expert_usage.png")
     left_out = ""
     if "left_out" in result:
@@ -145,11 +157,11 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"heavy). Tone error: mean absolute difference of the heavily blurred frame from "
             f"the blurred truth (sigma 1/8 of the shorter side).\n\n{harm_table(harms)}\n\n")
     if result.get("renderer_examples"):
-        renderer_sheet(result["renderer_examples"], out / "renderers_sheet.png")
+        renderer_sheet(result["renderer_examples"], out / "renderers_sheet.jpg")
         labels = ", ".join(dict.fromkeys(e["label"] for e in result["renderer_examples"]))
         left_out += (f"## Every renderer, held-out scenes\n\nRows: {labels}. Columns: "
                      f"slight input, restored, truth; heavy input, restored, truth.\n\n"
-                     f"![renderers](renderers_sheet.png)\n\n")
+                     f"![renderers](renderers_sheet.jpg)\n\n")
     report = out / "report.md"
     report.write_text(
         f"# Synthetic {result.get('split', 'test')} split\n\nReproduce: `{command}`\n\n"
@@ -162,6 +174,6 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
-        f"![examples](contact_sheet.png)\n\n## Expert usage per type\n\n"
+        f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
         f"![expert usage](expert_usage.png)\n")
     return report
