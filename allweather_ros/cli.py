@@ -116,12 +116,6 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launch(args: argparse.Namespace) -> int:
-    from .ros.launcher import launch_main
-
-    return launch_main(args.args)
-
-
 def _restore(args: argparse.Namespace) -> int:
     from .evaluation.eval_bag import config_from_args
     from .media import restore_path
@@ -238,11 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.eval_bag import add_eval_bag_parser
     from .evaluation.make_bag import add_make_bag_parser
 
-    launch = sub.add_parser("launch", add_help=False,
-                            help="start restore_node with the packaged config and Fast DDS "
-                                 "profile (where ROS 2 launch is not installed)")
-    launch.add_argument("args", nargs=argparse.REMAINDER)
-    launch.set_defaults(func=_launch)
+    # listed for --help only: main() hands `launch ...` to the launcher before parsing, since
+    # its arguments (--config, -p name:=value, -r ...) are the launcher's and the node's
+    sub.add_parser("launch", help="start restore_node with the packaged config and Fast DDS "
+                                  "profile (where ROS 2 launch is not installed); "
+                                  "allweather launch -h for its options")
 
     add_eval_bag_parser(sub)
     add_make_bag_parser(sub)
@@ -272,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:
+        from .ros.launcher import launch_main
+
+        return launch_main(argv[1:])
     from .runtime.backend import BackendUnavailable
 
     args = build_parser().parse_args(argv)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,26 @@ def test_launch_command_respects_the_users_profile(monkeypatch, tmp_path):
 def test_launch_main_refuses_a_missing_file(tmp_path, capsys):
     assert launcher.launch_main(["--config", str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("separator", [[], ["--"]], ids=["as-readme", "after-dashdash"])
+def test_allweather_launch_command_line_reads_the_config_and_the_overrides(separator, tmp_path,
+                                                                          request):
+    """The README's `allweather launch --config FILE -p name:=value`, through the command line
+    itself: the file's bad prior.period_s and the -p's bad backend are both refused, so both
+    reached the node."""
+    from test_ros_node_integration import claimed_domain, ros_env
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"/**/restore_node": {"ros__parameters": {
+        "prior": {"period_s": -1.0}}}}))
+    with claimed_domain(request.node.name) as domain:
+        done = subprocess.run(
+            [sys.executable, "-m", "allweather_ros.cli", "launch", *separator,
+             "--config", str(config), "-p", "backend:=tensorrtx"],
+            env={**ros_env(domain), "PYTHONPATH": str(ROOT)}, cwd=tmp_path,
+            capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # the node's "not started", not argparse's 2
+    assert "'prior.period_s' = -1.0" in output and "'backend' = 'tensorrtx'" in output
+    assert "unrecognized arguments" not in output and "Traceback" not in output
