@@ -6,6 +6,7 @@ backend swaps them in by reference, so a frame never waits for a description.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -59,8 +60,39 @@ class PipelineConfig:
     device: str = "cpu"  # where the prior provider runs
 
 
+PROVIDER_FIELDS = ("provider", "vlm_model", "fixed_text", "device")
+"""The PipelineConfig fields that decide the prior provider."""
+_REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
+                     "min_confidence": "min_confidence", "prior_timeout_s": "timeout"}
+"""PipelineConfig field -> the refresher attribute it sets."""
+
+
+def prior_providers(config: PipelineConfig, encoder: Encoder | None
+                    ) -> tuple[PriorProvider, PriorProvider | None]:
+    """(primary, fallback) for `config`: a VLM can fail (memory, hangs), so the built-in
+    estimator stands in for it; the others need no fallback. Raises if either cannot be built."""
+    from .prior.registry import create_provider
+
+    primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
+                              fixed_text=config.fixed_text or None, device=config.device)
+    fallback = None
+    if config.provider == "vlm":
+        fallback = create_provider("builtin", encoder, device=config.device)
+    return primary, fallback
+
+
+def _provider_changed(old: PipelineConfig, new: PipelineConfig) -> bool:
+    """Whether `new` needs another provider: a change of an option the active provider does not
+    use (fixed_text while the VLM runs) needs none."""
+    if (old.provider, old.device) != (new.provider, new.device):
+        return True
+    used = {"vlm": "vlm_model", "fixed": "fixed_text"}.get(new.provider)
+    return used is not None and getattr(old, used) != getattr(new, used)
+
+
 class Pipeline:
-    """Restores frames with `backend`.
+    """Restores frames with `backend`; the only way in for its users (the node, the bag
+    evaluation): `process`, `reconfigure`, `describe`.
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
@@ -68,12 +100,13 @@ class Pipeline:
 
     def __init__(self, model: LDRNet, backend: Backend, encoder: Encoder,
                  refresher: PriorRefresher | None = None, initial: Prior | None = None,
-                 provider: PriorProvider | None = None):
+                 provider: PriorProvider | None = None, config: PipelineConfig | None = None):
         self.model = model.eval()
         self.backend = backend
         self.encoder = encoder
         self.refresher = refresher
         self.provider = provider
+        self.config = config or PipelineConfig()
         self._swap = threading.Lock()  # one swap at a time; frames never take it
         self.prior: Prior | None = None
         first = initial or (refresher.latest if refresher else None)
@@ -116,6 +149,29 @@ class Pipeline:
         return Restoration(restored, out.degradation_map[0, 0].numpy(),
                            out.expert_indices[0].numpy(), prior, time.perf_counter() - start)
 
+    def reconfigure(self, **changes) -> None:
+        """Apply run-time changes to PipelineConfig fields: the prior provider (built here, with
+        the same fallback as at start-up, and only if the active one is affected) and the
+        refresher's periods and thresholds. All or nothing: if the new provider cannot be built
+        the error is raised and the pipeline keeps its previous configuration."""
+        config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
+        if _provider_changed(self.config, config):
+            primary, fallback = prior_providers(config, self.encoder)
+            if self.refresher is not None:
+                self.refresher.use(primary, fallback)
+            else:
+                self.provider = primary
+        if self.refresher is not None:
+            for field, attribute in _REFRESHER_FIELDS.items():
+                setattr(self.refresher, attribute, getattr(config, field))
+        self.config = config
+
+    def describe(self) -> dict:
+        """What runs, for logs and diagnostics: the backend's facts and the refresher's health
+        (provider in force, primary, fallback, failures)."""
+        return {"backend": self.backend.describe(),
+                "refresher": self.refresher.health() if self.refresher else {}}
+
     def close(self) -> None:
         if self.refresher is not None:
             self.refresher.close()
@@ -133,7 +189,6 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
     """Model, backend, text encoder and provider, refreshed asynchronously (the node) or, with
     `asynchronous=False`, on request through `refresh_now` (offline evaluation)."""
     from .prior.providers import NoPrior
-    from .prior.registry import create_provider
     from .prior.text_encoder import TextEncoder
     from .runtime.select import create_backend
 
@@ -148,17 +203,14 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
         raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "
                          f"{model.config['prior_dim']}-d prior tokens but the text encoder "
                          f"gives {encoder.dim}-d ones")
-    provider = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
-                               fixed_text=config.fixed_text or None, device=config.device)
     if not asynchronous:
+        provider = prior_providers(config, encoder)[0]
         return Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None),
-                        provider=provider)
-    fallback = None  # a VLM can fail (memory, hangs): the built-in estimator stands in
-    if config.provider == "vlm":
-        fallback = create_provider("builtin", encoder, device=config.device)
+                        provider=provider, config=config)
+    provider, fallback = prior_providers(config, encoder)
     refresher = PriorRefresher(provider, fallback=fallback, encoder=encoder,
                                period=config.prior_period_s,
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
                                timeout=config.prior_timeout_s)
-    return Pipeline(model, backend, encoder, refresher)
+    return Pipeline(model, backend, encoder, refresher, config=config)

@@ -176,7 +176,7 @@ def publish_until(publisher, make, inbox: list, accept, what: str, period: float
         time.sleep(period)
 
 
-def diagnostics(inbox: list, name: str = "restore_node: restoration") -> dict[str, str]:
+def diagnostics(inbox: list, name: str = "/restore_node: restoration") -> dict[str, str]:
     """Key/values of the newest status called `name`."""
     for array in reversed(inbox):
         for status in array.status:
@@ -199,6 +199,8 @@ def node_params(weights: Path, **overrides) -> dict:
             "threads": 1, "diagnostics_period_s": 0.3,
             "publish_colour_map": True,
             "prior": {"provider": "fixed", "fixed_text": "light rain", "period_s": 0.3},
+            "qos_overrides": {"/cam_a/restored/image_raw": {
+                "publisher": {"reliability": "best_effort"}}},
             **overrides}
 
 
@@ -260,7 +262,7 @@ def test_prior_and_diagnostics_are_published(node, probe, diag):
                 "prior_provider", "prior_alive", "prior_consecutive_failures"):
         assert key in values, key
     assert values["backend"] == "torch" and values["state"] == "active"
-    assert diagnostics(diag, "restore_node: /cam_c/image_raw/compressed")
+    assert diagnostics(diag, "/restore_node: /cam_c/image_raw/compressed")
 
 
 def test_two_cameras_at_once(node, probe):
@@ -373,6 +375,37 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(node, probe):
                         lambda m: m.header.stamp.sec == 30000, "a passthrough frame")
     assert bytes(out.data) == bytes(sent.data)
     assert probe.call(set_([Parameter("enabled", value=True)]), "enable").results[0].successful
+
+
+def test_a_qos_override_changes_only_its_own_publisher(node, probe):
+    def reliability(topic: str) -> ReliabilityPolicy:
+        found = wait_until(lambda: probe.node.get_publishers_info_by_topic(topic),
+                           f"the node's publisher on {topic}")
+        return found[0].qos_profile.reliability
+
+    assert reliability("/cam_a/restored/image_raw") == ReliabilityPolicy.BEST_EFFORT
+    for topic in ("/cam_a/restored/degradation_map", "/cam_a/restored/degradation_map/colour",
+                  "/cam_b/restored/image_raw"):
+        assert reliability(topic) == ReliabilityPolicy.RELIABLE, topic
+
+
+def test_a_provider_that_cannot_be_built_is_refused_in_the_answer(node, probe, diag):
+    client = AsyncParameterClient(probe.node, "restore_node")
+    assert client.wait_for_services(STEP_S)
+    set_ = client.set_parameters
+    missing = "/nonexistent/vlm_folder"
+    assert probe.call(set_([Parameter("prior.vlm_model", value=missing)]),
+                      "set the VLM folder").results[0].successful
+    answer = probe.call(set_([Parameter("prior.provider", value="vlm")]), "switch to vlm")
+    assert not answer.results[0].successful
+    assert "vlm" in answer.results[0].reason and missing in answer.results[0].reason
+    kept = probe.call(client.get_parameters(["prior.provider"]), "get the provider")
+    assert kept.values[0].string_value == "fixed"
+    values = wait_until(lambda: (v := diagnostics(diag)) and missing in v["refused_change"]
+                        and v, "the refusal in diagnostics")
+    assert values["prior_primary"] == "fixed"
+    assert probe.call(set_([Parameter("prior.vlm_model", value="")]), "reset").results[0]\
+        .successful
 
 
 def test_incompatible_qos_is_logged_naming_the_topic_and_the_override(node, probe):

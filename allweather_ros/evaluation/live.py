@@ -205,7 +205,7 @@ class _Session:
 
     def _diagnostics(self, array) -> None:
         for status in array.status:
-            if status.name.startswith(NODE_NAME):
+            if status.name == f"/{NODE_NAME}: restoration":  # the node runs in the root ns
                 self.diagnostics = {value.key: value.value for value in status.values}
 
     def wait_for_node(self, node: _NodeProcess, timeout: float) -> None:

@@ -21,14 +21,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
@@ -48,7 +47,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from allweather_ros.pipeline import Pipeline, PipelineConfig, build_pipeline
-from allweather_ros.prior.registry import PROVIDERS, create_provider
+from allweather_ros.prior.registry import PROVIDERS
 from allweather_ros.ros.conversions import (
     JPEG_QUALITY,
     PNG_LEVEL,
@@ -60,6 +59,7 @@ from allweather_ros.ros.conversions import (
     rgb_to_compressed,
     rgb_to_image,
 )
+from allweather_ros.ros.diagnostics import camera_level, restoration_level, status
 from allweather_ros.runtime.engine_cache import PRECISIONS
 from allweather_ros.runtime.select import NAMES as BACKENDS
 
@@ -196,9 +196,6 @@ SETTINGS = (
                       _finite_positive, runtime=True),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
-_REFRESHER_ATTRIBUTES = {"prior.period_s": "period", "prior.change_threshold": "change_threshold",
-                         "prior.min_confidence": "min_confidence", "prior.timeout_s": "timeout"}
-_PROVIDER_SETTINGS = ("prior.provider", "prior.vlm_model", "prior.fixed_text")
 
 
 def _typed(setting: Setting, value: Any) -> bool:
@@ -294,6 +291,7 @@ class Camera:
     bad: int = 0
     failed: int = 0
     last_problem: str = ""
+    reported_problems: int = 0  # bad + failed at the last diagnostics report
 
     @property
     def message_type(self) -> type:
@@ -358,12 +356,13 @@ class RestoreNode(LifecycleNode):
         self._stats = FrameStats()
         self._slots = NewestFrameSlots()
         self._worker: threading.Thread | None = None
-        self._rebuilder: ThreadPoolExecutor | None = None
         self._diagnostics_pub = None
         self._diagnostics_timer = None
         self._last_report = (time.monotonic(), 0)  # (when, frames processed by then)
         self._last_problems = 0
         self._worker_error = ""
+        self._refused = ""  # the last refused parameter change, until one is accepted
+        self._stamped = (None, 0.0)  # (prior, node-clock time it was first published)
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -387,8 +386,9 @@ class RestoreNode(LifecycleNode):
         return values
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """Validate run-time changes and apply them; slow ones (a new provider) off this
-        thread."""
+        """Validate run-time changes and apply them; one the pipeline cannot take (a provider
+        that cannot be built) is refused, the parameter keeps its value and diagnostics show
+        why. A new provider is built here, so the answer waits for it (seconds for a VLM)."""
         changed = {p.name: p.value for p in parameters if p.name in SETTINGS_BY_NAME}
         if not changed:
             return SetParametersResult(successful=True)
@@ -396,38 +396,19 @@ class RestoreNode(LifecycleNode):
         found = problems(values, list(changed))
         if found:
             return SetParametersResult(successful=False, reason="; ".join(found))
-        self._values = values
         if self._pipeline is not None:
-            self._apply(changed)
-        return SetParametersResult(successful=True)
-
-    def _apply(self, changed: dict[str, Any]) -> None:
-        refresher = self._pipeline.refresher
-        for name, value in changed.items():
-            if name in _REFRESHER_ATTRIBUTES:
-                setattr(refresher, _REFRESHER_ATTRIBUTES[name], value)
-        if any(name in changed for name in _PROVIDER_SETTINGS):
-            self._rebuilder.submit(self._swap_provider, dict(self._values))
+            fields = {SETTINGS_BY_NAME[name].pipeline_field: value
+                      for name, value in changed.items() if SETTINGS_BY_NAME[name].pipeline_field}
+            try:
+                self._pipeline.reconfigure(**fields)
+            except Exception as error:  # e.g. a VLM folder that does not load
+                self._refused = (f"{', '.join(f'{k}={v!r}' for k, v in changed.items())} "
+                                 f"refused: {type(error).__name__}: {error}")
+                self.get_logger().error(self._refused)
+                return SetParametersResult(successful=False, reason=self._refused)
+        self._values, self._refused = values, ""
         self.get_logger().info(f"parameters changed: {changed}")
-
-    def _swap_provider(self, values: dict[str, Any]) -> None:
-        """Build the newly chosen prior provider and hand it to the refresher; until then (and
-        if it fails) the previous one keeps going."""
-        pipeline = self._pipeline
-        if pipeline is None:
-            return
-        try:
-            provider = create_provider(values["prior.provider"], pipeline.encoder,
-                                       vlm_model=values["prior.vlm_model"] or None,
-                                       fixed_text=values["prior.fixed_text"] or None,
-                                       device=values["device"])
-        except Exception as error:  # a bad model folder must not end the node
-            self.get_logger().error(f"prior provider {values['prior.provider']!r} could not "
-                                    f"be built, keeping {pipeline.refresher.primary.name!r}: "
-                                    f"{error}")
-            return
-        pipeline.refresher.primary = provider
-        self.get_logger().info(f"prior provider is now {provider.name!r}")
+        return SetParametersResult(successful=True)
 
     def _pipeline_config(self) -> PipelineConfig:
         fields = {s.pipeline_field: self._values[s.name] for s in SETTINGS if s.pipeline_field}
@@ -455,7 +436,6 @@ class RestoreNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {type(error).__name__}: {error}")
             self.release()
             return TransitionCallbackReturn.FAILURE
-        self._rebuilder = ThreadPoolExecutor(1, thread_name_prefix="provider-rebuild")
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._values["diagnostics_period_s"],
                                                     self._report)
@@ -509,9 +489,6 @@ class RestoreNode(LifecycleNode):
     def release(self) -> None:
         """Stop frames, then free publishers, timer and the pipeline; idempotent."""
         self._stop_frames()
-        if self._rebuilder is not None:
-            self._rebuilder.shutdown(wait=False, cancel_futures=True)
-            self._rebuilder = None
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self.destroy_publisher(self._diagnostics_pub)
@@ -535,20 +512,21 @@ class RestoreNode(LifecycleNode):
                       or (transport == "auto" and topic.rstrip("/").endswith("/compressed")))
         base, restored = output_base(topic, self._values["output_namespace"], compressed)
         camera = Camera(topic, compressed, base, restored)
-        frames = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
-                            history=HistoryPolicy.KEEP_LAST, depth=1)
-        camera.image_pub = self._publish_to(camera.message_type, restored, frames)
+        camera.image_pub = self._publish_to(camera.message_type, restored)
         if self._values["publish_degradation_map"]:
-            camera.map_pub = self._publish_to(Image, f"{base}/degradation_map", frames)
+            camera.map_pub = self._publish_to(Image, f"{base}/degradation_map")
         if self._values["publish_colour_map"]:
-            camera.colour_pub = self._publish_to(Image, f"{base}/degradation_map/colour", frames)
-        latched = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
-                             history=HistoryPolicy.KEEP_LAST, depth=1,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        camera.prior_pub = self._publish_to(String, f"{base}/prior", latched)
+            camera.colour_pub = self._publish_to(Image, f"{base}/degradation_map/colour")
+        camera.prior_pub = self._publish_to(String, f"{base}/prior",
+                                            DurabilityPolicy.TRANSIENT_LOCAL)
         return camera
 
-    def _publish_to(self, message_type: type, topic: str, qos: QoSProfile):
+    def _publish_to(self, message_type: type, topic: str,
+                    durability: DurabilityPolicy = DurabilityPolicy.VOLATILE):
+        """Reliable, depth 1; a profile of its own, because rclpy writes a qos_overrides value
+        into the profile it is given (a shared one would carry it to every publisher)."""
+        qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         depth=1, durability=durability)
         callbacks = PublisherEventCallbacks(
             incompatible_qos=lambda event: self._incompatible(topic, "subscriber", event))
         return self.create_publisher(
@@ -632,31 +610,44 @@ class RestoreNode(LifecycleNode):
     # -- diagnostics --------------------------------------------------------------------------
 
     def _backend_name(self) -> str:
-        return str(self._pipeline.backend.describe().get("backend", "?"))
+        return str(self._pipeline.describe()["backend"].get("backend", "?"))
 
     def _report(self) -> None:
         """Publish /diagnostics and, on each camera's prior topic, the prior in use."""
-        pipeline = self._pipeline
-        if pipeline is None:
+        if self._pipeline is None:
             return
+        for camera in self._cameras:
+            camera.prior_pub.publish(self._prior_message())
+        self._diagnostics_pub.publish(self._diagnostics())
+
+    def _prior_message(self) -> String:
+        """The prior in force as JSON; its `stamp` is this node's clock (sim time honoured)
+        when the node first published it, its `age_s` how long it has been in force."""
+        prior = self._pipeline.prior
+        if prior is not self._stamped[0]:
+            self._stamped = (prior, self.get_clock().now().nanoseconds / 1e9)
+        document = json.loads(prior.to_json())
+        document["stamp"] = self._stamped[1]
+        document["age_s"] = round(prior.age(), 3)
+        return String(data=json.dumps(document))
+
+    def _diagnostics(self) -> DiagnosticArray:
         now = time.monotonic()
         since, before = self._last_report
         self._last_report = (now, self._stats.processed)
         fps = (self._stats.processed - before) / max(now - since, 1e-9)
-        health = pipeline.refresher.health()
-        prior = pipeline.prior
-        document = json.loads(prior.to_json())
-        document["age_s"] = round(prior.age(), 3)
-        prior_msg = String(data=json.dumps(document))
-        for camera in self._cameras:
-            camera.prior_pub.publish(prior_msg)
+        facts = self._pipeline.describe()
+        health = facts["refresher"]
+        active = self._worker is not None
         problems_now = sum(c.bad + c.failed for c in self._cameras)
-        level, message = self._level(health, problems_now - self._last_problems)
+        level, message = restoration_level(
+            health, active=active, new_problems=problems_now - self._last_problems,
+            worker_error=self._worker_error, refused=self._refused)
         self._last_problems = problems_now
         values = {
-            "state": "active" if self._worker is not None else "inactive",
+            "state": "active" if active else "inactive",
             "enabled": self._values["enabled"],
-            "backend": self._backend_name(),
+            "backend": facts["backend"].get("backend", "?"),
             "fps": f"{fps:.2f}",
             **self._stats.percentiles(),
             "frames_received": sum(c.received for c in self._cameras),
@@ -664,35 +655,27 @@ class RestoreNode(LifecycleNode):
             "frames_dropped": sum(c.dropped for c in self._cameras),
             "bad_frames": sum(c.bad for c in self._cameras),
             "failed_frames": sum(c.failed for c in self._cameras),
-            "prior_text": prior.text,
+            "prior_text": self._pipeline.prior.text,
             **{key if key.startswith("prior") else f"prior_{key}": value
                for key, value in health.items()},
             "worker_error": self._worker_error,
+            "refused_change": self._refused,
         }
-        statuses = [self._status(f"{NODE_NAME}: restoration", level, message, values)]
+        node = self.get_fully_qualified_name()
+        statuses = [status(f"{node}: restoration", level, message, node, values)]
         for camera in self._cameras:
-            statuses.append(self._status(
-                f"{NODE_NAME}: {camera.topic}", DiagnosticStatus.OK, camera.restored_topic,
+            new = camera.bad + camera.failed - camera.reported_problems
+            camera.reported_problems += new
+            statuses.append(status(
+                f"{node}: {self.resolve_topic_name(camera.topic)}",
+                camera_level(active=active, new_problems=new),
+                f"restored on {self.resolve_topic_name(camera.restored_topic)}", node,
                 {"received": camera.received, "processed": camera.processed,
                  "dropped": camera.dropped, "bad_frames": camera.bad,
                  "failed_frames": camera.failed, "last_problem": camera.last_problem}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
-
-    def _level(self, health: dict, new_problems: int) -> tuple[bytes, str]:
-        if self._worker_error or not health["alive"]:
-            return DiagnosticStatus.ERROR, "frame worker or prior refresher stopped"
-        if health["consecutive_failures"]:
-            return DiagnosticStatus.WARN, f"prior provider failing: {health['last_error']}"
-        if new_problems:
-            return DiagnosticStatus.WARN, f"{new_problems} bad or failed frames since last report"
-        return DiagnosticStatus.OK, "restoring"
-
-    def _status(self, name: str, level: bytes, message: str, values: dict) -> DiagnosticStatus:
-        return DiagnosticStatus(level=level, name=name, message=message,
-                                hardware_id=self.get_fully_qualified_name(),
-                                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        return array
 
 
 class _Shutdown:
