@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,16 +18,15 @@ import torch
 
 from .model import LDRNet
 from .model.weights import PACKAGED, load_weights
+from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
-from .prior.uncertainty import DEFAULT_MIN_CONFIDENCE
+from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = PACKAGED / "rt.safetensors"
-# Exported ONNX files and TensorRT engines; ALLWEATHER_CACHE moves them (e.g. to fast storage)
-DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
 
 
 @dataclass
@@ -44,24 +42,23 @@ class Restoration:
 
 @dataclass
 class PipelineConfig:
-    """Everything that decides how frames are restored; the node's parameters map onto it."""
+    """Everything that decides how frames are restored; defaults, rules and the node's parameter
+    names are in options.OPTIONS (the field each option sets is its `pipeline_field`)."""
 
-    weights: str = ""  # safetensors; empty: the shipped rt weights
-    backend: str = "auto"  # NAME[:PRECISION], see runtime/select.py
-    provider: str = "builtin"  # builtin | vlm | fixed | none
-    vlm_model: str = ""  # local folder or cached hub id, for provider=vlm
-    fixed_text: str = ""  # for provider=fixed
-    prior_period_s: float = 5.0  # refresh at least this often
-    change_threshold: float = 0.08  # and sooner when the scene changes this much
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below this, coarsened toward the generic
-    prior_timeout_s: float = 30.0  # a provider call longer than this counts as hung
-    cache_dir: str = str(DEFAULT_CACHE)  # exported ONNX files and TensorRT engines
-    threads: int = 0  # CPU threads of the backend; 0: automatic
-    device: str = "cpu"  # where the prior provider runs
+    weights: str = DEFAULTS["weights"]  # safetensors; empty: the shipped rt weights
+    backend: str = DEFAULTS["backend"]  # NAME[:PRECISION], see runtime/registry.py
+    provider: str = DEFAULTS["provider"]  # see prior/registry.py
+    vlm_model: str = DEFAULTS["vlm_model"]  # local folder or cached hub id, for provider=vlm
+    fixed_text: str = DEFAULTS["fixed_text"]  # for provider=fixed
+    prior_period_s: float = DEFAULTS["prior_period_s"]  # refresh at least this often
+    change_threshold: float = DEFAULTS["change_threshold"]  # and sooner on a scene change
+    min_confidence: float = DEFAULTS["min_confidence"]  # below: coarsened toward the generic
+    prior_timeout_s: float = DEFAULTS["prior_timeout_s"]  # a longer call counts as hung
+    cache_dir: str = DEFAULTS["cache_dir"]  # exported ONNX files and TensorRT engines
+    threads: int = DEFAULTS["threads"]  # CPU threads of the backend; 0: automatic
+    device: str = DEFAULTS["device"]  # where the prior provider runs
 
 
-PROVIDER_FIELDS = ("provider", "vlm_model", "fixed_text", "device")
-"""The PipelineConfig fields that decide the prior provider."""
 _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
                      "min_confidence": "min_confidence", "prior_timeout_s": "timeout"}
 """PipelineConfig field -> the refresher attribute it sets."""
@@ -86,8 +83,7 @@ def _provider_changed(old: PipelineConfig, new: PipelineConfig) -> bool:
     use (fixed_text while the VLM runs) needs none."""
     if (old.provider, old.device) != (new.provider, new.device):
         return True
-    used = {"vlm": "vlm_model", "fixed": "fixed_text"}.get(new.provider)
-    return used is not None and getattr(old, used) != getattr(new, used)
+    return any(getattr(old, field) != getattr(new, field) for field in PROVIDERS[new.provider])
 
 
 class Pipeline:

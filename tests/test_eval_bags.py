@@ -14,8 +14,9 @@ from allweather_ros.evaluation.bags import (
     image_message,
     make_header,
 )
-from allweather_ros.evaluation.eval_bag import eval_bag, output_topics
+from allweather_ros.evaluation.eval_bag import eval_bag, output_names
 from allweather_ros.evaluation.make_bag import GT_TOPIC, TOPIC, make_bag
+from allweather_ros.topics import camera_topics
 
 SIZE = (64, 48)
 RAIN = [Degradation("rain", "heavy"), Degradation("raindrop", "slight")]
@@ -57,7 +58,7 @@ def test_make_bag_is_deterministic_by_seed(tmp_path):
 
 
 def check_output_bag(report, frames):
-    topics = output_topics(report["topic"])
+    topics = output_names(camera_topics(report["topic"]))
     with BagReader(report["output_bag"]) as reader:
         counts = {name: info.count for name, info in reader.topics.items()}
         maps = list(reader.frames(topics["map"]))

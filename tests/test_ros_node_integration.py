@@ -32,7 +32,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from allweather_ros.model import LDRNet  # noqa: E402
@@ -283,6 +283,45 @@ def test_two_cameras_at_once(node, probe):
     assert (out_b.encoding, out_b.header.frame_id, out_b.width) == ("mono8", "b", 32)
 
 
+def test_a_camera_nobody_watches_is_not_restored(node, probe, diag):
+    """Nothing subscribes to cam_c's outputs yet: its frames are counted, not restored."""
+    name = "/restore_node: /cam_c/image_raw/compressed"
+    publisher = probe.publisher(CompressedImage, "/cam_c/image_raw/compressed")
+    jpeg = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
+    values = publish_until(publisher, lambda i: CompressedImage(format="jpeg", data=jpeg),
+                           diag, lambda array: int(diagnostics([array], name).get("skipped", 0)),
+                           "skipped frames counted")
+    assert diagnostics([values], name)["processed"] == "0"
+
+
+def test_camera_info_is_relayed_beside_the_restored_frame_with_its_stamp(node, probe):
+    infos = probe.inbox(CameraInfo, "/cam_a/restored/camera_info")
+    restored = probe.inbox(Image, "/cam_a/restored/image_raw")
+    calibration = CameraInfo(width=64, height=48, distortion_model="plumb_bob")
+    calibration.k[0], calibration.header.stamp.sec = 123.0, 1
+    info_publisher = probe.publisher(CameraInfo, "/cam_a/camera_info")
+    publisher = probe.publisher(Image, "/cam_a/image_raw")
+
+    def make(i):
+        info_publisher.publish(calibration)
+        return image(stamp=50000 + i, frame_id="cam_a")
+
+    info = publish_until(publisher, make, infos, lambda m: m.header.stamp.sec >= 50000,
+                         "a relayed camera_info")
+    assert info.k[0] == 123.0 and info.width == 64 and info.header.frame_id == "cam_a"
+    wait_until(lambda: any(m.header.stamp == info.header.stamp for m in restored),
+               "the restored frame with the camera_info's stamp")
+
+
+def test_a_raw_camera_gets_a_compressed_output_while_subscribed(node, probe):
+    compressed = probe.inbox(CompressedImage, "/cam_a/restored/image_raw/compressed")
+    publisher = probe.publisher(Image, "/cam_a/image_raw")
+    out = publish_until(publisher, lambda i: image(stamp=60000 + i), compressed,
+                        lambda m: m.header.stamp.sec >= 60000, "a restored compressed frame")
+    assert out.format == "bgr8; jpeg compressed bgr8"
+    assert cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+
+
 def test_compressed_input_gives_compressed_output(node, probe):
     restored = probe.inbox(CompressedImage, "/cam_c/restored/image_raw/compressed")
     publisher = probe.publisher(CompressedImage, "/cam_c/image_raw/compressed")
@@ -299,6 +338,10 @@ def test_compressed_input_gives_compressed_output(node, probe):
     assert out.format == "jpeg" and out.header.frame_id == "cam_c"
     decoded = cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (48, 64, 3)
+    raw = probe.inbox(Image, "/cam_c/restored/image_raw")
+    frame = publish_until(publisher, make, raw, lambda m: m.header.stamp.sec >= 7000,
+                          "a restored raw frame of the compressed camera")
+    assert (frame.encoding, frame.width, frame.height) == ("bgr8", 64, 48)
 
 
 def test_bad_frames_are_survived_counted_and_warned_once(node, probe, diag):
