@@ -129,8 +129,9 @@ def _pipeline_config(args: argparse.Namespace):
 
 def _bag_exit_code(report: dict) -> int:
     """0: every frame restored; 1: partial results (the report says what went wrong)."""
-    print(f"{report['restored_frames']}/{report['frames']} frames restored, "
-          f"latency p50 {report['latency_ms_p50']} ms"
+    latency = report["latency_ms_p50"]
+    print(f"{report['restored_frames']}/{report['frames']} frames restored, latency p50 "
+          + ("n/a" if latency is None else f"{latency:.1f} ms")
           + (f", PSNR {report['psnr']:.2f} dB (input {report['input_psnr']:.2f} dB)"
              if report.get("psnr") is not None else ""))
     if report.get("stopped"):

@@ -186,3 +186,18 @@ def test_output_folder_that_is_not_ours_is_refused(tmp_path, pipeline_config):
     with pytest.raises(BagError, match="not an earlier eval-bag output"):
         eval_bag(tmp_path / "bag", TOPIC, tmp_path / "out", config=pipeline_config, progress=False)
     shutil.rmtree(tmp_path / "out")
+
+
+@pytest.mark.parametrize("experts", [4, 16])
+def test_the_experts_legend_stays_inside_the_figure(experts):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from allweather_ros.evaluation.report import experts_figure
+
+    shares = np.full(experts, 1 / experts).tolist()
+    figure = experts_figure([{"index": i, "experts": shares} for i in range(5)])
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (legend,) = figure.legends
+    box, page = legend.get_window_extent(renderer), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

@@ -1,4 +1,6 @@
 """eval-bag --live through the real restore_node process, the demo, and the commands' wiring."""
+import re
+
 import pytest
 from test_eval_bags import small_bag
 
@@ -47,6 +49,17 @@ def test_commands_parse_and_make_bag_runs(tmp_path, capsys):
                               str(tmp_path / "out"), "--provider", "none"])
     assert args.func(args) == 2
     assert "/camera/image_raw/compressed" in capsys.readouterr().err
+
+
+def test_demo_command_prints_the_latency_with_one_decimal(tmp_path, pipeline_config, capsys):
+    from allweather_ros.cli import main
+
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--frames", "2", "--size", "64x48",
+                 "--weights", pipeline_config.weights, "--backend", "torch",
+                 "--provider", "none"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert re.search(r"2/2 frames restored, latency p50 \d+\.\d ms, PSNR", printed), printed
 
 
 def test_demo_wiring_with_a_tiny_model(tmp_path, pipeline_config):

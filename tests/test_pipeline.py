@@ -85,3 +85,26 @@ def test_tokens_of_the_wrong_width_are_refused(pipeline):
 def test_refresh_now_needs_a_provider(pipeline):
     with pytest.raises(RuntimeError, match="provider"):
         pipeline.refresh_now(np.zeros((8, 8, 3), np.float32))
+
+
+def test_reconfigure_rebuilds_the_provider_only_when_the_active_one_is_affected(
+        pipeline_config):
+    from dataclasses import replace
+
+    from allweather_ros.pipeline import build_pipeline
+
+    built = build_pipeline(replace(pipeline_config, provider="none"))
+    try:
+        before = built.refresher.primary
+        built.reconfigure(fixed_text="dense fog", vlm_model="/not/loaded/while/unused")
+        assert built.refresher.primary is before and built.config.fixed_text == "dense fog"
+        built.reconfigure(provider="fixed")
+        fixed = built.refresher.primary
+        assert fixed.name == "fixed" and fixed.text == "dense fog"
+        built.reconfigure(prior_period_s=0.5, vlm_model="/still/unused")
+        assert built.refresher.primary is fixed and built.refresher.period == 0.5
+        built.reconfigure(fixed_text="light rain")
+        assert built.refresher.primary is not fixed and built.refresher.primary.text == \
+            "light rain"
+    finally:
+        built.close()
