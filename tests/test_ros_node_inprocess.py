@@ -67,10 +67,10 @@ def test_the_prior_stamp_is_the_node_clock(make_node):
     """Under use_sim_time with no /clock yet, the node's time is 0, not the wall clock."""
     node = make_node(use_sim_time=True)
     node.trigger_configure()
-    assert json.loads(node._prior_message().data)["stamp"] == 0.0
+    assert json.loads(node._prior_message(node._cameras[0]).data)["stamp"] == 0.0
     wall = make_node()
     wall.trigger_configure()
-    stamp = json.loads(wall._prior_message().data)["stamp"]
+    stamp = json.loads(wall._prior_message(wall._cameras[0]).data)["stamp"]
     assert abs(stamp - wall.get_clock().now().nanoseconds / 1e9) < 60
 
 
@@ -94,3 +94,19 @@ def test_a_provider_that_cannot_be_built_is_refused_and_shown(make_node, tmp_pat
     assert node._pipeline.describe()["refresher"]["primary"] == "none"
     values = {kv.key: kv.value for kv in statuses(node)["/restore_node: restoration"].values}
     assert values["refused_change"] == ""
+
+
+def test_each_camera_publishes_its_own_prior(make_node):
+    from allweather_ros.prior.prior import prior_from_text
+
+    node = make_node(**{"input_topics": ["/front/image_raw", "/rear/image_raw"]})
+    assert node.trigger_configure() == SUCCESS
+    front, rear = node._cameras
+    pipeline = node._pipeline
+    pipeline.set_prior(prior_from_text("dense fog", "fixed", pipeline.encoder), rear.topic)
+    assert json.loads(node._prior_message(rear).data)["source_text"] == "dense fog"
+    assert json.loads(node._prior_message(front).data)["source_text"] != "dense fog"
+    found = statuses(node)
+    values = {kv.key: kv.value for kv in found["/restore_node: /rear/image_raw"].values}
+    assert values["prior_text"] == pipeline.prior_of(rear.topic).text
+    assert values["prior_primary"] == "fixed"

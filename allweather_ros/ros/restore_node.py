@@ -84,7 +84,6 @@ class RestoreNode(LifecycleNode):
         self._last_problems = 0
         self._worker_error = ""
         self._refused = ""  # the last refused parameter change, until one is accepted
-        self._stamped = (None, 0.0)  # (prior, node-clock time it was first published)
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -278,7 +277,7 @@ class RestoreNode(LifecycleNode):
                 return
             rgb = compressed_to_rgb(msg) if camera.topics.compressed else image_to_rgb(msg)
             decoded = time.perf_counter()
-            restoration = self._pipeline.process(rgb)
+            restoration = self._pipeline.process(rgb, camera.topic)
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -334,31 +333,39 @@ class RestoreNode(LifecycleNode):
         return str(self._pipeline.describe()["backend"].get("backend", "?"))
 
     def _report(self) -> None:
-        """Publish /diagnostics and, on each camera's prior topic, the prior in use."""
+        """Publish /diagnostics and, on each camera's prior topic, its prior in use."""
         if self._pipeline is None:
             return
         for camera in self._cameras:
-            camera.prior_pub.publish(self._prior_message())
+            camera.prior_pub.publish(self._prior_message(camera))
         self._diagnostics_pub.publish(self._diagnostics())
 
-    def _prior_message(self) -> String:
-        """The prior in force as JSON; its `stamp` is this node's clock (sim time honoured)
-        when the node first published it, its `age_s` how long it has been in force."""
-        prior = self._pipeline.prior
-        if prior is not self._stamped[0]:
-            self._stamped = (prior, self.get_clock().now().nanoseconds / 1e9)
+    def _prior_message(self, camera: Camera) -> String:
+        """The camera's prior in force as JSON; its `stamp` is this node's clock (sim time
+        honoured) when the node first published it, its `age_s` how long it has been in force."""
+        prior = self._pipeline.prior_of(camera.topic)
+        if prior is not camera.stamped[0]:
+            camera.stamped = (prior, self.get_clock().now().nanoseconds / 1e9)
         document = json.loads(prior.to_json())
-        document["stamp"] = self._stamped[1]
+        document["stamp"] = camera.stamped[1]
         document["age_s"] = round(prior.age(), 3)
         return String(data=json.dumps(document))
 
     def _diagnostics(self) -> DiagnosticArray:
+        """One status for the node (its level from the worst camera's prior health) and one
+        per camera, with that camera's prior."""
         now = time.monotonic()
         since, before = self._last_report
         self._last_report = (now, self._stats.processed)
         fps = (self._stats.processed - before) / max(now - since, 1e-9)
-        facts = self._pipeline.describe()
-        health = facts["refresher"]
+        priors = {c.topic: _prior_values(self._pipeline.prior_of(c.topic),
+                                         self._pipeline.describe(c.topic)["refresher"])
+                  for c in self._cameras}
+        worst = max(priors.values(), key=lambda v: (v["prior_alive"] is False,
+                                                    v["prior_consecutive_failures"]))
+        health = {"alive": worst["prior_alive"],
+                  "consecutive_failures": worst["prior_consecutive_failures"],
+                  "last_error": worst["prior_last_error"]}
         active = self._worker is not None
         problems_now = sum(c.bad + c.failed for c in self._cameras)
         level, message = restoration_level(
@@ -368,7 +375,7 @@ class RestoreNode(LifecycleNode):
         values = {
             "state": "active" if active else "inactive",
             "enabled": self._values["enabled"],
-            "backend": facts["backend"].get("backend", "?"),
+            "backend": self._backend_name(),
             "fps": f"{fps:.2f}",
             **self._stats.percentiles(),
             "frames_received": sum(c.received for c in self._cameras),
@@ -377,9 +384,7 @@ class RestoreNode(LifecycleNode):
             "frames_skipped": sum(c.skipped for c in self._cameras),
             "bad_frames": sum(c.bad for c in self._cameras),
             "failed_frames": sum(c.failed for c in self._cameras),
-            "prior_text": self._pipeline.prior.text,
-            **{key if key.startswith("prior") else f"prior_{key}": value
-               for key, value in health.items()},
+            **worst,
             "worker_error": self._worker_error,
             "refused_change": self._refused,
         }
@@ -394,10 +399,18 @@ class RestoreNode(LifecycleNode):
                 f"restored on {self.resolve_topic_name(camera.topics.restored)}", node,
                 {"received": camera.received, "processed": camera.processed,
                  "skipped": camera.skipped, "dropped": camera.dropped, "bad_frames": camera.bad,
-                 "failed_frames": camera.failed, "last_problem": camera.last_problem}))
+                 "failed_frames": camera.failed, "last_problem": camera.last_problem,
+                 **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         return array
+
+
+def _prior_values(prior, health: dict) -> dict:
+    """A camera's prior and its refresher's health as diagnostics values, all `prior_*`."""
+    return {"prior_text": prior.text,
+            **{key if key.startswith("prior") else f"prior_{key}": value
+               for key, value in health.items()}}
 
 
 class _Shutdown:

@@ -61,6 +61,7 @@ class Camera:
     subscription: Any = None
     info_subscription: Any = None
     info: Any = None  # the newest sensor_msgs/CameraInfo, relayed with each restored frame
+    stamped: tuple[Any, float] = (None, 0.0)  # (prior, node-clock time first published)
     pending: tuple[Any, float] | None = None  # (message, perf_counter at receipt)
     received: int = 0
     processed: int = 0
