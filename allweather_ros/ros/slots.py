@@ -81,8 +81,9 @@ class Camera:
                             self.prior_pub, self.info_pub) if p is not None]
 
     def watched(self) -> bool:
-        """Whether anyone subscribes to an output that restoring a frame feeds."""
-        return any(p.get_subscription_count() for p in self.publishers())
+        """Whether anyone subscribes to an output that restoring a frame feeds (camera_info
+        alone is not one: it only accompanies restored frames)."""
+        return any(p.get_subscription_count() for p in self.publishers() if p is not self.info_pub)
 
 
 class NewestFrameSlots:
