@@ -70,11 +70,12 @@ def test_demo_wiring_with_a_tiny_model(tmp_path, pipeline_config):
 
 
 @needs_estimator
-def test_live_replay_through_the_node(tmp_path, pipeline_config):
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+def test_live_replay_through_the_node(tmp_path, pipeline_config, compressed):
     from allweather_ros.evaluation.live import eval_live
 
-    made = small_bag(tmp_path / "bag", "mcap", frames=8)
-    report = eval_live(made["bag"], TOPIC, tmp_path / "out", gt_topic=GT_TOPIC,
+    made = small_bag(tmp_path / "bag", "mcap", compressed=compressed, frames=8)
+    report = eval_live(made["bag"], made["topic"], tmp_path / "out", gt_topic=GT_TOPIC,
                        config=pipeline_config,
                        progress=False)
     assert report["published"] == 8 and report["restored_frames"] >= 6
