@@ -121,7 +121,8 @@ OPTIONS = (
     Option("output_namespace", OUTPUT_NAMESPACE, "namespace put before the input's last name "
            "for the outputs", "one name token: a letter, then letters, digits or _",
            lambda v: bool(_NAME_TOKEN.match(v))),
-    Option("enabled", True, "false: republish input frames untouched (passthrough)",
+    Option("enabled", True, "false: republish input frames untouched (passthrough) on the "
+           "restored topic of the input's own transport",
            "true or false", _any_value, runtime=True),
     Option("publish_degradation_map", True, "publish the 32FC1 degradation map (converted "
            "only while someone subscribes)", "true or false", _any_value),
