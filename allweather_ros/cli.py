@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from .pipeline import DEFAULT_CACHE
+from .options import BY_NAME, DEFAULT_CACHE
+from .prior.registry import PROVIDERS
+from .runtime.registry import BACKENDS
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -135,18 +137,82 @@ def _describe_many(provider, paths: list[str]) -> int:
     return 1 if summary["errors"] else 0
 
 
-def _launch(args: argparse.Namespace) -> int:
-    from .ros.launcher import launch_main
+def _pipeline_config(args: argparse.Namespace):
+    """The PipelineConfig of the flags _add_pipeline_arguments adds (the rest: defaults)."""
+    from .pipeline import PipelineConfig
 
-    return launch_main(args.args)
+    return PipelineConfig(weights=args.weights or "", backend=args.backend,
+                          provider=args.provider, fixed_text=args.fixed_text or "",
+                          vlm_model=args.vlm_model or "")
+
+
+def _bag_exit_code(report: dict) -> int:
+    """0: every frame restored; 1: partial results (the report says what went wrong)."""
+    latency = report["latency_ms_p50"]
+    print(f"{report['restored_frames']}/{report['frames']} frames restored, latency p50 "
+          + ("n/a" if latency is None else f"{latency:.1f} ms")
+          + (f", PSNR {report['psnr']:.2f} dB (input {report['input_psnr']:.2f} dB)"
+             if report.get("psnr") is not None else ""))
+    if report.get("stopped"):
+        print(f"stopped early: {report['stopped']}")
+    return 0 if report["frames"] and not report["dropped"] and not report.get("stopped") else 1
+
+
+def _eval_bag(args: argparse.Namespace) -> int:
+    from .evaluation.bags import BagError
+
+    config = _pipeline_config(args)
+    try:
+        if args.live:
+            from .evaluation.live import eval_live
+
+            report = eval_live(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
+                               config=config, sim_time=args.sim_time)
+        else:
+            from .evaluation.eval_bag import eval_bag
+
+            report = eval_bag(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
+                              config=config, refresh_every=args.refresh_every)
+    except BagError as exc:
+        print(f"allweather eval-bag: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return _bag_exit_code(report)
+
+
+def _make_bag(args: argparse.Namespace) -> int:
+    from .evaluation.make_bag import make_bag, parse_weather
+    from .model.profile import parse_size
+
+    report = make_bag(args.out, images=args.images, video=args.video, frames=args.frames,
+                      fps=args.fps, size=parse_size(args.size),
+                      weather=parse_weather(args.weather) if args.weather else None,
+                      seed=args.seed, storage=args.storage, compressed=args.compressed)
+    print(f"wrote {report['bag']}: {report['frames']} frames on {report['topic']}, "
+          f"ground truth on {report['gt_topic']}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import time
+
+    from .evaluation.demo import run_demo
+    from .model.profile import parse_size
+
+    started = time.perf_counter()
+    sizing = {"size": parse_size(args.size)} if args.size else {}
+    report = run_demo(args.out, live=args.live, config=_pipeline_config(args),
+                      **({"frames": args.frames} if args.frames else {}), **sizing)
+    print(f"demo finished in {time.perf_counter() - started:.0f} s; "
+          f"restored bag {report['output_bag']}, report {Path(args.out) / 'report.md'}")
+    return _bag_exit_code(report)
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from .evaluation.eval_bag import config_from_args
     from .media import restore_path
     from .pipeline import build_pipeline
 
-    pipeline = build_pipeline(config_from_args(args), asynchronous=False)
+    pipeline = build_pipeline(_pipeline_config(args), asynchronous=False)
     print(restore_path(pipeline, args.input, args.output))
     return 0
 
@@ -208,6 +274,25 @@ def _eval_real(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_help(name: str) -> str:
+    option = BY_NAME[name]
+    return f"{option.description} ({option.allowed}; default {option.default!r})"
+
+
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that share the node's options: their defaults and help are the options'."""
+    parser.add_argument("--weights", default=BY_NAME["weights"].default,
+                        help=_option_help("weights"))
+    parser.add_argument("--backend", default=BY_NAME["backend"].default,
+                        help=_option_help("backend"))
+    parser.add_argument("--provider", default=BY_NAME["prior.provider"].default,
+                        choices=list(PROVIDERS), help=_option_help("prior.provider"))
+    parser.add_argument("--fixed-text", default=BY_NAME["prior.fixed_text"].default,
+                        help=_option_help("prior.fixed_text"))
+    parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
+                        help=_option_help("prior.vlm_model"))
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
     parser.add_argument("--weights", help="safetensors weights (their config wins over --config)")
@@ -239,15 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore an existing checkpoint in the output folder")
     train.set_defaults(func=_train)
 
-    from .evaluation.eval_bag import add_pipeline_arguments
-    from .prior.registry import PROVIDERS
-
     describe = sub.add_parser("describe", help="print the degradation prior of an image, or "
                                                "one JSON line per image of folders")
     describe.add_argument("images", nargs="+", metavar="IMAGE",
                           help="an image file; or folders (searched recursively) and several "
                                "files: one JSON line each, then a summary line")
-    describe.add_argument("--provider", default="builtin", choices=PROVIDERS)
+    describe.add_argument("--provider", default=BY_NAME["prior.provider"].default,
+                          choices=list(PROVIDERS))
     describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
     describe.add_argument("--fixed-text", help="the description (provider fixed)")
     describe.add_argument("--allow-download", action="store_true",
@@ -259,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore an image, a folder of images or a video")
     restore.add_argument("input", help="image, folder of images, or video file")
     restore.add_argument("output", help="image, folder (file names kept) or video file")
-    add_pipeline_arguments(restore)
+    _add_pipeline_arguments(restore)
     restore.set_defaults(func=_restore)
 
     evaluate = sub.add_parser("eval", help="PSNR/SSIM per type and severity against baselines; "
@@ -287,23 +370,59 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=_eval)
 
-    from .evaluation.demo import add_demo_parser
-    from .evaluation.eval_bag import add_eval_bag_parser
-    from .evaluation.make_bag import add_make_bag_parser
+    # listed for --help only: main() hands `launch ...` to the launcher before parsing, since
+    # its arguments (--config, -p name:=value, -r ...) are the launcher's and the node's
+    sub.add_parser("launch", help="start restore_node with the packaged config and Fast DDS "
+                                  "profile (where ROS 2 launch is not installed); "
+                                  "allweather launch -h for its options")
 
-    launch = sub.add_parser("launch", add_help=False,
-                            help="start restore_node with the packaged config and Fast DDS "
-                                 "profile (where ROS 2 launch is not installed)")
-    launch.add_argument("args", nargs=argparse.REMAINDER)
-    launch.set_defaults(func=_launch)
+    eval_bag = sub.add_parser("eval-bag",
+                              help="replay a bag through the restorer: output bag and report")
+    eval_bag.add_argument("bag", help="rosbag2 folder, or a .db3 or .mcap file")
+    eval_bag.add_argument("--topic", required=True,
+                          help="camera topic (Image or CompressedImage)")
+    eval_bag.add_argument("--gt-topic", help="clean ground-truth topic, for PSNR and SSIM")
+    eval_bag.add_argument("--out", required=True, help="folder for the output bag and report")
+    eval_bag.add_argument("--live", action="store_true",
+                          help="through the real node at the recorded rate (needs ROS 2)")
+    eval_bag.add_argument("--sim-time", action="store_true",
+                          help="with --live: publish /clock from the bag and use_sim_time")
+    eval_bag.add_argument("--refresh-every", type=int,
+                          help="direct mode: describe the prior every N frames "
+                               "(default: the node's period at the bag's rate)")
+    _add_pipeline_arguments(eval_bag)
+    eval_bag.set_defaults(func=_eval_bag)
 
-    add_eval_bag_parser(sub)
-    add_make_bag_parser(sub)
-    add_demo_parser(sub)
+    make_bag = sub.add_parser(
+        "make-bag", help="write a demo bag: weathered frames plus their clean ground truth")
+    make_bag.add_argument("out", help="bag folder to create")
+    source = make_bag.add_mutually_exclusive_group()
+    source.add_argument("--images", help="folder of clean photos (default: scikit-image's)")
+    source.add_argument("--video", help="clean video file; its own motion is kept")
+    make_bag.add_argument("--frames", type=int, default=60)
+    make_bag.add_argument("--fps", type=float, default=10.0)
+    make_bag.add_argument("--size", default="320x240", help="frame size WIDTHxHEIGHT")
+    make_bag.add_argument("--weather", help="e.g. rain:heavy,raindrop:slight "
+                                            "(default: a random recipe per shot)")
+    make_bag.add_argument("--seed", type=int, default=0)
+    make_bag.add_argument("--storage", default="sqlite3", help="sqlite3 or mcap")
+    make_bag.add_argument("--compressed", action="store_true",
+                          help="JPEG CompressedImage on <topic>/compressed")
+    make_bag.set_defaults(func=_make_bag)
+
+    demo = sub.add_parser(
+        "demo", help="the main job: a rainy sequence restored with the defaults, plus a report")
+    demo.add_argument("--out", default="allweather_demo", help="folder for bags and report")
+    demo.add_argument("--live", action="store_true",
+                      help="through the real ROS 2 node instead of the pipeline directly")
+    demo.add_argument("--frames", type=int, help="default: 60")
+    demo.add_argument("--size", help="WIDTHxHEIGHT (default: 320x240)")
+    _add_pipeline_arguments(demo)
+    demo.set_defaults(func=_demo)
 
     engine = sub.add_parser("build-engine", help="build the TensorRT engine ahead of time")
     _model_arguments(engine)
-    engine.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"])
+    engine.add_argument("--precision", default="fp16", choices=BACKENDS["tensorrt"])
     engine.add_argument("--size", nargs="+", default=["640x480"],
                         help="camera sizes WIDTHxHEIGHT; the first is optimised for")
     engine.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
@@ -313,8 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="latency, FPS and fidelity per backend and frame size")
     _model_arguments(bench)
     bench.add_argument("--backend", nargs="+", default=["onnxruntime", "torch"],
-                       help="NAME[:PRECISION], e.g. onnxruntime torch torch:bf16 "
-                            "torch-cuda:fp16 tensorrt:fp16 auto")
+                       help=BY_NAME["backend"].allowed)
     bench.add_argument("--size", nargs="+", default=["640x480", "1280x720", "1920x1080"])
     bench.add_argument("--frames", type=int, default=20, help="timed frames per backend and size")
     bench.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
@@ -325,9 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runtime.backend import BackendUnavailable
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:
+        from .ros.launcher import launch_main
 
+        return launch_main(argv[1:])
     args = build_parser().parse_args(argv)
+    from .runtime.backend import BackendUnavailable  # after parsing: --help needs no torch
+
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, BackendUnavailable) as exc:

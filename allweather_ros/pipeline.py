@@ -1,13 +1,16 @@
-"""One frame in, restored frame and degradation map out; owns the cached prior.
+"""One frame in, restored frame and degradation map out; owns each camera's cached prior.
 
-The prior is refreshed beside the frame path: the refresher's worker thread describes the
-newest frame, `set_prior` turns the description into the network's keys/values there, and the
-backend swaps them in by reference, so a frame never waits for a description.
+The prior is refreshed beside the frame path: a camera's refresher thread describes its newest
+frame, `set_prior` turns the description into the network's keys/values there, and the next
+frame of that camera hands them to the backend by reference, so a frame never waits for a
+description. Cameras share the backend and the provider (the estimator or VLM is loaded once);
+each has its own refresher (newest frame, schedule, failures) and prior, so a lens drop on the
+rear camera does not change the front camera's restoration.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -16,18 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import LDRNet
+from .model import LDRNet, PriorCache
 from .model.weights import PACKAGED, load_weights
+from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
-from .prior.uncertainty import DEFAULT_MIN_CONFIDENCE
+from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = PACKAGED / "rt.safetensors"
-# Exported ONNX files and TensorRT engines; ALLWEATHER_CACHE moves them (e.g. to fast storage)
-DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
 
 
 @dataclass
@@ -42,25 +44,63 @@ class Restoration:
 
 
 @dataclass
-class PipelineConfig:
-    """Everything that decides how frames are restored; the node's parameters map onto it."""
+class _CameraPrior:
+    """One camera's prior in force with its keys/values (swapped together, by reference), and
+    the refresher that keeps it fresh (None in a synchronous pipeline)."""
 
-    weights: str = ""  # safetensors; empty: the shipped rt weights
-    backend: str = "auto"  # NAME[:PRECISION], see runtime/select.py
-    provider: str = "builtin"  # builtin | vlm | fixed | none
-    vlm_model: str = ""  # local folder or cached hub id, for provider=vlm
-    fixed_text: str = ""  # for provider=fixed
-    prior_period_s: float = 5.0  # refresh at least this often
-    change_threshold: float = 0.08  # and sooner when the scene changes this much
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below this, coarsened toward the generic
-    prior_timeout_s: float = 30.0  # a provider call longer than this counts as hung
-    cache_dir: str = str(DEFAULT_CACHE)  # exported ONNX files and TensorRT engines
-    threads: int = 0  # CPU threads of the backend; 0: automatic
-    device: str = "cpu"  # where the prior provider runs
+    state: tuple[Prior, PriorCache]
+    refresher: PriorRefresher | None = None
+
+
+@dataclass
+class PipelineConfig:
+    """Everything that decides how frames are restored; defaults, rules and the node's parameter
+    names are in options.OPTIONS (the field each option sets is its `pipeline_field`)."""
+
+    weights: str = DEFAULTS["weights"]  # safetensors; empty: the shipped rt weights
+    backend: str = DEFAULTS["backend"]  # NAME[:PRECISION], see runtime/registry.py
+    provider: str = DEFAULTS["provider"]  # see prior/registry.py
+    vlm_model: str = DEFAULTS["vlm_model"]  # local folder or cached hub id, for provider=vlm
+    fixed_text: str = DEFAULTS["fixed_text"]  # for provider=fixed
+    prior_period_s: float = DEFAULTS["prior_period_s"]  # refresh at least this often
+    change_threshold: float = DEFAULTS["change_threshold"]  # and sooner on a scene change
+    min_confidence: float = DEFAULTS["min_confidence"]  # below: coarsened toward the generic
+    prior_timeout_s: float = DEFAULTS["prior_timeout_s"]  # a longer call counts as hung
+    cache_dir: str = DEFAULTS["cache_dir"]  # exported ONNX files and TensorRT engines
+    threads: int = DEFAULTS["threads"]  # CPU threads of the backend; 0: automatic
+    device: str = DEFAULTS["device"]  # where the prior provider runs
+
+
+_REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
+                     "min_confidence": "min_confidence", "prior_timeout_s": "timeout"}
+"""PipelineConfig field -> the refresher attribute it sets."""
+
+
+def prior_providers(config: PipelineConfig, encoder: Encoder | None
+                    ) -> tuple[PriorProvider, PriorProvider | None]:
+    """(primary, fallback) for `config`: a VLM can fail (memory, hangs), so the built-in
+    estimator stands in for it; the others need no fallback. Raises if either cannot be built."""
+    from .prior.registry import create_provider
+
+    primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
+                              fixed_text=config.fixed_text or None, device=config.device)
+    fallback = None
+    if config.provider == "vlm":
+        fallback = create_provider("builtin", encoder, device=config.device)
+    return primary, fallback
+
+
+def _provider_changed(old: PipelineConfig, new: PipelineConfig) -> bool:
+    """Whether `new` needs another provider: a change of an option the active provider does not
+    use (fixed_text while the VLM runs) needs none."""
+    if (old.provider, old.device) != (new.provider, new.device):
+        return True
+    return any(getattr(old, field) != getattr(new, field) for field in PROVIDERS[new.provider])
 
 
 class Pipeline:
-    """Restores frames with `backend`.
+    """Restores frames with `backend`; the only way in for its users (the node, the bag
+    evaluation): `process`, `reconfigure`, `describe`.
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
@@ -68,23 +108,40 @@ class Pipeline:
 
     def __init__(self, model: LDRNet, backend: Backend, encoder: Encoder,
                  refresher: PriorRefresher | None = None, initial: Prior | None = None,
-                 provider: PriorProvider | None = None):
+                 provider: PriorProvider | None = None, config: PipelineConfig | None = None):
+        """`refresher` serves the default camera ("") and is the template of every other
+        camera's; without one, `refresh_now` describes frames with `provider`."""
         self.model = model.eval()
         self.backend = backend
         self.encoder = encoder
-        self.refresher = refresher
         self.provider = provider
-        self._swap = threading.Lock()  # one swap at a time; frames never take it
-        self.prior: Prior | None = None
+        self.config = config or PipelineConfig()
+        self._cameras: dict[str, _CameraPrior] = {}
+        self._infer = threading.Lock()  # backend prior and inference of one frame together
+        self._making = threading.Lock()  # one camera made at a time
+        self._loaded: PriorCache | None = None  # the cache the backend holds now
         first = initial or (refresher.latest if refresher else None)
         if first is None:
             raise ValueError("a pipeline needs a prior: pass `initial` or a refresher")
-        self.set_prior(first)
+        self._cameras[""] = _CameraPrior(self._encoded(first), refresher)
         if refresher is not None:
-            refresher.on_prior = self.set_prior
+            refresher.on_prior = self._setter("")
 
-    def set_prior(self, prior: Prior) -> None:
-        """Encode a new prior into keys/values and swap them in (called off the frame path)."""
+    @property
+    def refresher(self) -> PriorRefresher | None:
+        """The default camera's refresher."""
+        return self._cameras[""].refresher
+
+    @property
+    def prior(self) -> Prior:
+        """The default camera's prior in force."""
+        return self.prior_of("")
+
+    def prior_of(self, camera: str) -> Prior:
+        """The prior in force for `camera` (the generic one until its first refresh)."""
+        return self._camera(camera).state[0]
+
+    def _encoded(self, prior: Prior) -> tuple[Prior, PriorCache]:
         tokens = prior.tokens if prior.tokens is not None else self.encoder.encode(prior.text)
         expected = self.model.config["prior_dim"]
         if tokens.shape[-1] != expected:
@@ -93,32 +150,89 @@ class Pipeline:
         with torch.no_grad():
             cache = self.model.encode_prior(tokens[None].float(),
                                             torch.ones(1, tokens.shape[0], dtype=torch.bool))
-        with self._swap:
-            self.backend.set_prior(cache)
-            self.prior = prior
+        return prior, cache
 
-    def refresh_now(self, rgb: np.ndarray) -> Prior:
+    def _setter(self, camera: str):
+        return lambda prior: self.set_prior(prior, camera)
+
+    def _camera(self, camera: str) -> _CameraPrior:
+        """The camera's prior state, made on first use: the generic prior and, in an
+        asynchronous pipeline, a refresher like the default camera's (same providers)."""
+        entry = self._cameras.get(camera)
+        if entry is not None:
+            return entry
+        with self._making:
+            if camera not in self._cameras:
+                template = self._cameras[""].refresher
+                refresher = None if template is None else PriorRefresher(
+                    template.primary, fallback=template.fallback, encoder=self.encoder,
+                    period=template.period, change_threshold=template.change_threshold,
+                    check_interval=template.check_interval,
+                    min_confidence=template.min_confidence, timeout=template.timeout,
+                    backoff=template.backoff, on_prior=self._setter(camera))
+                first = self.prior if template is None else template.generic
+                self._cameras[camera] = _CameraPrior(self._encoded(first), refresher)
+            return self._cameras[camera]
+
+    def set_prior(self, prior: Prior, camera: str = "") -> None:
+        """Encode a new prior into keys/values (off the frame path) and make it the camera's;
+        its next frame hands it to the backend."""
+        self._camera(camera).state = self._encoded(prior)
+
+    def refresh_now(self, rgb: np.ndarray, camera: str = "") -> Prior:
         """Describe `rgb` with the provider, here and now, and use that prior from now on."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
-        self.set_prior(self.provider.describe(rgb))
-        return self.prior
+        self.set_prior(self.provider.describe(rgb), camera)
+        return self.prior_of(camera)
 
-    def process(self, rgb: np.ndarray) -> Restoration:
-        """Restore one float32 RGB frame (H, W, 3) in [0, 1]."""
+    def process(self, rgb: np.ndarray, camera: str = "") -> Restoration:
+        """Restore one float32 RGB frame (H, W, 3) in [0, 1] of `camera` with its prior."""
         start = time.perf_counter()
-        if self.refresher is not None:
-            self.refresher.submit(rgb)
-        prior = self.prior
+        entry = self._camera(camera)
+        if entry.refresher is not None:
+            entry.refresher.submit(rgb)
+        prior, cache = entry.state
         image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
-        out = self.backend.infer(image)
+        with self._infer:
+            if self._loaded is not cache:
+                self.backend.set_prior(cache)
+                self._loaded = cache
+            out = self.backend.infer(image)
         restored = out.restored[0].clamp(0.0, 1.0).permute(1, 2, 0).contiguous().numpy()
         return Restoration(restored, out.degradation_map[0, 0].numpy(),
                            out.expert_indices[0].numpy(), prior, time.perf_counter() - start)
 
+    def _refreshers(self) -> list[PriorRefresher]:
+        return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]
+
+    def reconfigure(self, **changes) -> None:
+        """Apply run-time changes to PipelineConfig fields: the prior provider (built here, with
+        the same fallback as at start-up, only if the active one is affected, and shared by
+        every camera) and the refreshers' periods and thresholds. All or nothing: if the new
+        provider cannot be built the error is raised and nothing changes."""
+        config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
+        if _provider_changed(self.config, config):
+            primary, fallback = prior_providers(config, self.encoder)
+            for refresher in self._refreshers():
+                refresher.use(primary, fallback)
+            if self.refresher is None:
+                self.provider = primary
+        for refresher in self._refreshers():
+            for field, attribute in _REFRESHER_FIELDS.items():
+                setattr(refresher, attribute, getattr(config, field))
+        self.config = config
+
+    def describe(self, camera: str = "") -> dict:
+        """What runs, for logs and diagnostics: the backend's facts and the camera's refresher
+        health (provider in force, primary, fallback, failures)."""
+        refresher = self._camera(camera).refresher
+        return {"backend": self.backend.describe(),
+                "refresher": refresher.health() if refresher else {}}
+
     def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.close()
+        for refresher in self._refreshers():
+            refresher.close()
 
 
 def load_model(weights: str = "") -> LDRNet:
@@ -133,7 +247,6 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
     """Model, backend, text encoder and provider, refreshed asynchronously (the node) or, with
     `asynchronous=False`, on request through `refresh_now` (offline evaluation)."""
     from .prior.providers import NoPrior
-    from .prior.registry import create_provider
     from .prior.text_encoder import TextEncoder
     from .runtime.select import create_backend
 
@@ -148,17 +261,14 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
         raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "
                          f"{model.config['prior_dim']}-d prior tokens but the text encoder "
                          f"gives {encoder.dim}-d ones")
-    provider = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
-                               fixed_text=config.fixed_text or None, device=config.device)
     if not asynchronous:
+        provider = prior_providers(config, encoder)[0]
         return Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None),
-                        provider=provider)
-    fallback = None  # a VLM can fail (memory, hangs): the built-in estimator stands in
-    if config.provider == "vlm":
-        fallback = create_provider("builtin", encoder, device=config.device)
+                        provider=provider, config=config)
+    provider, fallback = prior_providers(config, encoder)
     refresher = PriorRefresher(provider, fallback=fallback, encoder=encoder,
                                period=config.prior_period_s,
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
                                timeout=config.prior_timeout_s)
-    return Pipeline(model, backend, encoder, refresher)
+    return Pipeline(model, backend, encoder, refresher, config=config)

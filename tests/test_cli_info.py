@@ -1,5 +1,9 @@
 """`allweather info` reports the configuration, parameters and GFLOP from the real graph."""
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from allweather_ros.cli import main
 
@@ -39,3 +43,26 @@ def test_bad_arguments_get_a_clear_error(tmp_path, capsys):
     assert main(["info", "--config", str(bad)]) == 2
     assert "widht" in capsys.readouterr().err
     assert main(["info", "--config", "nonexistent"]) == 2
+
+
+def test_help_is_quick_and_imports_no_torch():
+    """`allweather --help` through the console script's entry point: torch (seconds to import)
+    stays out, and the whole process ends within a generous bound."""
+    script = ("import sys\n"
+              "from importlib.metadata import entry_points\n"
+              "(entry,) = entry_points(group='console_scripts', name='allweather')\n"
+              "sys.argv = ['allweather', '--help']\n"
+              "try:\n"
+              "    entry.load()()\n"
+              "except SystemExit:\n"
+              "    pass\n"
+              "print('imported torch:', 'torch' in sys.modules)\n")
+    root = Path(__file__).resolve().parent.parent
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=60)
+    seconds = time.perf_counter() - started
+    print(f"allweather --help took {seconds:.2f} s")
+    assert "eval-bag" in done.stdout and "launch" in done.stdout, done.stderr
+    assert "imported torch: False" in done.stdout
+    assert seconds < 3.0

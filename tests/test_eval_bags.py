@@ -14,8 +14,9 @@ from allweather_ros.evaluation.bags import (
     image_message,
     make_header,
 )
-from allweather_ros.evaluation.eval_bag import eval_bag, output_topics
+from allweather_ros.evaluation.eval_bag import eval_bag, output_names
 from allweather_ros.evaluation.make_bag import GT_TOPIC, TOPIC, make_bag
+from allweather_ros.topics import camera_topics
 
 SIZE = (64, 48)
 RAIN = [Degradation("rain", "heavy"), Degradation("raindrop", "slight")]
@@ -57,7 +58,7 @@ def test_make_bag_is_deterministic_by_seed(tmp_path):
 
 
 def check_output_bag(report, frames):
-    topics = output_topics(report["topic"])
+    topics = output_names(camera_topics(report["topic"]))
     with BagReader(report["output_bag"]) as reader:
         counts = {name: info.count for name, info in reader.topics.items()}
         maps = list(reader.frames(topics["map"]))
@@ -185,3 +186,18 @@ def test_output_folder_that_is_not_ours_is_refused(tmp_path, pipeline_config):
     with pytest.raises(BagError, match="not an earlier eval-bag output"):
         eval_bag(tmp_path / "bag", TOPIC, tmp_path / "out", config=pipeline_config, progress=False)
     shutil.rmtree(tmp_path / "out")
+
+
+@pytest.mark.parametrize("experts", [4, 16])
+def test_the_experts_legend_stays_inside_the_figure(experts):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from allweather_ros.evaluation.report import experts_figure
+
+    shares = np.full(experts, 1 / experts).tolist()
+    figure = experts_figure([{"index": i, "experts": shares} for i in range(5)])
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (legend,) = figure.legends
+    box, page = legend.get_window_extent(renderer), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

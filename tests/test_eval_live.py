@@ -1,27 +1,38 @@
 """eval-bag --live through the real restore_node process, the demo, and the commands' wiring."""
-import argparse
+import re
 
 import pytest
 from test_eval_bags import small_bag
 
+from allweather_ros.cli import build_parser
 from allweather_ros.evaluation.bags import BagReader
-from allweather_ros.evaluation.demo import add_demo_parser, run_demo
-from allweather_ros.evaluation.eval_bag import add_eval_bag_parser
-from allweather_ros.evaluation.make_bag import GT_TOPIC, TOPIC, add_make_bag_parser
+from allweather_ros.evaluation.demo import run_demo
+from allweather_ros.evaluation.eval_bag import output_names
+from allweather_ros.evaluation.live import node_parameters
+from allweather_ros.evaluation.make_bag import GT_TOPIC, TOPIC
+from allweather_ros.pipeline import PipelineConfig
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
+from allweather_ros.topics import camera_topics
 
-# The node always builds the built-in estimator (as the fallback of any other provider).
 needs_estimator = pytest.mark.skipif(
     not SHIPPED_WEIGHTS.is_file(),
     reason=f"restore_node needs the built-in estimator weights {SHIPPED_WEIGHTS}, not trained yet")
 
 
 def commands():
-    parser = argparse.ArgumentParser(prog="allweather")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_make_bag_parser, add_eval_bag_parser, add_demo_parser):
-        add(sub)
-    return parser
+    return build_parser()
+
+
+def test_the_live_evaluation_waits_where_the_node_publishes():
+    """For /cam/image_color the node publishes /cam/restored/image_color (both ask topics.py),
+    and a compressed bag topic is played where the node subscribes."""
+    assert output_names(camera_topics("/cam/image_color"))["restored"] == \
+        "/cam/restored/image_color"
+    jpeg = camera_topics("/cam/image_jpeg", "compressed")
+    params = node_parameters(jpeg, PipelineConfig())["restore_node"]["ros__parameters"]
+    assert params["input_topics"] == ["/cam/image_jpeg/compressed"] == [jpeg.input]
+    assert params["input_transport"] == "compressed"
+    assert params["prior"]["period_s"] == PipelineConfig().prior_period_s
 
 
 def test_commands_parse_and_make_bag_runs(tmp_path, capsys):
@@ -40,6 +51,17 @@ def test_commands_parse_and_make_bag_runs(tmp_path, capsys):
     assert "/camera/image_raw/compressed" in capsys.readouterr().err
 
 
+def test_demo_command_prints_the_latency_with_one_decimal(tmp_path, pipeline_config, capsys):
+    from allweather_ros.cli import main
+
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--frames", "2", "--size", "64x48",
+                 "--weights", pipeline_config.weights, "--backend", "torch",
+                 "--provider", "none"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert re.search(r"2/2 frames restored, latency p50 \d+\.\d ms, PSNR", printed), printed
+
+
 def test_demo_wiring_with_a_tiny_model(tmp_path, pipeline_config):
     report = run_demo(tmp_path / "demo", config=pipeline_config, frames=3, size=(64, 48),
                       progress=False)
@@ -48,11 +70,12 @@ def test_demo_wiring_with_a_tiny_model(tmp_path, pipeline_config):
 
 
 @needs_estimator
-def test_live_replay_through_the_node(tmp_path, pipeline_config):
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+def test_live_replay_through_the_node(tmp_path, pipeline_config, compressed):
     from allweather_ros.evaluation.live import eval_live
 
-    made = small_bag(tmp_path / "bag", "mcap", frames=8)
-    report = eval_live(made["bag"], TOPIC, tmp_path / "out", gt_topic=GT_TOPIC,
+    made = small_bag(tmp_path / "bag", "mcap", compressed=compressed, frames=8)
+    report = eval_live(made["bag"], made["topic"], tmp_path / "out", gt_topic=GT_TOPIC,
                        config=pipeline_config,
                        progress=False)
     assert report["published"] == 8 and report["restored_frames"] >= 6

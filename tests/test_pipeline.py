@@ -1,5 +1,6 @@
 """The pipeline restores frames with the cached prior and swaps priors without stopping."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -85,3 +86,70 @@ def test_tokens_of_the_wrong_width_are_refused(pipeline):
 def test_refresh_now_needs_a_provider(pipeline):
     with pytest.raises(RuntimeError, match="provider"):
         pipeline.refresh_now(np.zeros((8, 8, 3), np.float32))
+
+
+def test_reconfigure_rebuilds_the_provider_only_when_the_active_one_is_affected(
+        pipeline_config):
+    from dataclasses import replace
+
+    from allweather_ros.pipeline import build_pipeline
+
+    built = build_pipeline(replace(pipeline_config, provider="none"))
+    try:
+        before = built.refresher.primary
+        built.reconfigure(fixed_text="dense fog", vlm_model="/not/loaded/while/unused")
+        assert built.refresher.primary is before and built.config.fixed_text == "dense fog"
+        built.reconfigure(provider="fixed")
+        fixed = built.refresher.primary
+        assert fixed.name == "fixed" and fixed.text == "dense fog"
+        built.reconfigure(prior_period_s=0.5, vlm_model="/still/unused")
+        assert built.refresher.primary is fixed and built.refresher.period == 0.5
+        built.reconfigure(fixed_text="light rain")
+        assert built.refresher.primary is not fixed and built.refresher.primary.text == \
+            "light rain"
+    finally:
+        built.close()
+
+
+def test_each_camera_has_its_own_prior_from_the_shared_provider(pipeline_config, tmp_path):
+    """A lens drop seen by the rear camera must not change the front camera's restoration:
+    each camera's refresher describes its own frames with the one shared provider."""
+    from dataclasses import replace
+
+    from allweather_ros.model.weights import save_weights
+    from allweather_ros.pipeline import build_pipeline
+    from allweather_ros.prior.providers import FixedPrior
+
+    torch.manual_seed(0)
+    weights = save_weights(trained_like(LDRNet(**{**TINY, "prior_dim": 384})),
+                           tmp_path / "trained_like.safetensors")
+
+    class ByBrightness(FixedPrior):
+        """Rain for bright frames, lens drops for dark ones; counts who asked."""
+
+        def describe(self, frame=None):
+            self.text = "heavy rain" if frame.mean() > 0.5 else "dense water drops on the lens"
+            return super().describe(frame)
+
+    built = build_pipeline(replace(pipeline_config, weights=str(weights), provider="none"))
+    try:
+        shared = ByBrightness("", built.encoder)
+        built.refresher.use(shared, None)
+        built.refresher.check_interval = built.refresher.period = 0.01
+        bright, dark = np.full((24, 32, 3), 0.8, np.float32), np.full((24, 32, 3), 0.2, np.float32)
+        deadline = time.monotonic() + 30
+        while {built.prior_of("front").source_text, built.prior_of("rear").source_text} != {
+                "heavy rain", "dense water drops on the lens"}:
+            assert time.monotonic() < deadline, "no per-camera priors within 30 s"
+            built.process(bright, "front")
+            built.process(dark, "rear")
+            time.sleep(0.02)
+        built.reconfigure(prior_period_s=1000.0)  # every camera's refresher: no more changes
+        time.sleep(0.1)
+        front, rear = built.process(bright, "front"), built.process(bright, "rear")
+        assert front.prior.source_text == "heavy rain"
+        assert rear.prior.source_text == "dense water drops on the lens"
+        assert not np.array_equal(front.restored, rear.restored)  # each with its own prior
+        assert built.describe("front")["refresher"]["primary"] == "fixed"
+    finally:
+        built.close()

@@ -241,3 +241,29 @@ def test_bad_token_source_is_rejected(tiny_vlms):
 def test_frame_must_be_rgb(tiny_vlms):
     with pytest.raises(ValueError, match="RGB"):
         VLMPrior(tiny_vlms["llava"]).describe(np.zeros((8, 8), np.float32))
+
+
+def test_switching_to_the_vlm_at_run_time_gets_the_start_up_fallback(tiny_vlms,
+                                                                    pipeline_config):
+    """Pipeline.reconfigure builds the provider as build_pipeline does: the VLM with the
+    built-in estimator standing in when it fails; a folder that does not load changes nothing."""
+    from dataclasses import replace
+
+    from allweather_ros.pipeline import build_pipeline
+
+    vlm = {"provider": "vlm", "vlm_model": str(tiny_vlms["llava"])}
+    started = build_pipeline(replace(pipeline_config, **vlm))
+    switched = build_pipeline(pipeline_config)
+    try:
+        assert switched.describe()["refresher"]["fallback"] is None
+        with pytest.raises(Exception, match="absent"):
+            switched.reconfigure(provider="vlm", vlm_model=str(tiny_vlms["llava"] / "absent"))
+        assert switched.describe()["refresher"]["primary"] == "none"
+        assert switched.config.provider == "none"
+        switched.reconfigure(**vlm)
+        at_start, at_run_time = (p.describe()["refresher"] for p in (started, switched))
+        assert at_run_time["primary"] == at_start["primary"] == f"vlm:{tiny_vlms['llava'].name}"
+        assert at_run_time["fallback"] == at_start["fallback"] == "builtin"
+    finally:
+        started.close()
+        switched.close()

@@ -20,15 +20,15 @@ from conftest import TINY
 
 from allweather_ros.model import LDRNet
 from allweather_ros.model.weights import load_weights, save_weights
+from allweather_ros.options import DEFAULTS, problems
 from allweather_ros.pipeline import PipelineConfig, build_pipeline
-from allweather_ros.ros.restore_node import SETTINGS_BY_NAME, problems
 from allweather_ros.runtime.engine_cache import EngineCache, EngineKey, ShapeProfile
 
 PACKAGE = Path(__file__).resolve().parent.parent / "allweather_ros"
 KEY = EngineKey(gpu_name="NVIDIA Jetson Orin NX", compute_capability="8.7", sm_count=8,
                 trt_version="10.3.0", onnx_sha256="ef" * 32, precision="fp16",
                 profile=ShapeProfile.from_sizes([(640, 480)]))
-DEFAULTS = {name: setting.default for name, setting in SETTINGS_BY_NAME.items()}
+
 
 
 class Plans:

@@ -108,5 +108,5 @@ def test_a_camera_that_disappears_and_returns(node, probe, diag, domain):
         wait_until(lambda h=heard: len(diag) >= h + 2,
                    "diagnostics to keep coming while the camera is away")
         assert node.process.poll() is None, node.output
-    status = diagnostics(diag, f"restore_node: {COMING_AND_GOING}")
+    status = diagnostics(diag, f"/restore_node: {COMING_AND_GOING}")
     assert int(status["failed_frames"]) == 0 and int(status["processed"]) >= 2

@@ -18,17 +18,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rclpy.parameter import Parameter
 
+from allweather_ros.options import BY_NAME as SETTINGS_BY_NAME
+from allweather_ros.options import OPTIONS as SETTINGS
+from allweather_ros.options import problems
 from allweather_ros.prior.registry import PROVIDERS
-from allweather_ros.ros.restore_node import (
-    SETTINGS,
-    SETTINGS_BY_NAME,
-    TRANSPORTS,
-    ConfigurationError,
-    RestoreNode,
-    problems,
-)
-from allweather_ros.runtime.engine_cache import PRECISIONS
-from allweather_ros.runtime.select import NAMES as BACKENDS
+from allweather_ros.ros.parameters import ConfigurationError
+from allweather_ros.ros.restore_node import RestoreNode
+from allweather_ros.runtime.registry import NAMES as BACKENDS
+from allweather_ros.runtime.registry import PRECISIONS
+from allweather_ros.topics import TRANSPORTS
 
 FUZZ = settings(max_examples=2000, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -43,7 +41,8 @@ NEAR = {  # almost-right strings per parameter: the mistakes people make
     "input_transport": [*TRANSPORTS, "Raw", "compresed", " raw", "raw ", "theora"],
     "output_namespace": ["restored", "Restored_2", "2restored", "_x", "re-stored", "a/b", "",
                          "ré", "x" * 300, "a\n"],
-    "backend": [*BACKENDS, *(f"{b}:{p}" for b in BACKENDS for p in PRECISIONS), "tensorrtx",
+    "backend": [*BACKENDS, *(f"{b}:{p}" for b in BACKENDS for p in (*PRECISIONS, "int8")),
+                "tensorrtx",
                 "torch:fp64", "torch:", "auto:", ":fp16", "TensorRT", "onnxruntime-gpu:int4",
                 "torch:fp16:fp32"],
     "device": ["cpu", "cuda", "cuda:0", "cuda:1", "cuda:99", "CPU", "gpu", "cuda:", "cuda:-1",
@@ -96,9 +95,15 @@ def test_validation_never_crashes_and_every_refusal_names_parameter_value_and_ru
             assert len(text) < 2000, "a garbage value must not flood the log"
 
 
+ACCEPTS = {"auto": {"fp32", "fp16", "bf16"}, "torch": {"fp32", "fp16", "bf16"},
+           "torch-cuda": {"fp32", "fp16", "bf16"}, "tensorrt": {"fp32", "fp16"},
+           "torch_tensorrt": {"fp32", "fp16"}, "onnxruntime": {"fp32"},
+           "onnxruntime-gpu": {"fp32"}}  # what the docs say each backend runs at, no int8
+
+
 def _valid_backend(spec: str) -> bool:
     name, colon, precision = spec.partition(":")
-    return name in BACKENDS and (not colon or not precision or precision in PRECISIONS)
+    return name in ACCEPTS and (not colon or not precision or precision in ACCEPTS[name])
 
 
 # What each rule's `allowed` text says, written out again independently of the node's code.

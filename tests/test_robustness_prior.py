@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from allweather_ros.description import TYPES
 from allweather_ros.pipeline import build_pipeline
 from allweather_ros.prior.prior import Prior, PriorProvider
 from allweather_ros.prior.providers import FixedPrior
-from allweather_ros.ros.restore_node import RestoreNode
+from allweather_ros.ros.diagnostics import restoration_level
 
 FRAME = np.full((24, 32, 3), 0.5, np.float32)
 
@@ -58,8 +57,8 @@ def feed_until(pipeline, condition, what, timeout=20.0):
 
 
 def diagnostics_level(health):
-    """The restoration status the node would publish for this refresher health."""
-    return RestoreNode._level(SimpleNamespace(_worker_error=""), health, 0)
+    """The restoration status an active node would publish for this refresher health."""
+    return restoration_level(health, active=True, new_problems=0)
 
 
 @pytest.fixture(scope="module")

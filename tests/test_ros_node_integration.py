@@ -32,7 +32,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from allweather_ros.model import LDRNet  # noqa: E402
@@ -176,7 +176,7 @@ def publish_until(publisher, make, inbox: list, accept, what: str, period: float
         time.sleep(period)
 
 
-def diagnostics(inbox: list, name: str = "restore_node: restoration") -> dict[str, str]:
+def diagnostics(inbox: list, name: str = "/restore_node: restoration") -> dict[str, str]:
     """Key/values of the newest status called `name`."""
     for array in reversed(inbox):
         for status in array.status:
@@ -199,6 +199,8 @@ def node_params(weights: Path, **overrides) -> dict:
             "threads": 1, "diagnostics_period_s": 0.3,
             "publish_colour_map": True,
             "prior": {"provider": "fixed", "fixed_text": "light rain", "period_s": 0.3},
+            "qos_overrides": {"/cam_a/restored/image_raw": {
+                "publisher": {"reliability": "best_effort"}}},
             **overrides}
 
 
@@ -260,7 +262,7 @@ def test_prior_and_diagnostics_are_published(node, probe, diag):
                 "prior_provider", "prior_alive", "prior_consecutive_failures"):
         assert key in values, key
     assert values["backend"] == "torch" and values["state"] == "active"
-    assert diagnostics(diag, "restore_node: /cam_c/image_raw/compressed")
+    assert diagnostics(diag, "/restore_node: /cam_c/image_raw/compressed")
 
 
 def test_two_cameras_at_once(node, probe):
@@ -281,6 +283,45 @@ def test_two_cameras_at_once(node, probe):
     assert (out_b.encoding, out_b.header.frame_id, out_b.width) == ("mono8", "b", 32)
 
 
+def test_a_camera_nobody_watches_is_not_restored(node, probe, diag):
+    """Nothing subscribes to cam_c's outputs yet: its frames are counted, not restored."""
+    name = "/restore_node: /cam_c/image_raw/compressed"
+    publisher = probe.publisher(CompressedImage, "/cam_c/image_raw/compressed")
+    jpeg = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
+    values = publish_until(publisher, lambda i: CompressedImage(format="jpeg", data=jpeg),
+                           diag, lambda array: int(diagnostics([array], name).get("skipped", 0)),
+                           "skipped frames counted")
+    assert diagnostics([values], name)["processed"] == "0"
+
+
+def test_camera_info_is_relayed_beside_the_restored_frame_with_its_stamp(node, probe):
+    infos = probe.inbox(CameraInfo, "/cam_a/restored/camera_info")
+    restored = probe.inbox(Image, "/cam_a/restored/image_raw")
+    calibration = CameraInfo(width=64, height=48, distortion_model="plumb_bob")
+    calibration.k[0], calibration.header.stamp.sec = 123.0, 1
+    info_publisher = probe.publisher(CameraInfo, "/cam_a/camera_info")
+    publisher = probe.publisher(Image, "/cam_a/image_raw")
+
+    def make(i):
+        info_publisher.publish(calibration)
+        return image(stamp=50000 + i, frame_id="cam_a")
+
+    info = publish_until(publisher, make, infos, lambda m: m.header.stamp.sec >= 50000,
+                         "a relayed camera_info")
+    assert info.k[0] == 123.0 and info.width == 64 and info.header.frame_id == "cam_a"
+    wait_until(lambda: any(m.header.stamp == info.header.stamp for m in restored),
+               "the restored frame with the camera_info's stamp")
+
+
+def test_a_raw_camera_gets_a_compressed_output_while_subscribed(node, probe):
+    compressed = probe.inbox(CompressedImage, "/cam_a/restored/image_raw/compressed")
+    publisher = probe.publisher(Image, "/cam_a/image_raw")
+    out = publish_until(publisher, lambda i: image(stamp=60000 + i), compressed,
+                        lambda m: m.header.stamp.sec >= 60000, "a restored compressed frame")
+    assert out.format == "bgr8; jpeg compressed bgr8"
+    assert cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+
+
 def test_compressed_input_gives_compressed_output(node, probe):
     restored = probe.inbox(CompressedImage, "/cam_c/restored/image_raw/compressed")
     publisher = probe.publisher(CompressedImage, "/cam_c/image_raw/compressed")
@@ -297,6 +338,10 @@ def test_compressed_input_gives_compressed_output(node, probe):
     assert out.format == "jpeg" and out.header.frame_id == "cam_c"
     decoded = cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (48, 64, 3)
+    raw = probe.inbox(Image, "/cam_c/restored/image_raw")
+    frame = publish_until(publisher, make, raw, lambda m: m.header.stamp.sec >= 7000,
+                          "a restored raw frame of the compressed camera")
+    assert (frame.encoding, frame.width, frame.height) == ("bgr8", 64, 48)
 
 
 def test_bad_frames_are_survived_counted_and_warned_once(node, probe, diag):
@@ -373,6 +418,37 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(node, probe):
                         lambda m: m.header.stamp.sec == 30000, "a passthrough frame")
     assert bytes(out.data) == bytes(sent.data)
     assert probe.call(set_([Parameter("enabled", value=True)]), "enable").results[0].successful
+
+
+def test_a_qos_override_changes_only_its_own_publisher(node, probe):
+    def reliability(topic: str) -> ReliabilityPolicy:
+        found = wait_until(lambda: probe.node.get_publishers_info_by_topic(topic),
+                           f"the node's publisher on {topic}")
+        return found[0].qos_profile.reliability
+
+    assert reliability("/cam_a/restored/image_raw") == ReliabilityPolicy.BEST_EFFORT
+    for topic in ("/cam_a/restored/degradation_map", "/cam_a/restored/degradation_map/colour",
+                  "/cam_b/restored/image_raw"):
+        assert reliability(topic) == ReliabilityPolicy.RELIABLE, topic
+
+
+def test_a_provider_that_cannot_be_built_is_refused_in_the_answer(node, probe, diag):
+    client = AsyncParameterClient(probe.node, "restore_node")
+    assert client.wait_for_services(STEP_S)
+    set_ = client.set_parameters
+    missing = "/nonexistent/vlm_folder"
+    assert probe.call(set_([Parameter("prior.vlm_model", value=missing)]),
+                      "set the VLM folder").results[0].successful
+    answer = probe.call(set_([Parameter("prior.provider", value="vlm")]), "switch to vlm")
+    assert not answer.results[0].successful
+    assert "vlm" in answer.results[0].reason and missing in answer.results[0].reason
+    kept = probe.call(client.get_parameters(["prior.provider"]), "get the provider")
+    assert kept.values[0].string_value == "fixed"
+    values = wait_until(lambda: (v := diagnostics(diag)) and missing in v["refused_change"]
+                        and v, "the refusal in diagnostics")
+    assert values["prior_primary"] == "fixed"
+    assert probe.call(set_([Parameter("prior.vlm_model", value="")]), "reset").results[0]\
+        .successful
 
 
 def test_incompatible_qos_is_logged_naming_the_topic_and_the_override(node, probe):

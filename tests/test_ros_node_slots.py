@@ -8,13 +8,12 @@ import time
 
 import pytest
 
-pytest.importorskip("rclpy")
-from allweather_ros.ros.restore_node import Camera, NewestFrameSlots  # noqa: E402
+from allweather_ros.ros.slots import Camera, NewestFrameSlots
+from allweather_ros.topics import camera_topics
 
 
 def camera(name: str) -> Camera:
-    return Camera(topic=f"/{name}/image_raw", compressed=False, base=f"/{name}",
-                  restored_topic=f"/{name}/restored/image_raw")
+    return Camera(camera_topics(f"/{name}/image_raw"))
 
 
 @pytest.fixture

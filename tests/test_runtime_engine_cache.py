@@ -22,7 +22,7 @@ CHANGES = {
     "sm_count": 8,
     "trt_version": "10.7.0",
     "onnx_sha256": "cd" * 32,
-    "precision": "int8",
+    "precision": "fp32",
     "profile": ShapeProfile.from_sizes([(640, 480), (1920, 1080)]),
 }
 

@@ -1,7 +1,6 @@
 """TensorRT backend: what is testable without TensorRT, and a marked build-and-run check."""
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,6 @@ from allweather_ros.runtime.export import example_inputs, export_onnx
 from allweather_ros.runtime.tensorrt_backend import (
     DEFAULT_SIZES,
     TensorRTBackend,
-    calibration_batches,
     profile_shapes,
 )
 
@@ -69,19 +67,6 @@ def test_profile_shapes_fill_dynamic_axes_from_the_profile():
 def test_profile_shapes_reject_a_dynamic_axis_the_profile_does_not_cover():
     with pytest.raises(ValueError, match="prior_kv.*axis 3"):
         profile_shapes(ShapeProfile.from_sizes([(640, 480)]), {"prior_kv": (1, 2, -1, -1)})
-
-
-def test_calibration_frames_become_unit_range_batches_at_the_profile_size():
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
-              rng.random((240, 320, 3), dtype=np.float32)]
-    batches = list(calibration_batches(frames, 480, 640))
-    assert [tuple(b.shape) for b in batches] == [(1, 3, 480, 640)] * 2
-    assert torch.allclose(batches[0][0, :, 10, 20],
-                          torch.from_numpy(frames[0][10, 20].astype(np.float32)) / 255)
-    assert all(b.dtype == torch.float32 and 0 <= b.min() and b.max() <= 1 for b in batches)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        list(calibration_batches([np.zeros((3, 8, 8))], 8, 8))
 
 
 def _tensorrt_ready():

@@ -127,7 +127,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     def on_diagnostics(array):
         for status in array.status:
-            if status.name == "restore_node: restoration":
+            if status.name == "/restore_node: restoration":
                 diagnostics.update({kv.key: kv.value for kv in status.values})
 
     node.create_subscription(Image, RESTORED, on_restored, QoSProfile(depth=10))

@@ -151,7 +151,7 @@ class Observer:
 
     def _on_diagnostics(self, array) -> None:
         for status in array.status:
-            if status.name == "restore_node: restoration":
+            if status.name == "/restore_node: restoration":
                 with self.lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
                     self.diagnostic_times.append(time.monotonic())

@@ -22,6 +22,8 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import decompress
 from rosbags.typesys import Stores, get_typestore
 
+from ..frames import ImageConversionError, compressed_to_rgb, image_to_rgb
+
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 STRING = "std_msgs/msg/String"
@@ -71,8 +73,6 @@ def make_header(ns: int, frame_id: str):
 def decode_frame(index: int, msgtype: str, bag_ns: int, raw: bytes) -> Frame:
     """The frame in one recorded message, read by the node's own conversions (same encodings,
     same checks), so the evaluation sees a frame exactly as the node would."""
-    from ..ros.conversions import ImageConversionError, compressed_to_rgb, image_to_rgb
-
     try:
         msg = TYPESTORE.deserialize_cdr(raw, msgtype)
     except Exception as exc:  # rosbags raises assorted errors on garbage CDR

@@ -8,17 +8,10 @@ exporting the ONNX graph on first use and restoring it fit in two minutes on a 2
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from ..description import Degradation
-from .eval_bag import (
-    add_pipeline_arguments,
-    config_from_args,
-    eval_bag,
-    exit_code,
-    prepare_output,
-)
+from .eval_bag import eval_bag, prepare_output
 from .make_bag import GT_TOPIC, make_bag
 
 WEATHER = [Degradation("rain", "heavy"), Degradation("raindrop", "moderate")]
@@ -40,27 +33,3 @@ def run_demo(out: str | Path, *, live: bool = False, config=None, frames: int = 
                          progress=progress)
     return eval_bag(bag, "/camera/image_raw", out, gt_topic=GT_TOPIC, config=config,
                     progress=progress)
-
-
-def _run(args) -> int:
-    from ..model.profile import parse_size
-
-    started = time.perf_counter()
-    report = run_demo(args.out, live=args.live, config=config_from_args(args),
-                      frames=args.frames, size=parse_size(args.size))
-    print(f"demo finished in {time.perf_counter() - started:.0f} s; "
-          f"restored bag {report['output_bag']}, report {Path(args.out) / 'report.md'}")
-    return exit_code(report)
-
-
-def add_demo_parser(subparsers) -> None:
-    """`allweather demo`, for cli.py's subparsers."""
-    parser = subparsers.add_parser(
-        "demo", help="the main job: a rainy sequence restored with the defaults, plus a report")
-    parser.add_argument("--out", default="allweather_demo", help="folder for bags and report")
-    parser.add_argument("--live", action="store_true",
-                        help="through the real ROS 2 node instead of the pipeline directly")
-    parser.add_argument("--frames", type=int, default=FRAMES)
-    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="WIDTHxHEIGHT")
-    add_pipeline_arguments(parser)
-    parser.set_defaults(func=_run)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -25,6 +24,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
 from ..pipeline import PipelineConfig, build_pipeline
+from ..topics import CameraTopics, camera_topics
 from .bags import (
     TYPESTORE,
     BagError,
@@ -46,12 +46,9 @@ SHEET_FRAMES = 4
 MAX_ERRORS = 20  # distinct frame errors kept in the report
 
 
-def output_topics(topic: str) -> dict[str, str]:
-    """The node's output topics for an input topic: /ns/image_raw -> /ns/restored/..."""
-    base = topic.removesuffix("/compressed").rstrip("/")
-    ns = base.rpartition("/")[0]
-    return {"restored": f"{ns}/restored/image_raw", "map": f"{ns}/restored/degradation_map",
-            "prior": f"{ns}/restored/prior"}
+def output_names(topics: CameraTopics) -> dict[str, str]:
+    """The outputs an evaluation records, by kind: the node's own topic names (topics.py)."""
+    return {"restored": topics.restored, "map": topics.degradation_map, "prior": topics.prior}
 
 
 def frame_stamps(reader: BagReader, topic: str) -> list[int]:
@@ -230,7 +227,7 @@ def eval_bag(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | No
         pipeline = build_pipeline(config, asynchronous=False)
         report = {"mode": "direct", "bag": str(bag), "topic": topic, "gt_topic": gt_topic,
                   "gt_matching": matching, "bag_fps": fps, "refresh_every": refresh_every,
-                  "config": asdict(config), "backend": type(pipeline.backend).__name__,
+                  "config": asdict(config), "backend": pipeline.describe()["backend"],
                   "bag_notes": reader.notes}
         try:
             run = _restore(reader, pipeline, topic, gt_topic, out / OUTPUT_BAG, matching,
@@ -251,7 +248,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
              matching: str | None, total: int, refresh_every: int, progress: bool) -> dict:
     """The frame loop; keeps everything done so far when a frame, the bag or the user stops
     it."""
-    topics = output_topics(topic)
+    topics = output_names(camera_topics(topic))
     num_experts = pipeline.model.config["num_experts"]
     scorer = Scorer(matching, sample_indices(total))
     errors: Counter = Counter()
@@ -303,66 +300,3 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
     return {"summary": summary, "stopped": stopped, "priors": priors,
             "output_bag": str(bag_out), "output_topics": output_counts,
             "per_frame": scorer.records, "samples": scorer.samples}
-
-
-def config_from_args(args) -> PipelineConfig:
-    return PipelineConfig(weights=args.weights or "", backend=args.backend,
-                          provider=args.provider, fixed_text=args.fixed_text or "",
-                          vlm_model=args.vlm_model or "")
-
-
-def exit_code(report: dict) -> int:
-    """0: every frame restored; 1: partial results (the report says what went wrong)."""
-    print(f"{report['restored_frames']}/{report['frames']} frames restored, "
-          f"latency p50 {report['latency_ms_p50']} ms"
-          + (f", PSNR {report['psnr']:.2f} dB (input {report['input_psnr']:.2f} dB)"
-             if report.get("psnr") is not None else ""))
-    if report.get("stopped"):
-        print(f"stopped early: {report['stopped']}")
-    return 0 if report["frames"] and not report["dropped"] and not report.get("stopped") else 1
-
-
-def _run(args) -> int:
-    config = config_from_args(args)
-    try:
-        if args.live:
-            from .live import eval_live
-
-            report = eval_live(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
-                               config=config, sim_time=args.sim_time)
-        else:
-            report = eval_bag(args.bag, args.topic, args.out, gt_topic=args.gt_topic,
-                              config=config, refresh_every=args.refresh_every)
-    except BagError as exc:
-        print(f"allweather eval-bag: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"report: {Path(args.out) / 'report.md'}")
-    return exit_code(report)
-
-
-def add_pipeline_arguments(parser) -> None:
-    parser.add_argument("--weights", help="safetensors weights (default: the shipped ones)")
-    parser.add_argument("--backend", default="auto", help="NAME[:PRECISION], e.g. onnxruntime")
-    parser.add_argument("--provider", default="builtin",
-                        help="prior provider: builtin, vlm, fixed or none")
-    parser.add_argument("--fixed-text", help="the description, for --provider fixed")
-    parser.add_argument("--vlm-model", help="local folder or cached hub id, for --provider vlm")
-
-
-def add_eval_bag_parser(subparsers) -> None:
-    """`allweather eval-bag`, for cli.py's subparsers."""
-    parser = subparsers.add_parser(
-        "eval-bag", help="replay a bag through the restorer: output bag and report")
-    parser.add_argument("bag", help="rosbag2 folder, or a .db3 or .mcap file")
-    parser.add_argument("--topic", required=True, help="camera topic (Image or CompressedImage)")
-    parser.add_argument("--gt-topic", help="clean ground-truth topic, for PSNR and SSIM")
-    parser.add_argument("--out", required=True, help="folder for the output bag and report")
-    parser.add_argument("--live", action="store_true",
-                        help="through the real node at the recorded rate (needs ROS 2)")
-    parser.add_argument("--sim-time", action="store_true",
-                        help="with --live: publish /clock from the bag and use_sim_time")
-    parser.add_argument("--refresh-every", type=int,
-                        help="direct mode: describe the prior every N frames "
-                             "(default: the node's period at the bag's rate)")
-    add_pipeline_arguments(parser)
-    parser.set_defaults(func=_run)

@@ -25,14 +25,16 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from ..options import OPTIONS
 from ..pipeline import PipelineConfig
+from ..topics import CameraTopics, camera_topics
 from .bags import COMPRESSED, TYPESTORE, BagError, BagReader, BagWriter, decode_frame, stamp_ns
 from .eval_bag import (
     OUTPUT_BAG,
     Scorer,
     frame_stamps,
     gt_matching,
-    output_topics,
+    output_names,
     prepare_output,
     sample_indices,
     summarize,
@@ -60,16 +62,19 @@ def loopback_environment() -> dict[str, str]:
             "FASTDDS_DEFAULT_PROFILES_FILE": str(fastdds_profile())}
 
 
-def node_parameters(topic: str, config: PipelineConfig) -> dict:
-    """The node's parameter file for one input topic and a pipeline configuration."""
-    return {NODE_NAME: {"ros__parameters": {
-        "input_topics": [topic], "weights": config.weights, "backend": config.backend,
-        "threads": config.threads, "cache_dir": config.cache_dir, "device": config.device,
-        "prior": {"provider": config.provider, "vlm_model": config.vlm_model,
-                  "fixed_text": config.fixed_text, "period_s": config.prior_period_s,
-                  "change_threshold": config.change_threshold,
-                  "min_confidence": config.min_confidence,
-                  "timeout_s": config.prior_timeout_s}}}}
+def node_parameters(topics: CameraTopics, config: PipelineConfig) -> dict:
+    """The node's parameter file for one camera and a pipeline configuration: every option
+    that sets a PipelineConfig field, nested at its dots as a params file has it."""
+    parameters = {"input_topics": [topics.input],
+                  "input_transport": "compressed" if topics.compressed else "raw"}
+    for option in OPTIONS:
+        if option.pipeline_field:
+            *groups, leaf = option.name.split(".")
+            table = parameters
+            for group in groups:
+                table = table.setdefault(group, {})
+            table[leaf] = getattr(config, option.pipeline_field)
+    return {NODE_NAME: {"ros__parameters": parameters}}
 
 
 def free_domain(probe_s: float = 0.5) -> int:
@@ -140,8 +145,8 @@ class _NodeProcess:
 class _Session:
     """The player and recorder: one rclpy context and node in this process, spun in a thread."""
 
-    def __init__(self, topic: str, compressed: bool, outputs: dict[str, str], writer: BagWriter,
-                 domain_id: int, sim_time: bool, stamps: set[int]):
+    def __init__(self, topics: CameraTopics, writer: BagWriter, domain_id: int, sim_time: bool,
+                 stamps: set[int]):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -152,11 +157,11 @@ class _Session:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("allweather_bag_player", context=self.context)
-        frame_type = CompressedImage if compressed else Image
+        frame_type = CompressedImage if topics.compressed else Image
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.publisher = self.node.create_publisher(frame_type, topic, reliable)
+        self.publisher = self.node.create_publisher(frame_type, topics.input, reliable)
         self.clock = None
         if sim_time:
             from rosgraph_msgs.msg import Clock
@@ -167,12 +172,12 @@ class _Session:
         self.arrivals: dict[int, float] = {}  # restored frame's stamp -> perf_counter
         self.order: list[float] = []  # arrival times of restored frames
         self.diagnostics: dict[str, str] = {}
-        self.outputs = outputs
+        self.outputs = outputs = output_names(topics)
         self.stamps, self.foreign = stamps, 0
         self.subscriptions = [
             self.node.create_subscription(
-                frame_type, outputs["restored"],
-                lambda raw: self._record("restored", frame_type, raw), reliable, raw=True),
+                Image, outputs["restored"],
+                lambda raw: self._record("restored", Image, raw), reliable, raw=True),
             self.node.create_subscription(
                 Image, outputs["map"], lambda raw: self._record("map", Image, raw), reliable,
                 raw=True),
@@ -205,7 +210,7 @@ class _Session:
 
     def _diagnostics(self, array) -> None:
         for status in array.status:
-            if status.name.startswith(NODE_NAME):
+            if status.name == f"/{NODE_NAME}: restoration":  # the node runs in the root ns
                 self.diagnostics = {value.key: value.value for value in status.values}
 
     def wait_for_node(self, node: _NodeProcess, timeout: float) -> None:
@@ -326,17 +331,14 @@ def eval_live(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | N
         stamps, notes = set(frame_stamps(reader, topic)), reader.notes
     domain_id = free_domain()
     env = {**loopback_environment(), "ROS_DOMAIN_ID": str(domain_id)}
+    topics = camera_topics(topic, "compressed" if info.msgtype == COMPRESSED else "raw")
     params = out / "restore_node.yaml"
-    params.write_text(yaml.safe_dump(node_parameters(topic, config)))
-    outputs = output_topics(topic)
-    if info.msgtype == COMPRESSED:
-        outputs["restored"] += "/compressed"
+    params.write_text(yaml.safe_dump(node_parameters(topics, config)))
     node = _NodeProcess(params, env, out / "restore_node.log", sim_time)
     stopped = None
     try:
         with BagWriter(out / OUTPUT_BAG, "mcap") as writer, _environment(env):
-            session = _Session(topic, info.msgtype == COMPRESSED, outputs, writer, domain_id,
-                               sim_time, stamps)
+            session = _Session(topics, writer, domain_id, sim_time, stamps)
             try:
                 session.wait_for_node(node, startup_timeout_s)
                 with BagReader(bag) as reader:
@@ -353,7 +355,8 @@ def eval_live(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | N
             counts = dict(writer.counts)
     finally:
         node.stop()
-    scorer = _score(bag, topic, gt_topic, out / OUTPUT_BAG, outputs, sent, arrivals)
+    scorer = _score(bag, topic, gt_topic, out / OUTPUT_BAG, output_names(topics), sent,
+                    arrivals)
     intervals = np.diff(order) * 1000
     report = {"mode": "live", "bag": str(bag), "topic": topic, "gt_topic": gt_topic,
               "gt_matching": scorer.matching, "sim_time": sim_time, "bag_notes": notes,

@@ -21,7 +21,6 @@ from ..data.sources import Scene, folder_scenes, skimage_scenes
 from ..data.synthesis import sample_recipe, synthesize
 from ..description import Degradation, describe
 from .bags import (
-    STORAGES,
     BagWriter,
     compressed_message,
     image_message,
@@ -196,35 +195,3 @@ def make_bag(out: str | Path, *, images: str | Path | None = None,
     return {"bag": str(out), "storage": storage, "topic": topic, "gt_topic": GT_TOPIC,
             "frames": counts.get(topic, 0), "fps": fps, "size": list(size), "seed": seed,
             "topics": counts}
-
-
-def _run(args) -> int:
-    from ..model.profile import parse_size
-
-    report = make_bag(args.out, images=args.images, video=args.video, frames=args.frames,
-                      fps=args.fps, size=parse_size(args.size),
-                      weather=parse_weather(args.weather) if args.weather else None,
-                      seed=args.seed, storage=args.storage, compressed=args.compressed)
-    print(f"wrote {report['bag']}: {report['frames']} frames on {report['topic']}, "
-          f"ground truth on {report['gt_topic']}")
-    return 0
-
-
-def add_make_bag_parser(subparsers) -> None:
-    """`allweather make-bag`, for cli.py's subparsers."""
-    parser = subparsers.add_parser(
-        "make-bag", help="write a demo bag: weathered frames plus their clean ground truth")
-    parser.add_argument("out", help="bag folder to create")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--images", help="folder of clean photos (default: scikit-image's)")
-    source.add_argument("--video", help="clean video file; its own motion is kept")
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--fps", type=float, default=10.0)
-    parser.add_argument("--size", default="320x240", help="frame size WIDTHxHEIGHT")
-    parser.add_argument("--weather", help="e.g. rain:heavy,raindrop:slight "
-                                          "(default: a random recipe per shot)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--storage", choices=STORAGES, default="sqlite3")
-    parser.add_argument("--compressed", action="store_true",
-                        help="JPEG CompressedImage on <topic>/compressed")
-    parser.set_defaults(func=_run)

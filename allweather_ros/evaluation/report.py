@@ -48,7 +48,9 @@ def _lines(path: Path, title: str, ylabel: str, records: list[dict],
     return path
 
 
-def _experts(path: Path, records: list[dict]) -> Path | None:
+def experts_figure(records: list[dict]) -> Figure | None:
+    """Stacked expert shares per frame; the legend sits right of the plot, inside the figure
+    (constrained layout makes room for it), in columns of at most 8."""
     rows = [(r["index"], r["experts"]) for r in records if r.get("experts")]
     if not rows:
         return None
@@ -56,7 +58,14 @@ def _experts(path: Path, records: list[dict]) -> Path | None:
     usage = np.array([r[1] for r in rows]).T
     axes.stackplot([r[0] for r in rows], usage, labels=[f"expert {i}" for i in range(len(usage))])
     axes.set_ylim(0, 1)
-    axes.legend(loc="upper left", fontsize="x-small", ncol=min(len(usage), 8))
+    figure.legend(loc="outside right upper", fontsize="x-small", ncol=-(-len(usage) // 8))
+    return figure
+
+
+def _experts(path: Path, records: list[dict]) -> Path | None:
+    figure = experts_figure(records)
+    if figure is None:
+        return None
     figure.savefig(path, dpi=100)
     return path
 

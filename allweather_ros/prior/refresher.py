@@ -100,6 +100,13 @@ class PriorRefresher:
         one attribute assignment. The frame is kept by reference, so do not modify it later."""
         self._newest = (frame, next(self._counter))
 
+    def use(self, primary: PriorProvider, fallback: PriorProvider | None) -> None:
+        """Describe with a new primary (and fallback) from the next refresh on; its back-off
+        starts afresh, the prior in force stays until the new provider gives one."""
+        with self._lock:
+            self.primary, self.fallback = primary, fallback
+            self._consecutive_failures, self._retry_primary_at = 0, 0.0
+
     @property
     def latest(self) -> Prior:
         """The prior in force: the last good one, never one from a failed refresh."""
@@ -112,6 +119,7 @@ class PriorRefresher:
             return {
                 "provider": self._latest.provider,
                 "primary": self.primary.name,
+                "fallback": None if self.fallback is None else self.fallback.name,
                 "granularity": self._latest.granularity,
                 "prior_age_s": self._latest.age(now),
                 "refresh_count": self._refresh_count,

@@ -1,10 +1,14 @@
-"""Providers by name, as the node's `prior.provider` parameter and the CLI's --provider say."""
+"""Prior providers by name, with the options each needs: the one list the node's parameter rule,
+the pipeline and the CLI's --provider ask (no heavy import here, so asking is free)."""
 from __future__ import annotations
 
-from .prior import Encoder, PriorProvider
-from .providers import FixedPrior, NoPrior
+from typing import TYPE_CHECKING
 
-PROVIDERS = ("builtin", "vlm", "fixed", "none")
+if TYPE_CHECKING:
+    from .prior import Encoder, PriorProvider
+
+PROVIDERS = {"builtin": (), "vlm": ("vlm_model",), "fixed": ("fixed_text",), "none": ()}
+"""Provider name -> the PipelineConfig fields it needs (and is rebuilt for when they change)."""
 
 
 def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None = None,
@@ -24,7 +28,11 @@ def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None
     if name == "fixed":
         if not fixed_text:
             raise ValueError("the fixed provider needs its description text")
+        from .providers import FixedPrior
+
         return FixedPrior(fixed_text, encoder)
     if name == "none":
+        from .providers import NoPrior
+
         return NoPrior(encoder)
-    raise ValueError(f"unknown prior provider {name!r}; expected one of {PROVIDERS}")
+    raise ValueError(f"unknown prior provider {name!r}; expected one of {tuple(PROVIDERS)}")

@@ -16,16 +16,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from allweather_ros.description import TYPES, Degradation, describe
+from allweather_ros.options import DEFAULT_MIN_CONFIDENCE  # noqa: F401  its home; kept importable
 from allweather_ros.prior.prior import Encoder, Prior
 
 TYPE_SEVERITY = "moderate"
-# The pipeline's default threshold: 0, never coarsen. With the shipped estimator and restorer,
-# every threshold tried cost end-to-end PSNR on the validation split (all weather, 186 frames:
-# 23.36 dB at 0, 23.29 at 0.02, 23.22 at 0.1, 22.67 at 0.5): its confidence is the weakest
-# margin over all four types, so one doubtful type coarsens a frame whose main weather is
-# certain, and the generic text makes the restorer act on clean frames and lens drops. Raise it
-# for a provider whose confidence is calibrated.
-DEFAULT_MIN_CONFIDENCE = 0.0
 
 
 def coarsen(prior: Prior, generic: Prior, threshold: float, encoder: Encoder | None) -> Prior:

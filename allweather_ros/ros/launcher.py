@@ -53,6 +53,8 @@ def launch_command(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
     Raises FileNotFoundError naming a missing config or profile file.
     """
+    if argv[:1] == ["--"]:  # `allweather launch -- --config X`: the separator is not an argument
+        argv = argv[1:]
     args, ros_args = _parser().parse_known_args(argv)
     share = share_dir()
     config = args.config or share / "config" / "restore.yaml"

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .registry import BACKENDS
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = BACKENDS["tensorrt"]
 STEM_PREFIX = "ldr"
 SIDECAR_FORMAT = 1
 STALE_TMP_S = 3600.0

@@ -1,4 +1,7 @@
-"""Backend choice by name, and `auto`: the fastest backend this machine can run."""
+"""Backend choice by name, and `auto`: the fastest backend this machine can run.
+
+The names and the precisions each accepts are in registry.py; this module builds them.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,23 +13,20 @@ from ..model import LDRNet
 from .backend import Backend, BackendUnavailable
 from .export import cached_onnx
 from .onnxruntime_backend import GPU_PROVIDERS, OnnxRuntimeBackend
+from .registry import AUTO_ORDER, BACKENDS, parse_backend
 from .torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
-
-NAMES = ("auto", "tensorrt", "onnxruntime", "onnxruntime-gpu", "torch", "torch-cuda")
-# What `auto` tries, fastest first.
-AUTO_ORDER = ("tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime", "torch")
+_CUDA_ONLY = ("tensorrt", "torch_tensorrt", "onnxruntime-gpu", "torch-cuda")
 
 
 def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
                    threads: int | None = None) -> Backend:
     """Build a backend from `NAME[:PRECISION]` (e.g. `torch-cuda:fp16`, `tensorrt:fp16`).
 
-    BackendUnavailable says why a backend cannot run here. Precision defaults to fp32.
+    ValueError names what is allowed; BackendUnavailable says why a backend cannot run here.
     """
-    name, _, precision = spec.partition(":")
-    precision = precision or "fp32"
+    name, precision = parse_backend(spec)
     if name == "auto":
         return _auto(model, cache_dir, precision, threads)
     if name == "torch":
@@ -48,14 +48,21 @@ def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
 
         return TensorRTBackend(cached_onnx(model, cache_dir), engine_dir=cache_dir,
                                precision=precision)
-    raise ValueError(f"unknown backend {name!r}; expected one of {NAMES}")
+    if name == "torch_tensorrt":
+        from .torch_tensorrt_backend import TorchTensorRTBackend
+
+        return TorchTensorRTBackend(model, precision)
+    raise AssertionError(f"{name} is registered but has no factory here")
 
 
 def _auto(model: LDRNet, cache_dir: str | Path, precision: str,
           threads: int | None) -> Backend:
     skipped = []
     for name in AUTO_ORDER:
-        if name in ("tensorrt", "onnxruntime-gpu", "torch-cuda") and not torch.cuda.is_available():
+        if precision not in BACKENDS[name]:
+            skipped.append(f"{name}: no {precision}")
+            continue
+        if name in _CUDA_ONLY and not torch.cuda.is_available():
             skipped.append(f"{name}: no CUDA device")
             continue
         try:

@@ -1,7 +1,7 @@
 """TensorRT 10 backend: the exported ONNX built into an engine, cached, run on torch CUDA buffers.
 
 Build: `trt.Builder` + `OnnxParser`, one optimization profile spanning the configured camera
-sizes and prior lengths, fp16 (optionally INT8) flags, progress logged through an
+sizes and prior lengths, fp16 flag, progress logged through an
 `IProgressMonitor`, the plan stored in the EngineCache under its full key. Run: the plan is
 deserialized with `trt.Runtime` (any failure -> rebuild), inputs and outputs are torch CUDA
 tensors bound with `set_input_shape`/`set_tensor_address`, and `execute_async_v3` runs on a
@@ -14,11 +14,8 @@ elementwise and reduce ops, not as one ONNX LayerNormalization, so there is no s
 pin; it is made fp16-safe by construction instead (it divides by the per-pixel max first, so
 its squares stay below 1). tools/gpu_check.py checks the fp16 engine against fp32.
 
-INT8: TensorRT 10 deprecates implicit quantization (calibrators) in favour of explicit Q/DQ
-nodes from NVIDIA's Model Optimizer. The calibrator path is kept because it needs no extra
-tool and still works on JetPack 6's TensorRT 10; an ONNX that already holds Q/DQ nodes builds
-here too (INT8 flag, calibrator ignored). Where a later TensorRT drops the calibrator API,
-asking for int8 says so.
+No INT8: it would need calibration frames wired in from a bag or folder and a cached
+calibration table, and nothing passes them yet, so no list offers it (runtime/registry.py).
 """
 from __future__ import annotations
 
@@ -26,14 +23,13 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..model import LDROutput, PriorCache
+from ..options import DEFAULT_CACHE
 from .backend import Backend, BackendUnavailable
 from .engine_cache import PRECISIONS, EngineCache, EngineKey, ShapeProfile, file_sha256
 from .export import INPUTS, OUTPUTS
@@ -103,26 +99,6 @@ def profile_shapes(profile: ShapeProfile, input_dims: dict[str, Sequence[int]]
     return shapes
 
 
-def calibration_batches(frames: Iterable[np.ndarray], height: int,
-                        width: int) -> Iterator[torch.Tensor]:
-    """Camera frames (H, W, 3), uint8 or float in [0, 1] -> (1, 3, height, width) float32.
-
-    INT8 calibration runs at one shape (the profile's opt), so frames of another size are
-    resized, with antialiasing, as a camera at that size would have seen them.
-    """
-    for frame in frames:
-        array = np.asarray(frame)
-        if array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"calibration frames must be (H, W, 3), got {array.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float()
-        if array.dtype == np.uint8:
-            x = x / 255.0
-        if x.shape[-2:] != (height, width):
-            x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False,
-                              antialias=True)
-        yield x.clamp(0, 1).contiguous()
-
-
 @functools.cache
 def _trt_types(trt):
     """TensorRT callback classes, defined only once tensorrt is imported."""
@@ -176,52 +152,11 @@ def _trt_types(trt):
                 log.info("TensorRT build: %s done in %.1f s", phase_name,
                          time.monotonic() - start)
 
-    calibrator_base = getattr(trt, "IInt8EntropyCalibrator2", None)
-    calibrator = None
-    if calibrator_base is not None:
-        class Calibrator(calibrator_base):
-            """Feeds real frames (with a fixed prior) to INT8 entropy calibration.
-
-            No calibration cache is read: the engine itself is cached, so calibration runs
-            once per engine, always on the frames the caller gave.
-            """
-
-            def __init__(self, batches: Iterator[torch.Tensor], prior: PriorCache,
-                         device: torch.device):
-                calibrator_base.__init__(self)
-                self._batches = batches
-                self._device = device
-                self._buffers = {
-                    name: t.detach().to(device, torch.float32).contiguous()
-                    for name, t in zip(INPUTS[1:], prior, strict=True)}
-                self.frames = 0
-
-            def get_batch_size(self):
-                return 1
-
-            def get_batch(self, names):
-                batch = next(self._batches, None)
-                if batch is None:
-                    log.info("INT8 calibration used %d frames", self.frames)
-                    return None
-                self._buffers["image"] = batch.to(self._device)  # kept alive until next call
-                torch.cuda.synchronize(self._device)
-                self.frames += 1
-                return [int(self._buffers[name].data_ptr()) for name in names]
-
-            def read_calibration_cache(self):
-                return None
-
-            def write_calibration_cache(self, cache):
-                return None
-
-        calibrator = Calibrator
-
     dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
               trt.int64: torch.int64, trt.int8: torch.int8, trt.bool: torch.bool}
     if hasattr(trt, "bfloat16"):
         dtypes[trt.bfloat16] = torch.bfloat16
-    return Logger, Progress, calibrator, dtypes
+    return Logger, Progress, dtypes
 
 
 def _pin_normalization_fp32(trt, network) -> int:
@@ -239,12 +174,10 @@ def _pin_normalization_fp32(trt, network) -> int:
 
 
 def build_engine(onnx_path: str | Path, precision: str, profile: ShapeProfile,
-                 calibration: tuple[Iterable[np.ndarray], PriorCache] | None = None,
-                 device: torch.device | None = None,
                  workspace_bytes: int = WORKSPACE_BYTES) -> bytes:
     """Parse the ONNX and build a serialized engine (the plan) for `profile` and `precision`."""
     trt = import_tensorrt()
-    logger_cls, progress_cls, calibrator_cls, _ = _trt_types(trt)
+    logger_cls, progress_cls, _ = _trt_types(trt)
     logger = logger_cls()
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10 networks are always explicit-batch
@@ -265,30 +198,13 @@ def build_engine(onnx_path: str | Path, precision: str, profile: ShapeProfile,
     config.add_optimization_profile(opt_profile)
     if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 is the reference build: no TF32 matmuls
-    if precision in ("fp16", "int8"):
+    if precision == "fp16":
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise BackendUnavailable(f"TensorRT {trt.__version__} builds strongly typed networks "
                                      "only; reduced precision would need an fp16 ONNX export")
-        config.set_flag(trt.BuilderFlag.FP16)  # INT8 builds run layers without INT8 kernels in fp16
+        config.set_flag(trt.BuilderFlag.FP16)
         log.info("fp16 build: %d normalization layers computed in fp32",
                  _pin_normalization_fp32(trt, network))
-    if precision == "int8":
-        if calibrator_cls is None:
-            raise BackendUnavailable(f"TensorRT {trt.__version__} has no INT8 calibrator API; "
-                                     "export a Q/DQ-quantized ONNX instead")
-        if calibration is None:
-            raise ValueError("an int8 build needs calibration frames and a prior")
-        frames, prior = calibration
-        calib_shapes = {"image": shapes["image"][1], "prior_kv": tuple(prior.kv.shape),
-                        "prior_bias": tuple(prior.bias.shape)}  # the buffers get_batch hands out
-        calib_profile = builder.create_optimization_profile()
-        for name, shape in calib_shapes.items():
-            calib_profile.set_shape(name, shape, shape, shape)
-        config.set_flag(trt.BuilderFlag.INT8)
-        batches = calibration_batches(frames, profile.height[1], profile.width[1])
-        calibrator = calibrator_cls(batches, prior, device or cuda_device())  # alive until built
-        config.int8_calibrator = calibrator
-        config.set_calibration_profile(calib_profile)
     log.info("building a %s TensorRT %s engine from %s for %s", precision, trt.__version__,
              Path(onnx_path).name, profile.slug())
     plan = builder.build_serialized_network(network, config)
@@ -302,38 +218,30 @@ class TensorRTBackend(Backend):
     """Runs the per-frame graph as a cached TensorRT engine.
 
     The first run on a device builds the engine (seconds on a desktop GPU, minutes on a
-    Jetson: wrap the construction in DeferredBackend to serve frames meanwhile, or build it
-    ahead of time as docs/jetson.md shows); later runs load it from `engine_dir`.
+    Jetson: build it ahead of time with `allweather build-engine`, as docs/jetson.md
+    shows); later runs load it from `engine_dir`.
     """
 
     name = "tensorrt"
 
-    def __init__(self, onnx_path: str | Path, engine_dir: str | Path = "engines",
-                 precision: str = "fp16", profile: ShapeProfile | None = None,
-                 calibration_frames: Iterable[np.ndarray] | None = None,
-                 calibration_prior: PriorCache | None = None, device: int = 0,
+    def __init__(self, onnx_path: str | Path, engine_dir: str | Path = DEFAULT_CACHE,
+                 precision: str = "fp16", profile: ShapeProfile | None = None, device: int = 0,
                  workspace_bytes: int = WORKSPACE_BYTES):
         trt = import_tensorrt()
         self.device = cuda_device(device)
         if precision not in PRECISIONS:
             raise ValueError(f"TensorRT precision must be one of {PRECISIONS}, got {precision!r}")
-        calibration = None
-        if precision == "int8":
-            if calibration_frames is None or calibration_prior is None:
-                raise ValueError("int8 needs calibration_frames and calibration_prior")
-            calibration = (calibration_frames, calibration_prior)
         self.precision = precision
         self.profile = profile or ShapeProfile.from_sizes(DEFAULT_SIZES)
         self._stream = torch.cuda.Stream(self.device)  # also creates the CUDA context
         self.key = engine_key(trt.__version__, onnx_path, precision, self.profile, self.device)
         self.cache = EngineCache(engine_dir)
-        logger_cls, _, _, self._dtypes = _trt_types(trt)
+        logger_cls, _, self._dtypes = _trt_types(trt)
         self._logger = logger_cls()
         self._runtime = trt.Runtime(self._logger)  # must outlive the engine
 
         def build() -> bytes:
-            return build_engine(onnx_path, precision, self.profile, calibration, self.device,
-                                workspace_bytes)
+            return build_engine(onnx_path, precision, self.profile, workspace_bytes)
 
         with torch.cuda.device(self.device):
             self.engine = self.cache.get_or_build(self.key, build,

@@ -1,8 +1,9 @@
 """Torch-TensorRT backend: the model compiled by torch_tensorrt's dynamo frontend, no ONNX.
 
 An alternative to the ONNX -> TensorRT path for machines where torch_tensorrt matches the
-installed torch and TensorRT. It compiles at every start (nothing is cached), so wrap it in
-DeferredBackend on a robot. Everything else is the torch backend's.
+installed torch and TensorRT (backend torch_tensorrt[:fp16]). It compiles at every start
+(nothing is cached), so a robot is better served by the cached tensorrt engine. Everything else
+is the torch backend's.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from allweather_ros.ros import conversions
-from allweather_ros.ros.conversions import (
+from allweather_ros import frames as conversions
+from allweather_ros.frames import (
     ImageConversionError,
     compressed_to_rgb,
     image_to_rgb,
@@ -253,7 +253,7 @@ def test_compressed_depth_keeps_its_header_and_16_bits():
 
 def test_degradation_map_is_published_as_32fc1_unchanged():
     values = np.random.default_rng(6).random((5, 9), np.float32) * 3 - 1
-    msg = map_to_image(values, header())
+    msg = map_to_image(values, header(), Image)
     assert (msg.encoding, msg.height, msg.width, msg.step) == ("32FC1", 5, 9, 36)
     assert msg.header == header() and msg.is_bigendian == 0
     np.testing.assert_array_equal(np.frombuffer(msg.data, np.float32).reshape(5, 9), values)
@@ -261,7 +261,7 @@ def test_degradation_map_is_published_as_32fc1_unchanged():
 
 def test_degradation_map_colour_uses_the_colour_map_in_rgb_order():
     values = np.linspace(0, 1, 20, dtype=np.float32).reshape(4, 5)
-    msg = map_to_colour(values, header(), colormap=cv2.COLORMAP_JET)
+    msg = map_to_colour(values, header(), Image, colormap=cv2.COLORMAP_JET)
     assert (msg.encoding, msg.step, msg.header) == ("rgb8", 15, header())
     expected = cv2.applyColorMap(np.rint(values * 255).astype(np.uint8), cv2.COLORMAP_JET)
     np.testing.assert_array_equal(samples_of(msg, "u1", 3), expected[..., ::-1])
@@ -331,9 +331,9 @@ def test_bad_frames_to_publish_are_refused(rgb, like, expected):
 
 def test_bad_maps_are_refused():
     with pytest.raises(ImageConversionError, match=r"\(H, W\) array, got float32 array of shape"):
-        map_to_image(np.zeros((2, 3, 1), np.float32), header())
+        map_to_image(np.zeros((2, 3, 1), np.float32), header(), Image)
     with pytest.raises(ImageConversionError, match="empty image"):
-        map_to_colour(np.zeros((0, 3), np.float32), header())
+        map_to_colour(np.zeros((0, 3), np.float32), header(), Image)
 
 
 def jpeg_bytes() -> bytes:

@@ -1,6 +1,8 @@
 """Camera messages <-> the float RGB frames the restoration pipeline works on.
 
-This is the node's hot path. Inputs are read through zero-copy numpy views of ``msg.data`` that
+No ROS import: messages are read by their fields, and built as the type of the message given
+(rclpy's in the node, rosbags' in the bag evaluation), so the direct bag evaluation needs no
+ROS. This is the node's hot path. Inputs are read through zero-copy numpy views of ``msg.data`` that
 honour ``step`` and the byte order; OpenCV reorders or demosaics them in their own sample type
 and they are cast to float once. Outputs are built in their final layout and copied into the
 message once. A malformed message always ends in :class:`ImageConversionError` (never an
@@ -16,11 +18,13 @@ import difflib
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+
+if TYPE_CHECKING:  # annotations only: the code reads fields and never imports ROS
+    from sensor_msgs.msg import CompressedImage, Image
 
 MAX_SIDE = 16384
 """Largest width or height accepted: a bigger one is corruption or an attack, not a camera."""
@@ -287,7 +291,7 @@ def rgb_to_image(rgb: np.ndarray, like: Image) -> Image:
     _check_pattern(like.encoding, layout, width, height)
     dtype = layout.dtype(like.is_bigendian)
     samples = _from_float_rgb(rgb, layout, dtype)
-    return Image(header=like.header, height=height, width=width, encoding=like.encoding,
+    return type(like)(header=like.header, height=height, width=width, encoding=like.encoding,
                  is_bigendian=like.is_bigendian, step=width * layout.channels * dtype.itemsize,
                  data=_byte_array(samples))
 
@@ -428,14 +432,14 @@ def rgb_to_compressed(rgb: np.ndarray, like: CompressedImage, *, jpeg_quality: i
                 f"{_DEPTH_HEADER}-byte header from")
         data.extend(like.data[:_DEPTH_HEADER])
     data.frombytes(encoded)
-    return CompressedImage(header=like.header, format=like.format, data=data)
+    return type(like)(header=like.header, format=like.format, data=data)
 
 
-def map_to_image(degradation_map: np.ndarray, header: Header) -> Image:
-    """The (H, W) degradation map as a 32FC1 image, values unchanged."""
+def map_to_image(degradation_map: np.ndarray, header, image_type: type):
+    """The (H, W) degradation map as a 32FC1 `image_type` message, values unchanged."""
     values = _checked_float(degradation_map, 2)
     height, width = values.shape
-    return Image(header=header, height=height, width=width, encoding="32FC1",
+    return image_type(header=header, height=height, width=width, encoding="32FC1",
                  is_bigendian=int(sys.byteorder == "big"), step=width * 4,
                  data=_byte_array(values))
 
@@ -447,12 +451,12 @@ def _rgb_colormap(colormap: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.applyColorMap(levels, colormap)[..., ::-1])
 
 
-def map_to_colour(degradation_map: np.ndarray, header: Header,
-                  colormap: int = cv2.COLORMAP_INFERNO) -> Image:
-    """An rgb8 picture of the (H, W) map, whose values are expected in [0, 1], for viewers."""
+def map_to_colour(degradation_map: np.ndarray, header, image_type: type,
+                  colormap: int = cv2.COLORMAP_INFERNO):
+    """An rgb8 `image_type` picture of the (H, W) map, values expected in [0, 1], for viewers."""
     values = _checked_float(degradation_map, 2)
     levels = _quantize(values, np.dtype(np.uint8))
     colours = cv2.applyColorMap(levels, _rgb_colormap(colormap))
     height, width = values.shape
-    return Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,
+    return image_type(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,
                  step=width * 3, data=_byte_array(colours))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sensor_msgs.msg import CompressedImage, Image
 
-from allweather_ros.ros.conversions import (
+from allweather_ros.frames import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,
