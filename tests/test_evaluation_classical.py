@@ -4,7 +4,7 @@ from skimage import data
 
 from allweather_ros.description import Degradation
 from allweather_ros.evaluation import classical
-from allweather_ros.evaluation.synthetic import _scores
+from allweather_ros.evaluation.scoring import psnr_ssim
 
 
 def _clean() -> np.ndarray:
@@ -16,7 +16,7 @@ def test_dark_channel_prior_removes_synthetic_haze():
     depth = np.linspace(0.2, 1.0, clean.shape[0], dtype=np.float32)[:, None, None]
     t = np.exp(-1.5 * depth)
     hazy = clean * t + 0.9 * (1 - t)
-    assert _scores(classical.dehaze_dark_channel(hazy), clean)[0] > _scores(hazy, clean)[0] + 3
+    assert psnr_ssim(classical.dehaze_dark_channel(hazy), clean)[0] > psnr_ssim(hazy, clean)[0] + 3
 
 
 def test_median_filter_removes_sparse_bright_streaks():
@@ -24,7 +24,7 @@ def test_median_filter_removes_sparse_bright_streaks():
     rainy = clean.copy()
     rainy[::9, :, :] = 1.0  # one-pixel bright lines
     restored = classical.restore(rainy, [Degradation("rain", "moderate")], median_kernel=3)
-    assert _scores(restored, clean)[0] > _scores(rainy, clean)[0] + 3
+    assert psnr_ssim(restored, clean)[0] > psnr_ssim(rainy, clean)[0] + 3
 
 
 def test_median_keeps_shape_and_range_for_large_kernels():

@@ -14,6 +14,7 @@ from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 from allweather_ros.evaluation import synthetic, synthetic_report
 from allweather_ros.evaluation.harm import harm_report, tone_error
+from allweather_ros.evaluation.scoring import degradations_of
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
@@ -111,7 +112,7 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
                  [Degradation("haze", "moderate")]], renderers={"rain": "drizzle"})
     harm = harm_report(ScrubsWhenToldHeavy(), data, HeavyEncoder())
     light = [item for item in data if all(d.severity == "slight"
-                                          for d in synthetic.degradations_of(item))]
+                                          for d in degradations_of(item))]
     assert harm["cost_db"]["heavy"]["n"] == len(light) - 1  # clean frames have nothing to raise
     assert harm["cost_db"]["heavy"]["mean"] > 3.0  # a 30% darkening costs several dB
     assert harm["cost_db"]["generic"]["mean"] == 0.0

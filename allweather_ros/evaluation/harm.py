@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..description import GENERIC_TEXT, SEVERITIES, describe
-from .synthetic import _hwc, _Restorer, _scores, degradations_of, group_of
+from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim
 
 PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
 TONE_BLUR = 1 / 8  # Gaussian sigma as a share of the shorter side: only tones and colour remain
@@ -38,14 +38,14 @@ def harm_report(full, test, encoder) -> dict:
     """Over the frames of `test` (true descriptions known), the full network told:
     the truth, every severity one tier too high and too low, "heavy" (frames with only slight
     weather), and the generic text. Costs are PSNR(told the truth) - PSNR(told that), in dB."""
-    restore = _Restorer(full, encoder)
+    restore = Restorer(full, encoder)
     costs = defaultdict(list)
     slight_gain = defaultdict(list)
     clean_psnr = []
     tones = defaultdict(lambda: {"input": [], "restored": []})
     for item in tqdm(test, desc="harm", leave=False):
         truth = degradations_of(item)
-        degraded, clean = _hwc(item["degraded"]), _hwc(item["clean"])
+        degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
         told = {"truth": describe(truth), "generic": GENERIC_TEXT}
         if truth and (over := _moved(truth, +1)):
             told["one_tier_higher"] = describe(over)
@@ -54,7 +54,7 @@ def harm_report(full, test, encoder) -> dict:
         light = all(d.severity == "slight" for d in truth)
         if truth and light:
             told["heavy"] = describe(_moved(truth, to="heavy"))
-        psnr = {name: min(_scores(restore(item["degraded"], text)[0], clean)[0], PSNR_CAP)
+        psnr = {name: min(psnr_ssim(restore(item["degraded"], text)[0], clean)[0], PSNR_CAP)
                 for name, text in told.items()}
         for name in told.keys() - {"truth"}:
             costs[name].append(psnr["truth"] - psnr[name])
@@ -63,7 +63,7 @@ def harm_report(full, test, encoder) -> dict:
         if not truth:
             clean_psnr.append(psnr["truth"])
         elif light and group != "mixture":
-            slight_gain[group].append(psnr["truth"] - _scores(degraded, clean)[0])
+            slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
         if light and group in ("clean", "rain", "snow"):
             tones[group]["input"].append(tone_error(degraded, clean))
             tones[group]["restored"].append(tone_error(out, clean))

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
 from tqdm import tqdm
 
 from ..data.datasets import TEST_SEED, SyntheticWeatherDataset, synthetic_test_set
@@ -22,32 +22,10 @@ from ..model import LDRNet
 from ..prior.providers import NoPrior
 from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
+from .harm import harm_report
+from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim
 
 MEDIAN_KERNELS = (3, 5, 7)
-
-
-def degradations_of(item: dict) -> list[Degradation]:
-    """The true degradations of a dataset item, from its labels ("moderate" where a paired
-    dataset gives no severity: only the classical baseline reads it, and it ignores it)."""
-    severity = item.get("severity")
-    return [Degradation(t, "moderate" if severity is None else SEVERITIES[int(severity[i])])
-            for i, t in enumerate(TYPES) if item["types"][i] > 0]
-
-
-def group_of(degradations: list[Degradation]) -> str:
-    if not degradations:
-        return "clean"
-    return degradations[0].type if len(degradations) == 1 else "mixture"
-
-
-def _hwc(t: torch.Tensor) -> np.ndarray:
-    return t.permute(1, 2, 0).numpy().astype(np.float32)
-
-
-def _scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    out = out.clip(0.0, 1.0)
-    return (float(peak_signal_noise_ratio(clean, out, data_range=1.0)),
-            float(structural_similarity(clean, out, channel_axis=2, data_range=1.0)))
 
 
 def choose_median_kernel(scenes, repeats: int = 1) -> int:
@@ -60,22 +38,8 @@ def choose_median_kernel(scenes, repeats: int = 1) -> int:
     for item in val:
         for k in MEDIAN_KERNELS:
             totals[k] += peak_signal_noise_ratio(
-                _hwc(item["clean"]), classical.median(_hwc(item["degraded"]), k), data_range=1.0)
+                hwc(item["clean"]), classical.median(hwc(item["degraded"]), k), data_range=1.0)
     return max(totals, key=totals.get)
-
-
-class _Restorer:
-    """A model plus its text encoder, restoring one frame under one description."""
-
-    def __init__(self, model: LDRNet, encoder):
-        self.model, self.encoder = model.eval(), encoder
-
-    @torch.no_grad()
-    def __call__(self, degraded: torch.Tensor, text: str):
-        tokens = self.encoder.encode(text)[None]
-        cache = self.model.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
-        out = self.model(degraded[None], *cache)
-        return _hwc(out.restored[0].clamp(0, 1)), out.expert_indices[0, 0].flatten()
 
 
 VALIDATION_SEED = 7  # the validation split's weather: what training legs are chosen on
@@ -91,7 +55,6 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
     `split="val"` scores the validation scenes instead, for choices that the test split must
     not make."""
     from ..prior.text_encoder import TextEncoder
-    from .harm import harm_report
 
     encoder = TextEncoder()
     kernel = choose_median_kernel(scenes)
@@ -111,7 +74,7 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
 def renderer_examples(full: LDRNet, scenes, encoder, crop: int = 256) -> list[dict]:
     """One held-out frame per type, renderer (the left-out one last) and severity (slight,
     heavy), restored told the truth: the contact sheet to look for darkening and leftovers."""
-    restore = _Restorer(full, encoder)
+    restore = Restorer(full, encoder)
     shown = []
     for kind in TYPES:
         for name in [*RENDERERS[kind], EXTERNAL]:
@@ -122,8 +85,8 @@ def renderer_examples(full: LDRNet, scenes, encoder, crop: int = 256) -> list[di
             for item in test:
                 out, _ = restore(item["degraded"], item["true_text"])
                 shown.append({"label": f"{kind}:{name}", "text": item["true_text"],
-                              "input": _hwc(item["degraded"]), "restored": out,
-                              "clean": _hwc(item["clean"])})
+                              "input": hwc(item["degraded"]), "restored": out,
+                              "clean": hwc(item["clean"])})
     return shown
 
 
@@ -142,9 +105,9 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     encoder = encoder or TextEncoder()
     generic = NoPrior().describe(None)
     kernel = median_kernel
-    methods = {"full": _Restorer(full, encoder)}
+    methods = {"full": Restorer(full, encoder)}
     if no_prior is not None:
-        methods["no_prior"] = _Restorer(no_prior, encoder)
+        methods["no_prior"] = Restorer(no_prior, encoder)
     scores = defaultdict(lambda: defaultdict(list))  # (group, severity) -> method -> [(p, s)]
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
@@ -154,7 +117,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         group = group_of(truth)
         severity = "unknown" if "severity" not in item else max(
             (d.severity for d in truth), key=SEVERITIES.index, default="none")
-        degraded, clean = _hwc(item["degraded"]), _hwc(item["clean"])
+        degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
         estimate = None if estimator is None else coarsen(
             estimator.describe(degraded), generic, min_confidence, None).text
         outputs = {"input": degraded, "classical": classical.restore(degraded, truth, kernel)}
@@ -166,7 +129,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         if estimate is not None and "true_text" in item:
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
         for name, out in outputs.items():
-            scored = _scores(out, clean)
+            scored = psnr_ssim(out, clean)
             scores[(group, severity)][name].append(scored)
             if group not in ("clean", "mixture") and item.get("renderers"):
                 by_renderer[item["renderers"]][name].append(scored)

@@ -1,0 +1,48 @@
+"""What every synthetic evaluation shares: a dataset item's truth, PSNR/SSIM (scikit-image, RGB
+in [0, 1]), and a restorer that reads one frame under one description."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ..description import SEVERITIES, TYPES, Degradation
+from ..model import LDRNet
+
+
+def degradations_of(item: dict) -> list[Degradation]:
+    """The true degradations of a dataset item, from its labels ("moderate" where a paired
+    dataset gives no severity: only the classical baseline reads it, and it ignores it)."""
+    severity = item.get("severity")
+    return [Degradation(t, "moderate" if severity is None else SEVERITIES[int(severity[i])])
+            for i, t in enumerate(TYPES) if item["types"][i] > 0]
+
+
+def group_of(degradations: list[Degradation]) -> str:
+    if not degradations:
+        return "clean"
+    return degradations[0].type if len(degradations) == 1 else "mixture"
+
+
+def hwc(t: torch.Tensor) -> np.ndarray:
+    return t.permute(1, 2, 0).numpy().astype(np.float32)
+
+
+def psnr_ssim(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    out = out.clip(0.0, 1.0)
+    return (float(peak_signal_noise_ratio(clean, out, data_range=1.0)),
+            float(structural_similarity(clean, out, channel_axis=2, data_range=1.0)))
+
+
+class Restorer:
+    """A model plus its text encoder, restoring one frame under one description."""
+
+    def __init__(self, model: LDRNet, encoder):
+        self.model, self.encoder = model.eval(), encoder
+
+    @torch.no_grad()
+    def __call__(self, degraded: torch.Tensor, text: str):
+        tokens = self.encoder.encode(text)[None]
+        cache = self.model.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
+        out = self.model(degraded[None], *cache)
+        return hwc(out.restored[0].clamp(0, 1)), out.expert_indices[0, 0].flatten()
