@@ -14,9 +14,8 @@ from allweather_ros.data.synthesis import synthesize
 from allweather_ros.description import CLEAN_TEXT, SEVERITIES, TYPES, Degradation, describe
 from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import (
-    OVERSTATE_COST,
+    MISSTATEMENT_COST,
     SHIPPED_WEIGHTS,
-    UNDERSTATE_COST,
     BuiltinEstimator,
     DegradationEstimator,
     load_estimator,
@@ -84,7 +83,7 @@ def test_describe_text_matches_labels(tmp_path):
     ([0.05, 0.1, 0.85], "heavy"),
 ])
 def test_severity_leans_low_because_overstating_costs_more(distribution, tier):
-    assert OVERSTATE_COST > UNDERSTATE_COST
+    assert MISSTATEMENT_COST[+1] > MISSTATEMENT_COST[-1]
     assert SEVERITIES[severity_choice(np.array(distribution))] == tier
 
 
