@@ -22,6 +22,7 @@ from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
 from .prior.uncertainty import DEFAULT_MIN_CONFIDENCE
 from .runtime.backend import Backend
+from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class PipelineConfig:
     cache_dir: str = str(DEFAULT_CACHE)  # exported ONNX files and TensorRT engines
     threads: int = 0  # CPU threads of the backend; 0: automatic
     device: str = "cpu"  # where the prior provider runs
+    # frames whose longer side exceeds this are restored at it and guided-upsampled back
+    # (working_resolution.py); 0: always at full resolution
+    processing_max_side: int = 1280
 
 
 class Pipeline:
@@ -64,12 +68,14 @@ class Pipeline:
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
+    Frames longer than `processing_max_side` (0: off) are restored at that working resolution.
     """
 
     def __init__(self, model: LDRNet, backend: Backend, encoder: Encoder,
                  refresher: PriorRefresher | None = None, initial: Prior | None = None,
-                 provider: PriorProvider | None = None):
+                 provider: PriorProvider | None = None, processing_max_side: int = 0):
         self.model = model.eval()
+        self.processing_max_side = processing_max_side
         self.backend = backend
         self.encoder = encoder
         self.refresher = refresher
@@ -110,11 +116,16 @@ class Pipeline:
         if self.refresher is not None:
             self.refresher.submit(rgb)
         prior = self.prior
-        image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
-        out = self.backend.infer(image)
+        working = working_size(*rgb.shape[:2], self.processing_max_side)
+        frame = rgb if working is None else downscale(rgb, working)
+        out = self.backend.infer(torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0))
         restored = out.restored[0].clamp(0.0, 1.0).permute(1, 2, 0).contiguous().numpy()
-        return Restoration(restored, out.degradation_map[0, 0].numpy(),
-                           out.expert_indices[0].numpy(), prior, time.perf_counter() - start)
+        degradation_map = out.degradation_map[0, 0].numpy()
+        if working is not None:
+            restored = guided_upsample(rgb, frame, restored)
+            degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
+        return Restoration(restored, degradation_map, out.expert_indices[0].numpy(), prior,
+                           time.perf_counter() - start)
 
     def close(self) -> None:
         if self.refresher is not None:
@@ -152,7 +163,7 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
                                fixed_text=config.fixed_text or None, device=config.device)
     if not asynchronous:
         return Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None),
-                        provider=provider)
+                        provider=provider, processing_max_side=config.processing_max_side)
     fallback = None  # a VLM can fail (memory, hangs): the built-in estimator stands in
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device)
@@ -161,4 +172,5 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
                                timeout=config.prior_timeout_s)
-    return Pipeline(model, backend, encoder, refresher)
+    return Pipeline(model, backend, encoder, refresher,
+                    processing_max_side=config.processing_max_side)

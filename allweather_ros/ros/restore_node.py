@@ -169,6 +169,9 @@ SETTINGS = (
                       f":PRECISION in {', '.join(PRECISIONS)}", _backend_valid),
     _pipeline_setting("threads", "threads", "CPU threads of the backend; 0: automatic",
                       "an integer >= 0", lambda v: v >= 0),
+    _pipeline_setting("processing_max_side", "processing_max_side", "frames whose longer side "
+                      "exceeds this are restored at it and guided-upsampled back; 0: off",
+                      "an integer >= 0", lambda v: v >= 0),
     _pipeline_setting("cache_dir", "cache_dir", "where exported ONNX files and TensorRT "
                       "engines are kept (~ expanded)", "a writable folder, or one that can be "
                       "created", _writable_folder),
