@@ -10,6 +10,8 @@ baseline that guided upsampling must beat. Prints mean PSNR/SSIM against the gro
 against full-resolution inference, and the median latency of each.
 
     PYTHONPATH=. .venv/bin/python tools/working_resolution_check.py [--frames 12]
+    PYTHONPATH=. .venv/bin/python tools/working_resolution_check.py --split val --frames 6 \
+        --max-sides 1280 --sweep
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from allweather_ros.prior.prior import prior_from_text
 from allweather_ros.prior.providers import NoPrior
 from allweather_ros.prior.text_encoder import TextEncoder
 from allweather_ros.runtime.select import create_backend
-from allweather_ros.working_resolution import downscale, working_size
+from allweather_ros.working_resolution import downscale, guided_upsample, working_size
 
 
 def large_frames(width: int, height: int, count: int, split: str = "test"):
@@ -55,12 +57,36 @@ def scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
             float(structural_similarity(a, b, channel_axis=2, data_range=1.0)))
 
 
+def sweep(pipeline: Pipeline, frames, side: int) -> None:
+    """PSNR against full-resolution inference and against the truth for fit radii and eps:
+    how RADIUS and EPS were chosen (run it on the validation split, not the test split)."""
+    grid = [(radius, eps) for radius in (1, 2, 4, 8) for eps in (1e-6, 1e-5, 1e-4, 1e-3)]
+    table = defaultdict(list)
+    for degraded, clean, text in frames:
+        pipeline.set_prior(prior_from_text(text, "fixed", pipeline.encoder))
+        pipeline.processing_max_side = 0
+        full = pipeline.process(degraded).restored
+        low = downscale(degraded, working_size(*degraded.shape[:2], side))
+        restored_low = pipeline.process(low).restored
+        for radius, eps in grid:
+            out = guided_upsample(degraded, low, restored_low, radius, eps)
+            table[(radius, eps)].append((peak_signal_noise_ratio(full, out, data_range=1.0),
+                                         peak_signal_noise_ratio(clean, out, data_range=1.0)))
+    print(f"| radius | eps | PSNR vs full at {side} | PSNR vs truth |\n|---|---|---|---|")
+    for (radius, eps), values in table.items():
+        vs_full, vs_truth = np.mean(values, axis=0)
+        print(f"| {radius} | {eps:g} | {vs_full:.2f} | {vs_truth:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--max-sides", type=int, nargs="+", default=[960, 1280])
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--sweep", action="store_true",
+                        help="score fit radii and eps at the first max side instead")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -69,8 +95,11 @@ def main() -> None:
     backend = create_backend(args.backend, model, DEFAULT_CACHE, threads=1)
     pipeline = Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None))
     width, height = parse_size(args.size)
+    frames = large_frames(width, height, args.frames, args.split)
+    if args.sweep:
+        return sweep(pipeline, frames, args.max_sides[0])
     table, inputs = defaultdict(list), []
-    for degraded, clean, text in large_frames(width, height, args.frames):
+    for degraded, clean, text in frames:
         inputs.append(scores(clean, degraded)[0])
         pipeline.set_prior(prior_from_text(text, "fixed", encoder))
         outputs = {}
