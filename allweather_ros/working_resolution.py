@@ -51,9 +51,10 @@ def guided_upsample(frame: np.ndarray, frame_low: np.ndarray, restored_low: np.n
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
     size = (frame.shape[1], frame.shape[0])
-    gain = cv2.resize(_box(a, radius), size, interpolation=cv2.INTER_LINEAR)
-    offset = cv2.resize(_box(b, radius), size, interpolation=cv2.INTER_LINEAR)
-    return np.clip(gain * frame + offset, 0.0, 1.0)
+    out = cv2.resize(_box(a, radius), size, interpolation=cv2.INTER_LINEAR)  # the gain
+    out *= frame  # in place: each full-resolution temporary costs a pass over memory
+    out += cv2.resize(_box(b, radius), size, interpolation=cv2.INTER_LINEAR)  # the offset
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def upsample_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
