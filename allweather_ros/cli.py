@@ -143,7 +143,8 @@ def _pipeline_config(args: argparse.Namespace):
 
     return PipelineConfig(weights=args.weights or "", backend=args.backend,
                           provider=args.provider, fixed_text=args.fixed_text or "",
-                          vlm_model=args.vlm_model or "")
+                          vlm_model=args.vlm_model or "",
+                          processing_max_side=args.processing_max_side)
 
 
 def _bag_exit_code(report: dict) -> int:
@@ -279,6 +280,13 @@ def _option_help(name: str) -> str:
     return f"{option.description} ({option.allowed}; default {option.default!r})"
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 0")
+    return value
+
+
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that share the node's options: their defaults and help are the options'."""
     parser.add_argument("--weights", default=BY_NAME["weights"].default,
@@ -291,6 +299,9 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.fixed_text"))
     parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
                         help=_option_help("prior.vlm_model"))
+    parser.add_argument("--processing-max-side", type=_non_negative_int,
+                        default=BY_NAME["processing_max_side"].default,
+                        help=_option_help("processing_max_side"))
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:

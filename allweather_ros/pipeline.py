@@ -26,6 +26,7 @@ from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
+from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class PipelineConfig:
     cache_dir: str = DEFAULTS["cache_dir"]  # exported ONNX files and TensorRT engines
     threads: int = DEFAULTS["threads"]  # CPU threads of the backend; 0: automatic
     device: str = DEFAULTS["device"]  # where the prior provider runs
+    # frames whose longer side exceeds this are restored at it and guided-upsampled back
+    # (working_resolution.py); 0: always at full resolution
+    processing_max_side: int = DEFAULTS["processing_max_side"]
 
 
 _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
@@ -104,6 +108,7 @@ class Pipeline:
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
+    Frames longer than `processing_max_side` (0: off) are restored at that working resolution.
     """
 
     def __init__(self, model: LDRNet, backend: Backend, encoder: Encoder,
@@ -193,15 +198,21 @@ class Pipeline:
         if entry.refresher is not None:
             entry.refresher.submit(rgb)
         prior, cache = entry.state
-        image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+        working = working_size(*rgb.shape[:2], self.config.processing_max_side)
+        frame = rgb if working is None else downscale(rgb, working)
+        image = torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0)
         with self._infer:
             if self._loaded is not cache:
                 self.backend.set_prior(cache)
                 self._loaded = cache
             out = self.backend.infer(image)
         restored = out.restored[0].clamp(0.0, 1.0).permute(1, 2, 0).contiguous().numpy()
-        return Restoration(restored, out.degradation_map[0, 0].numpy(),
-                           out.expert_indices[0].numpy(), prior, time.perf_counter() - start)
+        degradation_map = out.degradation_map[0, 0].numpy()
+        if working is not None:
+            restored = guided_upsample(rgb, frame, restored)
+            degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
+        return Restoration(restored, degradation_map, out.expert_indices[0].numpy(), prior,
+                           time.perf_counter() - start)
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]
@@ -209,7 +220,8 @@ class Pipeline:
     def reconfigure(self, **changes) -> None:
         """Apply run-time changes to PipelineConfig fields: the prior provider (built here, with
         the same fallback as at start-up, only if the active one is affected, and shared by
-        every camera) and the refreshers' periods and thresholds. All or nothing: if the new
+        every camera), the refreshers' periods and thresholds, and the working resolution
+        (read by the next frame). All or nothing: if the new
         provider cannot be built the error is raised and nothing changes."""
         config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
         if _provider_changed(self.config, config):

@@ -95,10 +95,11 @@ def test_validation_never_crashes_and_every_refusal_names_parameter_value_and_ru
             assert len(text) < 2000, "a garbage value must not flood the log"
 
 
-ACCEPTS = {"auto": {"fp32", "fp16", "bf16"}, "torch": {"fp32", "fp16", "bf16"},
+ACCEPTS = {"auto": {"fp32", "fp16", "bf16", "int8"}, "torch": {"fp32", "fp16", "bf16"},
            "torch-cuda": {"fp32", "fp16", "bf16"}, "tensorrt": {"fp32", "fp16"},
-           "torch_tensorrt": {"fp32", "fp16"}, "onnxruntime": {"fp32"},
-           "onnxruntime-gpu": {"fp32"}}  # what the docs say each backend runs at, no int8
+           "torch_tensorrt": {"fp32", "fp16"}, "onnxruntime": {"fp32", "int8"},
+           "onnxruntime-gpu": {"fp32"}}  # what the docs say each backend runs at; int8 only
+# on onnxruntime (calibrated on training-synthesis frames), which auto tries
 
 
 def _valid_backend(spec: str) -> bool:
@@ -117,6 +118,7 @@ RULES = {
     "warn_throttle_s": lambda v: math.isfinite(v) and v >= 0,
     "backend": _valid_backend,
     "threads": lambda v: v >= 0,
+    "processing_max_side": lambda v: v >= 0,
     "prior.provider": lambda v: v in ("builtin", "vlm", "fixed", "none"),
     "prior.period_s": lambda v: math.isfinite(v) and v > 0,
     "prior.change_threshold": lambda v: math.isfinite(v) and v >= 0,

@@ -53,7 +53,8 @@ def test_defaults_are_valid_and_described():
     ("output_namespace", "re/stored", "one name token"),
     ("backend", "onnxruntime:fp8", ":PRECISION"),
     ("backend", "torch:int8", "torch: fp32, fp16, bf16"),
-    ("backend", "onnxruntime:fp16", "onnxruntime: fp32;"),
+    ("backend", "onnxruntime:fp16", "onnxruntime: fp32, int8;"),
+    ("backend", "onnxruntime-gpu:int8", "onnxruntime-gpu: fp32;"),
     ("backend", "tensorrt:int8", "tensorrt: fp32, fp16;"),
     ("weights", "/nonexistent/model.safetensors", "existing .safetensors"),
     ("weights", str(ROOT / "setup.py"), "existing .safetensors"),
@@ -79,10 +80,15 @@ def test_providers_that_need_an_option_say_so():
 
 
 def test_backend_precisions_come_from_the_registry():
-    """torch:bf16 (which the CLI offers) is accepted; no list offers int8."""
-    for spec in ("torch:bf16", "auto:bf16", "tensorrt:fp16", "torch_tensorrt:fp16", "torch"):
+    """torch:bf16 (which the CLI offers) is accepted; int8 only where its calibration data is
+    supplied: onnxruntime (and auto, which tries it), no other backend."""
+    for spec in ("torch:bf16", "auto:bf16", "tensorrt:fp16", "torch_tensorrt:fp16", "torch",
+                 "onnxruntime:int8", "auto:int8"):
         assert not problems({**DEFAULTS, "backend": spec}, ["backend"]), spec
-    assert "int8" not in BY_NAME["backend"].allowed
+    for spec in ("torch:int8", "tensorrt:int8", "torch_tensorrt:int8", "torch-cuda:int8",
+                 "onnxruntime-gpu:int8"):
+        assert problems({**DEFAULTS, "backend": spec}, ["backend"]), spec
+    assert "onnxruntime: fp32, int8;" in BY_NAME["backend"].allowed
 
 
 @pytest.mark.parametrize("topic, transport, expected", [

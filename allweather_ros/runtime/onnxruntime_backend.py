@@ -25,7 +25,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path: str | Path,
                  providers: tuple[str, ...] = ("CPUExecutionProvider",),
-                 threads: int | None = None):
+                 threads: int | None = None, precision: str = "fp32"):
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -37,6 +37,7 @@ class OnnxRuntimeBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=list(providers))
         self.providers = self.session.get_providers()
+        self.precision = precision
         self._prior: dict[str, np.ndarray] | None = None
 
     def set_prior(self, cache: PriorCache) -> None:
@@ -52,4 +53,4 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> dict:
         on_gpu = any(p in GPU_PROVIDERS for p in self.providers)
         return {"backend": self.name, "device": "cuda" if on_gpu else "cpu",
-                "providers": self.providers}
+                "providers": self.providers, "precision": self.precision}

@@ -7,10 +7,12 @@ BACKENDS = {
     "torch_tensorrt": ("fp32", "fp16"),
     "onnxruntime-gpu": ("fp32",),
     "torch-cuda": ("fp32", "fp16", "bf16"),
-    "onnxruntime": ("fp32",),
+    "onnxruntime": ("fp32", "int8"),
     "torch": ("fp32", "fp16", "bf16"),
 }
-"""Backend name -> the precisions it runs at (fp32 first: the default)."""
+"""Backend name -> the precisions it runs at (fp32 first: the default). int8 only where its
+calibration data is supplied: onnxruntime's static QDQ int8, calibrated on training-synthesis
+frames (quantize.py); TensorRT's int8 would need a calibration table nothing passes yet."""
 AUTO_ORDER = ("tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime", "torch")
 """What `auto` tries, fastest first; with a precision, only the backends that accept it."""
 NAMES = ("auto", *BACKENDS)

@@ -13,6 +13,7 @@ from ..model import LDRNet
 from .backend import Backend, BackendUnavailable
 from .export import cached_onnx
 from .onnxruntime_backend import GPU_PROVIDERS, OnnxRuntimeBackend
+from .quantize import cached_int8_onnx
 from .registry import AUTO_ORDER, BACKENDS, parse_backend
 from .torch_backend import TorchBackend
 
@@ -34,7 +35,11 @@ def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
     if name == "torch-cuda":
         return TorchBackend(model, "cuda", precision, channels_last=True)
     if name == "onnxruntime":
-        return OnnxRuntimeBackend(cached_onnx(model, cache_dir), threads=threads)
+        onnx_path = cached_onnx(model, cache_dir)
+        if precision == "int8":  # static QDQ int8, calibrated on training frames (quantize.py)
+            return OnnxRuntimeBackend(cached_int8_onnx(model, onnx_path, cache_dir),
+                                      threads=threads, precision="int8")
+        return OnnxRuntimeBackend(onnx_path, threads=threads)
     if name == "onnxruntime-gpu":
         import onnxruntime as ort
 

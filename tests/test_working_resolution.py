@@ -1,0 +1,117 @@
+"""Large frames restored at a working resolution keep their size, their detail and the
+network's correction; small frames take the plain path untouched."""
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, trained_like
+from skimage.metrics import peak_signal_noise_ratio
+
+from allweather_ros.data.sources import skimage_scenes
+from allweather_ros.data.synthesis import synthesize
+from allweather_ros.description import Degradation
+from allweather_ros.model import LDRNet
+from allweather_ros.pipeline import Pipeline, PipelineConfig, load_model
+from allweather_ros.prior.prior import prior_from_text
+from allweather_ros.runtime.torch_backend import TorchBackend
+from allweather_ros.working_resolution import downscale, guided_upsample, working_size
+
+
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth shading plus pixel-scale texture: detail a downscaled copy cannot hold."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    shade = 0.5 + 0.3 * np.sin(x / 17.0)[..., None] * np.cos(y / 11.0)[..., None]
+    noise = np.random.default_rng(seed).normal(0.0, 0.08, (height, width, 3))
+    return np.clip(shade + noise, 0.0, 1.0).astype(np.float32)
+
+
+def tiny_pipeline(max_side: int) -> Pipeline:
+    from test_pipeline import HashEncoder
+
+    torch.manual_seed(0)
+    model = trained_like(LDRNet(**TINY)).eval()
+    encoder = HashEncoder()
+    return Pipeline(model, TorchBackend(model), encoder,
+                    initial=prior_from_text("heavy rain", "fixed", encoder),
+                    config=PipelineConfig(processing_max_side=max_side))
+
+
+def test_working_size_is_off_for_small_frames_and_keeps_the_aspect():
+    assert working_size(1080, 1920, 0) is None
+    assert working_size(720, 1280, 1280) is None
+    assert working_size(1080, 1920, 1280) == (720, 1280)
+    assert working_size(1920, 1080, 960) == (960, 540)
+
+
+def test_a_large_frame_comes_back_at_its_size(one_thread):
+    rgb = textured(50, 80)
+    result = tiny_pipeline(max_side=40).process(rgb)
+    assert result.restored.shape == (50, 80, 3) and result.restored.dtype == np.float32
+    assert result.degradation_map.shape == (50, 80)
+    assert 0.0 <= result.restored.min() and result.restored.max() <= 1.0
+
+
+def test_a_frame_within_the_max_side_takes_the_plain_path_bit_for_bit(one_thread):
+    rgb = textured(37, 51)
+    plain = tiny_pipeline(max_side=0).process(rgb)
+    capped = tiny_pipeline(max_side=51).process(rgb)
+    assert np.array_equal(plain.restored, capped.restored)
+    assert np.array_equal(plain.degradation_map, capped.degradation_map)
+
+
+def test_a_global_gain_and_offset_transfer_exactly():
+    frame = textured(120, 160)
+    low = downscale(frame, (60, 80))
+    error = np.abs(guided_upsample(frame, low, 0.8 * low + 0.1) - (0.8 * frame + 0.1))
+    # exact but for the fit's regularisation, which shrinks the gain in the flattest windows
+    assert error.mean() < 1e-3 and error.max() < 0.02
+    naive = cv2.resize(0.8 * low + 0.1, (160, 120), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(naive - (0.8 * frame + 0.1)).mean() > 0.02  # the detail the test is about
+
+
+@pytest.fixture(scope="module")
+def rainy_scene():
+    """A real photo under synthetic rain, its description, and the shipped restorer."""
+    clean = skimage_scenes()[0].load(384).astype(np.float32) / 255.0
+    sample = synthesize(clean[:288, :384], np.random.default_rng(0),
+                        [Degradation("rain", "moderate"), Degradation("haze", "slight")])
+    return sample, load_model()
+
+
+def test_guided_upsampling_keeps_detail_that_a_plain_upscale_loses(rainy_scene, one_thread):
+    from allweather_ros.prior.text_encoder import TextEncoder
+
+    sample, model = rainy_scene
+    encoder = TextEncoder()
+    pipeline = Pipeline(model, TorchBackend(model), encoder,
+                        initial=prior_from_text(sample.text, "fixed", encoder))
+    full = pipeline.process(sample.degraded).restored
+    pipeline.reconfigure(processing_max_side=192)
+    guided = pipeline.process(sample.degraded).restored
+    pipeline.reconfigure(processing_max_side=0)
+    low = pipeline.process(downscale(sample.degraded, (144, 192))).restored
+    naive = cv2.resize(low, (384, 288), interpolation=cv2.INTER_LINEAR)
+    psnr_guided = peak_signal_noise_ratio(full, guided, data_range=1.0)
+    psnr_naive = peak_signal_noise_ratio(full, naive, data_range=1.0)
+    assert psnr_guided > psnr_naive + 1.0, (psnr_guided, psnr_naive)
+
+
+def test_processing_max_side_is_a_run_time_option_of_the_pipeline(one_thread):
+    """One option (options.py): default 1280, integers >= 0, changeable while the node runs;
+    it is PipelineConfig's default and the next frame after `reconfigure` follows it."""
+    from allweather_ros.options import BY_NAME, DEFAULTS, problems
+
+    option = BY_NAME["processing_max_side"]
+    assert (option.default, option.runtime, option.pipeline_field) == (
+        1280, True, "processing_max_side")
+    assert PipelineConfig().processing_max_side == 1280
+    assert problems({**DEFAULTS, "processing_max_side": -1}, ["processing_max_side"])
+    assert not problems({**DEFAULTS, "processing_max_side": 0}, ["processing_max_side"])
+    rgb = textured(50, 80)
+    pipeline = tiny_pipeline(max_side=0)
+    plain = pipeline.process(rgb).restored
+    pipeline.reconfigure(processing_max_side=40)
+    assert pipeline.config.processing_max_side == 40
+    capped = pipeline.process(rgb).restored
+    assert capped.shape == plain.shape and not np.array_equal(capped, plain)
+    assert np.array_equal(tiny_pipeline(max_side=40).process(rgb).restored, capped)
