@@ -54,11 +54,10 @@ def harm_report(full, test, encoder) -> dict:
         light = all(d.severity == "slight" for d in truth)
         if truth and light:
             told["heavy"] = describe(_moved(truth, to="heavy"))
-        psnr = {name: min(psnr_ssim(restore(item["degraded"], text)[0], clean)[0], PSNR_CAP)
-                for name, text in told.items()}
+        restored = {name: restore(item["degraded"], text)[0] for name, text in told.items()}
+        psnr = {name: min(psnr_ssim(out, clean)[0], PSNR_CAP) for name, out in restored.items()}
         for name in told.keys() - {"truth"}:
             costs[name].append(psnr["truth"] - psnr[name])
-        out, _ = restore(item["degraded"], told["truth"])
         group = group_of(truth)
         if not truth:
             clean_psnr.append(psnr["truth"])
@@ -66,7 +65,7 @@ def harm_report(full, test, encoder) -> dict:
             slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
         if light and group in ("clean", "rain", "snow"):
             tones[group]["input"].append(tone_error(degraded, clean))
-            tones[group]["restored"].append(tone_error(out, clean))
+            tones[group]["restored"].append(tone_error(restored["truth"], clean))
 
     def summary(values):
         return {"mean": float(np.mean(values)), "worst": float(np.max(values)), "n": len(values)}
