@@ -10,7 +10,14 @@ from allweather_ros.description import TYPES
 from allweather_ros.model.weights import read_metadata
 from allweather_ros.prior.batch import prior_record
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
-from allweather_ros.prior.calibration import TypeCalibration, choose_floor, fit, logits_of
+from allweather_ros.prior.calibration import (
+    TIER_AXIS,
+    TypeCalibration,
+    choose_floor,
+    fit,
+    fit_severity,
+    logits_of,
+)
 
 
 def test_fit_recovers_an_overconfident_and_biased_type():
@@ -27,6 +34,25 @@ def test_fit_recovers_an_overconfident_and_biased_type():
         assert calibration.shift[t] == pytest.approx(0.0, abs=0.1)
     p = calibration.probabilities(stated)
     assert np.abs(p[:, 0] - 1 / (1 + np.exp(-true_logit[:, 0]))).max() < 0.1
+
+
+def test_fit_severity_recovers_a_scale_that_leans_low_and_leaves_unlabelled_types_alone():
+    rng = np.random.default_rng(3)
+    n = 3000
+    true = rng.normal(0.0, 1.5, (n, len(TYPES), 3))
+    p = np.exp(true) / np.exp(true).sum(-1, keepdims=True)
+    tiers = np.array([[rng.choice(3, p=p[i, t]) for t in range(len(TYPES))] for i in range(n)])
+    tiers[:, 3] = -1  # haze: no severity judged anywhere
+    stated = true.copy()
+    stated[:, 0] -= 1.2 * TIER_AXIS  # rain: the heads lean towards "slight"
+    shifts = fit_severity(stated, tiers)
+    assert shifts[0] == pytest.approx(1.2, abs=0.15)
+    assert all(abs(s) < 0.15 for s in shifts[1:3]) and shifts[3] == 0.0
+    calibration = TypeCalibration(severity_shift=shifts)
+    fixed = calibration.severities(stated)
+    assert fixed.sum(-1) == pytest.approx(1.0, abs=1e-5)
+    assert fixed[:, 0].mean(0) == pytest.approx(p[:, 0].mean(0), abs=0.03)
+    assert TypeCalibration.from_json(calibration.to_json()) == calibration
 
 
 def test_few_labelled_frames_move_the_calibration_little():
@@ -53,6 +79,19 @@ def test_the_estimator_applies_the_calibration_its_weights_carry(tmp_path):
     calibrated = BuiltinEstimator(path).estimate(frame)[0]
     assert calibrated == pytest.approx(halve.probabilities(logits_of(raw)), abs=1e-4)
     assert BuiltinEstimator(path, calibrated=False).estimate(frame)[0] == pytest.approx(raw)
+
+
+def test_the_estimator_shifts_its_severities_as_its_weights_say(tmp_path):
+    frame = np.random.default_rng(4).random((96, 128, 3)).astype(np.float32)
+    raw = BuiltinEstimator(calibrated=False).estimate(frame)[1]
+    metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
+    heavier = TypeCalibration(severity_shift=(2.0,) * len(TYPES))
+    metadata["calibration"] = json.dumps(heavier.to_json())
+    path = tmp_path / "heavier.safetensors"
+    save_file(load_file(str(SHIPPED_WEIGHTS)), str(path), metadata=metadata)
+    shifted = BuiltinEstimator(path).estimate(frame)[1]
+    assert shifted == pytest.approx(heavier.severities(np.log(raw)), abs=1e-4)
+    assert (shifted[:, 2] > raw[:, 2]).all() and (shifted[:, 0] < raw[:, 0]).all()
 
 
 _PHRASE = {"rain": "rain streaks", "raindrop": "raindrops on the lens", "snow": "falling snow",

@@ -5,8 +5,9 @@ The fit sees the real photos of one fold (a hash of the file name puts each phot
 (validation scenes, training renderers, through a random camera, a third of them clean: the
 hard negatives that four clean real photos cannot provide), the two weighted alike; the floor
 below which a frame is called clear is then set on the fit fold's weather photos
-(`choose_floor`). The real "check" fold is scored before and after, so the figures are not of
-photos the fit saw.
+(`choose_floor`). The severity heads' shift along the tiers is fitted on the same frames, on
+those whose severity is labelled. The real "check" fold is scored before and after, so the
+figures are not of photos the fit saw.
 
     python -m allweather_ros.evaluation.calibrate --real ~/.cache/allweather_ros/real_weather \
         --weights checkpoints/estimator/estimator.safetensors --out calibrated.safetensors
@@ -24,11 +25,11 @@ from safetensors.torch import load_file, save_file
 
 from ..data.datasets import SyntheticWeatherDataset
 from ..data.sources import default_scenes
-from ..description import TYPES
+from ..description import SEVERITIES, TYPES
 from ..media import read_rgb
 from ..model.weights import read_metadata
 from ..prior.builtin import BuiltinEstimator
-from ..prior.calibration import choose_floor, fit, logits_of
+from ..prior.calibration import choose_floor, fit, fit_severity, logits_of
 from .real import LabelledPhoto, describe_photos, load_labels, score
 
 VALIDATION_FRAMES = 400
@@ -43,12 +44,14 @@ def fold(photo: LabelledPhoto) -> str:
 
 
 def validation_frames(count: int = VALIDATION_FRAMES, seed: int = 7):
-    """(frame, present types) of synthetic validation frames, a third of them clean."""
+    """(frame, present types, severity tiers or -1) of synthetic validation frames, a third of
+    them clean."""
     data = SyntheticWeatherDataset(default_scenes(), "val", crop=256, seed=seed, length=count,
                                    wrong_description_p=0.0, clean_p=0.33, camera_p=0.5,
                                    exposure_p=0.3, flips=False)
     for item in data:
-        yield item["degraded"].permute(1, 2, 0).numpy(), item["types"].numpy() > 0.5
+        yield (item["degraded"].permute(1, 2, 0).numpy(), item["types"].numpy() > 0.5,
+               item["severity"].numpy())
 
 
 def calibrate(weights: str | Path, real: str | Path, out: str | Path) -> dict:
@@ -58,17 +61,26 @@ def calibrate(weights: str | Path, real: str | Path, out: str | Path) -> dict:
     photos = load_labels(real)
     fitting = [p for p in photos if fold(p) == "fit"]
     checking = [p for p in photos if fold(p) == "check"]
-    logits, present, weights_ = [], [], []
-    for photo in fitting:
-        logits.append(logits_of(raw.estimate(read_rgb(photo.file))[0]))
-        present.append([t in photo.types for t in TYPES])
-        weights_.append(1.0 / len(fitting))
-    synthetic = list(validation_frames())
-    for frame, types in synthetic:
-        logits.append(logits_of(raw.estimate(frame)[0]))
+    logits, severities, present, tiers, weights_ = [], [], [], [], []
+
+    def add(frame, types, tier, weight):
+        probabilities, severity = raw.estimate(frame)
+        logits.append(logits_of(probabilities))
+        severities.append(np.log(np.clip(severity, 1e-6, 1.0)))
         present.append(types)
-        weights_.append(1.0 / len(synthetic))
+        tiers.append(tier)
+        weights_.append(weight)
+
+    for photo in fitting:
+        add(read_rgb(photo.file), [t in photo.types for t in TYPES],
+            [SEVERITIES.index(photo.types[t]) if photo.types.get(t) else -1 for t in TYPES],
+            1.0 / len(fitting))
+    synthetic = list(validation_frames())
+    for frame, types, tier in synthetic:
+        add(frame, types, tier, 1.0 / len(synthetic))
     calibration = fit(np.array(logits), np.array(present), np.array(weights_))
+    calibration = replace(calibration, severity_shift=fit_severity(
+        np.array(severities), np.array(tiers), np.array(weights_)))
     weather = np.array([any(p) for p in present[:len(fitting)]])
     tops = calibration.probabilities(np.array(logits[:len(fitting)])).max(axis=1)
     calibration = replace(calibration, floor=min(0.5, choose_floor(tops[weather])))

@@ -144,7 +144,7 @@ class BuiltinEstimator(PriorProvider):
         x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32))
         types, severity = self.model(x[None].to(self.device))
         return (self.calibration.probabilities(types[0].cpu().numpy()),
-                torch.softmax(severity[0], -1).cpu().numpy())
+                self.calibration.severities(severity[0].cpu().numpy()))
 
     def confidence(self, probabilities: np.ndarray, severity: np.ndarray) -> float:
         """How firmly the estimate commits, in [0, 1].

@@ -7,6 +7,11 @@ aside for calibration and synthetic validation frames, clean ones among them), m
 probabilities mean what they say, and the 0.5 threshold then sits where the errors balance. The
 fit is pulled towards the identity (scale 1, shift 0), so a type with few labelled photos moves
 little. It travels in the estimator's weights file, as metadata.
+
+The severity heads get the same treatment with one number per type: a shift along the tiers
+(slight -1, moderate 0, heavy +1 added to the tier logits, times the shift). Rendered weather
+teaches a severity scale of its own; on real photos the heads said "slight" of most moderate
+and heavy weather, and one shift per type, fitted on labelled photos, moves the whole scale.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from scipy.optimize import minimize
 
 from allweather_ros.description import TYPES
 
+TIER_AXIS = np.array([-1.0, 0.0, 1.0])  # slight, moderate, heavy: the direction a shift moves
 MIN_FOUND = 0.85  # weather photos that must not be called clear: the shipped estimator found 82%
 PULL = 20.0  # the pull towards the identity weighs as much as this many labelled frames
 
@@ -31,15 +37,23 @@ class TypeCalibration:
     scale: tuple[float, ...] = (1.0,) * len(TYPES)
     shift: tuple[float, ...] = (0.0,) * len(TYPES)
     floor: float = 1.0
+    severity_shift: tuple[float, ...] = (0.0,) * len(TYPES)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of type logits (..., len(TYPES))."""
         z = np.asarray(logits, np.float64) * np.array(self.scale) + np.array(self.shift)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
+    def severities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated per-type severity distributions of tier logits (..., len(TYPES), 3)."""
+        z = np.asarray(logits, np.float64) + np.array(self.severity_shift)[:, None] * TIER_AXIS
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
     def to_json(self) -> dict:
         return {"types": list(TYPES), "scale": list(self.scale), "shift": list(self.shift),
-                "floor": self.floor}
+                "floor": self.floor, "severity_shift": list(self.severity_shift)}
 
     @classmethod
     def from_json(cls, data: dict | None) -> TypeCalibration:
@@ -49,7 +63,8 @@ class TypeCalibration:
         if list(data["types"]) != list(TYPES):
             raise ValueError(f"calibration is for types {data['types']}, expected {TYPES}")
         return cls(tuple(map(float, data["scale"])), tuple(map(float, data["shift"])),
-                   float(data.get("floor", 1.0)))
+                   float(data.get("floor", 1.0)),
+                   tuple(map(float, data.get("severity_shift", (0.0,) * len(TYPES)))))
 
 
 def logits_of(probabilities: np.ndarray) -> np.ndarray:
@@ -78,6 +93,33 @@ def fit(logits: np.ndarray, present: np.ndarray, weights: np.ndarray | None = No
         scales.append(float(best.x[0]))
         shifts.append(float(best.x[1]))
     return TypeCalibration(tuple(scales), tuple(shifts))
+
+
+def fit_severity(log_probabilities: np.ndarray, tiers: np.ndarray,
+                 weights: np.ndarray | None = None, pull: float = PULL) -> tuple[float, ...]:
+    """Per type, the shift along the tiers minimising the weighted log-loss of the labelled
+    `tiers` (N, T; index into SEVERITIES, -1 where the type is absent or its severity unjudged)
+    under the severity heads' `log_probabilities` (N, T, 3), plus `pull` x the squared shift
+    (per labelled frame of that type)."""
+    log_probabilities = np.asarray(log_probabilities, np.float64)
+    tiers = np.asarray(tiers)
+    weights = np.ones(len(tiers)) if weights is None else np.asarray(weights, np.float64)
+    shifts = []
+    for t in range(tiers.shape[1]):
+        rows = np.flatnonzero(tiers[:, t] >= 0)
+        if len(rows) == 0:
+            shifts.append(0.0)
+            continue
+        z0, y, w = log_probabilities[rows, t], tiers[rows, t], weights[rows] / weights[rows].sum()
+
+        def loss(params, z0=z0, y=y, w=w, n=len(rows)):
+            z = z0 + params[0] * TIER_AXIS
+            nll = np.logaddexp.reduce(z, axis=-1) - z[np.arange(len(y)), y]
+            return float(w @ nll + pull / n * params[0] ** 2)
+
+        best = minimize(loss, np.array([0.0]), method="L-BFGS-B", bounds=[(-4.0, 4.0)])
+        shifts.append(float(best.x[0]))
+    return tuple(shifts)
 
 
 def choose_floor(top_probabilities: np.ndarray, found: float = MIN_FOUND) -> float:
