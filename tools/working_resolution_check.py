@@ -20,7 +20,6 @@ from collections import defaultdict
 
 import cv2
 import numpy as np
-import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from allweather_ros.data.datasets import TEST_SEED, balanced_recipes

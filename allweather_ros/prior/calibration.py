@@ -112,10 +112,10 @@ def fit_severity(log_probabilities: np.ndarray, tiers: np.ndarray,
             continue
         z0, y, w = log_probabilities[rows, t], tiers[rows, t], weights[rows] / weights[rows].sum()
 
-        def loss(params, z0=z0, y=y, w=w, n=len(rows)):
+        def loss(params, z0=z0, y=y, w=w):
             z = z0 + params[0] * TIER_AXIS
             nll = np.logaddexp.reduce(z, axis=-1) - z[np.arange(len(y)), y]
-            return float(w @ nll + pull / n * params[0] ** 2)
+            return float(w @ nll + pull / len(y) * params[0] ** 2)
 
         best = minimize(loss, np.array([0.0]), method="L-BFGS-B", bounds=[(-4.0, 4.0)])
         shifts.append(float(best.x[0]))
