@@ -1,9 +1,15 @@
 """Loss values on inputs computed by hand."""
 import math
 
+import pytest
 import torch
 
-from allweather_ros.model.losses import RestorationLoss, charbonnier, laplacian
+from allweather_ros.model.losses import (
+    RestorationLoss,
+    charbonnier,
+    laplacian,
+    worse_than_input,
+)
 
 
 def test_charbonnier_of_a_constant_error():
@@ -50,3 +56,20 @@ def test_ssim_term_has_gradients():
     pred = (0.5 * target).requires_grad_()
     RestorationLoss(ssim_weight=1.0)(pred, target).backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_worse_than_input_charges_only_frames_restored_worse_than_they_came():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 16, 16, generator=g)
+    degraded = target + 0.05 * torch.randn(2, 3, 16, 16, generator=g)
+    better = target + 0.5 * (degraded - target)
+    assert worse_than_input(better, degraded, target) == 0.0
+    assert worse_than_input(target, degraded, target) == 0.0
+    worse = target + 2.0 * (degraded - target)  # twice as far: log 2 on each frame
+    assert worse_than_input(worse, degraded, target).item() == pytest.approx(math.log(2), abs=0.02)
+    mixed = torch.cat([better[:1], worse[1:]])  # the batch mean: one frame in two pays
+    assert worse_than_input(mixed, degraded, target).item() == pytest.approx(math.log(2) / 2,
+                                                                              abs=0.02)
+    pred = worse.clone().requires_grad_()
+    worse_than_input(pred, degraded, target).backward()
+    assert pred.grad.abs().sum() > 0

@@ -26,6 +26,19 @@ def laplacian(image: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
 
 
+def worse_than_input(pred: torch.Tensor, degraded: torch.Tensor, target: torch.Tensor,
+                     eps: float = 1e-4) -> torch.Tensor:
+    """Mean over the batch of how much further from the target each restored frame is than its
+    input was: relu(log(Charbonnier(pred)) - log(Charbonnier(input))), a ratio, so a slight frame
+    made 30% worse costs what a heavy one does. The do-no-harm term: a restorer must not return
+    a frame worse than it came in, which the mean loss alone lets a few slight frames pay for
+    the many heavy ones."""
+    def per_frame(image: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt((image - target).pow(2) + eps * eps).flatten(1).mean(1)
+
+    return torch.relu(torch.log(per_frame(pred)) - torch.log(per_frame(degraded))).mean()
+
+
 class RestorationLoss(nn.Module):
     """L_char + edge_weight * L_edge (eq. 10, eps = 1e-4, lambda = 0.05) + ssim_weight * (1 - SSIM).
 

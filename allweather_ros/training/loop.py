@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..description import GENERIC_TEXT
 from ..model import LDRNet, build_model
-from ..model.losses import RestorationLoss
+from ..model.losses import RestorationLoss, worse_than_input
 from ..model.weights import save_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -53,6 +53,7 @@ class TrainConfig:
     edge_weight: float = 0.05
     ssim_weight: float = 0.0  # weight of (1 - SSIM); needs torchmetrics
     map_weight: float = 0.1
+    harm_weight: float = 0.0  # weight of the do-no-harm term (losses.worse_than_input)
     checkpoint_every: int = 500
     out: str = "runs/rt"
     seed: int = 0
@@ -210,6 +211,9 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
             with autocast:
                 result = model(degraded, tokens.to(device), mask.to(device))
             loss = loss_fn(result.restored.float(), clean)
+            if config.harm_weight:
+                loss = loss + config.harm_weight * worse_than_input(
+                    result.restored.float(), degraded.float(), clean)
             if config.map_weight:
                 loss = loss + config.map_weight * (
                     result.degradation_map.float() - batch["strength"].to(device)).abs().mean()
