@@ -4,7 +4,7 @@ pipeline runs its ONNX graph instead: runtime/onnx_prior.py).
 
 The frame is shrunk to the network's input size before the convolutions (short side
 `input_side`, aspect kept, long side capped): in `forward` by torch, for batches in training, and
-for the provider in numpy (builtin.estimator_input, the same arithmetic), outside the graph.
+for the provider in numpy (estimator_input.py, the same arithmetic), outside the graph.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.network_io import read_metadata
-from allweather_ros.prior.builtin import input_size
+from allweather_ros.prior.estimator_input import input_size
 
 _DETAIL_GAIN = 4.0  # brings the detail layer's few-hundredths to the frame's range
 
