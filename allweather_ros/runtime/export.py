@@ -108,14 +108,15 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def export_text_encoder(transformer: nn.Module, path: str | Path) -> Path:
     """The sentence transformer's last hidden state (1, L, dim) of token ids (1, L)."""
-    ids = torch.ones(1, 12, dtype=torch.int64)
+    ids = torch.randint(1000, 2000, (1, 12))  # distinct tensors: the exporter merges aliases
+    mask, types = torch.ones_like(ids), torch.zeros_like(ids)
     length = _length()
 
     def hidden(owner, input_ids, attention_mask, token_type_ids):
         return owner(input_ids=input_ids, attention_mask=attention_mask,
                      token_type_ids=token_type_ids).last_hidden_state
 
-    return export_graph(_Call(transformer, hidden), (ids, ids, torch.zeros_like(ids)), path,
+    return export_graph(_Call(transformer, hidden), (ids, mask, types), path,
                         list(TEXT_INPUTS), ["last_hidden_state"],
                         {name: {1: length} for name in TEXT_INPUTS})
 
