@@ -4,8 +4,8 @@ backend is ONNX Runtime: with them the process never imports torch or transforme
 truth, exported by export.py): the text encoder, the built-in estimator's network and the
 restorer's prior encoding. The graphs come from graphs.ensure_graphs.
 
-Each session runs on one thread: the prior is refreshed beside the frame path, and the frame
-backend's thread pool needs the cores.
+Each session runs on one thread, and lean (create_session's `rarely_run`): the prior is
+refreshed beside the frame path, seconds apart, and the frame backend needs the cores.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class OnnxTextEncoder(CachedTextEncoder):
                  expected_sha256: str | None = None, cache_size: int = 256):
         super().__init__(model_dir, expected_sha256, cache_size=cache_size)
         graph = ensure_graphs(cache_dir, text_encoder=(self.model_dir, self.sha256))
-        self.session = create_session(graph["text-encoder"], threads=PRIOR_THREADS)
+        self.session = create_session(graph["text-encoder"], threads=PRIOR_THREADS, rarely_run=True)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def _hidden(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -45,7 +45,7 @@ class OnnxEstimatorNet:
         config = read_metadata(weights)["config"]
         self.input_side, self.max_aspect = config["input_side"], config["max_aspect"]
         graph = ensure_graphs(cache_dir, estimator=weights)["estimator"]
-        self.session = create_session(graph, threads=PRIOR_THREADS)
+        self.session = create_session(graph, threads=PRIOR_THREADS, rarely_run=True)
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         types, severity = self.session.run(None, {"frame": frame})
@@ -58,7 +58,7 @@ class OnnxPriorEncoding:
 
     def __init__(self, graph: str | Path, weights: str | Path):
         self.config = read_metadata(weights)["config"]
-        self.session = create_session(graph, threads=PRIOR_THREADS)
+        self.session = create_session(graph, threads=PRIOR_THREADS, rarely_run=True)
 
     def __call__(self, tokens) -> PriorCache:
         tokens = np.asarray(tokens, np.float32)[None]

@@ -17,9 +17,14 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def create_session(onnx_path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
-                   threads: int | None = None):
+                   threads: int | None = None, rarely_run: bool = False):
     """An InferenceSession of `onnx_path` on `providers` (all of which must exist here), with
-    `threads` intra-op threads (None: up to 8)."""
+    `threads` intra-op threads (None: up to 8).
+
+    On the CPU no memory pattern is planned: its one block for every intermediate tensor of a
+    640x480 frame held 70 MB more for no measured speed (docs/benchmarks.md, "Memory").
+    `rarely_run` graphs (the prior's) also keep no arena and no prepacked copy of their weights:
+    the text encoder's 30 MB copy made it 3 ms faster per new description, seconds apart."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -29,6 +34,11 @@ def create_session(onnx_path: str | Path, providers: tuple[str, ...] = ("CPUExec
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if all(p == "CPUExecutionProvider" for p in providers):
+        options.enable_mem_pattern = False
+    if rarely_run:
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(onnx_path), options, providers=list(providers))
 
 
