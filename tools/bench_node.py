@@ -95,6 +95,11 @@ def memory_mb(pid: int | str = "self") -> dict[str, float]:
     return fields
 
 
+def loaded_torch(pid: int | str = "self") -> bool:
+    """Whether the process has torch's library mapped (Linux)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def _parts(args: argparse.Namespace) -> int:
     """Load the node's parts one at a time (`--parts onnx`: the torch-free ONNX Runtime path;
     `torch`: the torch prior) and print what each adds to VmRSS, at a 640x480 frame."""
@@ -252,6 +257,7 @@ def _bench(args: argparse.Namespace) -> int:
             return 1
         time.sleep(args.warmup)
         memory = memory_mb(restore.pid)
+        torch_loaded = loaded_torch(restore.pid)
         before = dict(diagnostics)
         counting.set()
         started = time.monotonic()
@@ -282,7 +288,8 @@ def _bench(args: argparse.Namespace) -> int:
         for key in ("overhead", "decode", "encode_publish", "inference", "latency")))
     print(f"node fps (diag)    {after.get('fps', 'n/a')}")
     print(f"node memory MB     VmRSS {memory['VmRSS']:.0f} after warm-up, "
-          f"{memory_end['VmRSS']:.0f} at the end; peak VmHWM {memory_end['VmHWM']:.0f}")
+          f"{memory_end['VmRSS']:.0f} at the end; peak VmHWM {memory_end['VmHWM']:.0f}; "
+          f"torch {'loaded' if torch_loaded else 'not loaded'}")
     return 0
 
 
