@@ -97,21 +97,21 @@ _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_thr
 """PipelineConfig field -> the refresher attribute it sets."""
 
 
-def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estimator=None
+def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estimator_net=None
                     ) -> tuple[PriorProvider, PriorProvider | None]:
     """(primary, fallback) for `config`: a VLM can fail (memory, hangs), so the built-in
-    estimator stands in for it; the others need no fallback. `load_estimator` (weights path ->
+    estimator stands in for it; the others need no fallback. `load_estimator_net` (weights path ->
     the estimator's network; None: torch's) is handed to the built-in estimator. Raises if
     either cannot be built."""
     from .prior.registry import create_provider
 
     primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
                               fixed_text=config.fixed_text or None, device=config.device,
-                              load_estimator=load_estimator)
+                              load_estimator_net=load_estimator_net)
     fallback = None
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device,
-                                   load_estimator=load_estimator)
+                                   load_estimator_net=load_estimator_net)
     return primary, fallback
 
 
@@ -135,12 +135,12 @@ class Pipeline:
     def __init__(self, prior_encoding: PriorEncoding, backend: Backend, encoder: Encoder,
                  refresher: PriorRefresher | None = None, initial: Prior | None = None,
                  provider: PriorProvider | None = None, config: PipelineConfig | None = None,
-                 load_estimator=None):
+                 load_estimator_net=None):
         """`refresher` serves the default camera ("") and is the template of every other
         camera's; without one, `refresh_now` describes frames with `provider`.
-        `load_estimator` is how `reconfigure` loads the built-in estimator (None: torch)."""
+        `load_estimator_net` is how `reconfigure` loads the built-in estimator (None: torch)."""
         self.prior_encoding = prior_encoding
-        self.load_estimator = load_estimator
+        self.load_estimator_net = load_estimator_net
         self.backend = backend
         self.encoder = encoder
         self.provider = provider
@@ -252,7 +252,7 @@ class Pipeline:
         provider cannot be built the error is raised and nothing changes."""
         config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
         if _provider_changed(self.config, config):
-            primary, fallback = prior_providers(config, self.encoder, self.load_estimator)
+            primary, fallback = prior_providers(config, self.encoder, self.load_estimator_net)
             for refresher in self._refreshers():
                 refresher.use(primary, fallback)
             if self.refresher is None:
@@ -345,21 +345,21 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
     from .prior.providers import NoPrior
 
     parts = _onnx_parts(config) if torch_free(config) else _torch_parts(config)
-    backend, prior_encoding, encoder, load_estimator = parts
+    backend, prior_encoding, encoder, load_estimator_net = parts
     if prior_encoding.config["prior_dim"] != encoder.dim:
         raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "
                          f"{prior_encoding.config['prior_dim']}-d prior tokens but the text "
                          f"encoder gives {encoder.dim}-d ones")
     if not asynchronous:
-        provider = prior_providers(config, encoder, load_estimator)[0]
+        provider = prior_providers(config, encoder, load_estimator_net)[0]
         return Pipeline(prior_encoding, backend, encoder,
                         initial=NoPrior(encoder).describe(None), provider=provider,
-                        config=config, load_estimator=load_estimator)
-    provider, fallback = prior_providers(config, encoder, load_estimator)
+                        config=config, load_estimator_net=load_estimator_net)
+    provider, fallback = prior_providers(config, encoder, load_estimator_net)
     refresher = PriorRefresher(provider, fallback=fallback, encoder=encoder,
                                period=config.prior_period_s,
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
                                timeout=config.prior_timeout_s)
     return Pipeline(prior_encoding, backend, encoder, refresher, config=config,
-                    load_estimator=load_estimator)
+                    load_estimator_net=load_estimator_net)

@@ -159,6 +159,13 @@ while pipeline.refresher.health()["refresh_count"] < 2 and time.monotonic() < de
     time.sleep(0.05)
 out = pipeline.process(frame)
 health = pipeline.refresher.health()
+for provider in ("fixed", "builtin"):  # providers rebuilt at run time stay torch-free too
+    pipeline.reconfigure(provider=provider, fixed_text="dense fog")
+    count = pipeline.refresher.health()["refresh_count"]
+    while pipeline.refresher.health()["refresh_count"] <= count + 1 and time.monotonic() < deadline:
+        pipeline.process(frame)
+        time.sleep(0.05)
+    assert pipeline.refresher.health()["provider"] == provider, pipeline.refresher.health()
 pipeline.close()
 assert out.restored.shape == (48, 64, 3) and out.restored.dtype == np.float32
 assert health["refresh_count"] >= 2 and health["provider"] == "builtin", health
