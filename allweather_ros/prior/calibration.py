@@ -102,6 +102,8 @@ def fit_severity(log_probabilities: np.ndarray, tiers: np.ndarray,
     `tiers` (N, T; index into SEVERITIES, -1 where the type is absent or its severity unjudged)
     under the severity heads' `log_probabilities` (N, T, 3), plus `pull` x the squared shift
     (per labelled frame of that type)."""
+    from scipy.optimize import minimize  # as in fit
+
     log_probabilities = np.asarray(log_probabilities, np.float64)
     tiers = np.asarray(tiers)
     weights = np.ones(len(tiers)) if weights is None else np.asarray(weights, np.float64)
