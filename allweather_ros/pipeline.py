@@ -6,6 +6,10 @@ frame of that camera hands them to the backend by reference, so a frame never wa
 description. Cameras share the backend and the provider (the estimator or VLM is loaded once);
 each has its own refresher (newest frame, schedule, failures) and prior, so a lens drop on the
 rear camera does not change the front camera's restoration.
+
+With the ONNX Runtime backend the prior's networks run as ONNX graphs too (runtime/onnx_prior.py)
+and frames, tokens and keys/values are numpy arrays: that process never imports torch. Every
+other backend keeps the torch models.
 """
 from __future__ import annotations
 
@@ -15,22 +19,35 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
-from .model import LDRNet, PriorCache
-from .model.weights import PACKAGED, load_weights
+from .network_io import PACKAGED, PriorCache
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
+from .runtime.registry import parse_backend
+
+if TYPE_CHECKING:
+    from .model import LDRNet
 from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = PACKAGED / "rt.safetensors"
+
+
+class PriorEncoding(Protocol):
+    """The restorer's prior side: its configuration and one prior's tokens (L, C) -> the
+    PriorCache every frame reuses (runtime/torch_backend.TorchPriorEncoding or, without torch,
+    runtime/onnx_prior.OnnxPriorEncoding)."""
+
+    config: dict
+
+    def __call__(self, tokens) -> PriorCache: ...
 
 
 @dataclass
@@ -80,17 +97,21 @@ _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_thr
 """PipelineConfig field -> the refresher attribute it sets."""
 
 
-def prior_providers(config: PipelineConfig, encoder: Encoder | None
+def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estimator_net=None
                     ) -> tuple[PriorProvider, PriorProvider | None]:
     """(primary, fallback) for `config`: a VLM can fail (memory, hangs), so the built-in
-    estimator stands in for it; the others need no fallback. Raises if either cannot be built."""
+    estimator stands in for it; the others need no fallback. `load_estimator_net` (weights path ->
+    the estimator's network; None: torch's) is handed to the built-in estimator. Raises if
+    either cannot be built."""
     from .prior.registry import create_provider
 
     primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
-                              fixed_text=config.fixed_text or None, device=config.device)
+                              fixed_text=config.fixed_text or None, device=config.device,
+                              load_estimator_net=load_estimator_net)
     fallback = None
     if config.provider == "vlm":
-        fallback = create_provider("builtin", encoder, device=config.device)
+        fallback = create_provider("builtin", encoder, device=config.device,
+                                   load_estimator_net=load_estimator_net)
     return primary, fallback
 
 
@@ -111,12 +132,15 @@ class Pipeline:
     Frames longer than `processing_max_side` (0: off) are restored at that working resolution.
     """
 
-    def __init__(self, model: LDRNet, backend: Backend, encoder: Encoder,
+    def __init__(self, prior_encoding: PriorEncoding, backend: Backend, encoder: Encoder,
                  refresher: PriorRefresher | None = None, initial: Prior | None = None,
-                 provider: PriorProvider | None = None, config: PipelineConfig | None = None):
+                 provider: PriorProvider | None = None, config: PipelineConfig | None = None,
+                 load_estimator_net=None):
         """`refresher` serves the default camera ("") and is the template of every other
-        camera's; without one, `refresh_now` describes frames with `provider`."""
-        self.model = model.eval()
+        camera's; without one, `refresh_now` describes frames with `provider`.
+        `load_estimator_net` is how `reconfigure` loads the built-in estimator (None: torch)."""
+        self.prior_encoding = prior_encoding
+        self.load_estimator_net = load_estimator_net
         self.backend = backend
         self.encoder = encoder
         self.provider = provider
@@ -131,6 +155,11 @@ class Pipeline:
         self._cameras[""] = _CameraPrior(self._encoded(first), refresher)
         if refresher is not None:
             refresher.on_prior = self._setter("")
+
+    @property
+    def restorer_config(self) -> dict:
+        """The restorer network's configuration (its constructor arguments)."""
+        return self.prior_encoding.config
 
     @property
     def refresher(self) -> PriorRefresher | None:
@@ -148,14 +177,11 @@ class Pipeline:
 
     def _encoded(self, prior: Prior) -> tuple[Prior, PriorCache]:
         tokens = prior.tokens if prior.tokens is not None else self.encoder.encode(prior.text)
-        expected = self.model.config["prior_dim"]
+        expected = self.restorer_config["prior_dim"]
         if tokens.shape[-1] != expected:
             raise ValueError(f"prior tokens are {tokens.shape[-1]}-d but the restorer takes "
                              f"{expected}-d; use the text-encoder token mode with this model")
-        with torch.no_grad():
-            cache = self.model.encode_prior(tokens[None].float(),
-                                            torch.ones(1, tokens.shape[0], dtype=torch.bool))
-        return prior, cache
+        return prior, self.prior_encoding(tokens)
 
     def _setter(self, camera: str):
         return lambda prior: self.set_prior(prior, camera)
@@ -200,18 +226,19 @@ class Pipeline:
         prior, cache = entry.state
         working = working_size(*rgb.shape[:2], self.config.processing_max_side)
         frame = rgb if working is None else downscale(rgb, working)
-        image = torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0)
+        image = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32)
         with self._infer:
             if self._loaded is not cache:
                 self.backend.set_prior(cache)
                 self._loaded = cache
             out = self.backend.infer(image)
-        restored = out.restored[0].clamp(0.0, 1.0).permute(1, 2, 0).contiguous().numpy()
-        degradation_map = out.degradation_map[0, 0].numpy()
+        restored = np.ascontiguousarray(
+            np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0))
+        degradation_map = np.asarray(out.degradation_map[0, 0])
         if working is not None:
             restored = guided_upsample(rgb, frame, restored)
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
-        return Restoration(restored, degradation_map, out.expert_indices[0].numpy(), prior,
+        return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
                            time.perf_counter() - start)
 
     def _refreshers(self) -> list[PriorRefresher]:
@@ -225,7 +252,7 @@ class Pipeline:
         provider cannot be built the error is raised and nothing changes."""
         config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
         if _provider_changed(self.config, config):
-            primary, fallback = prior_providers(config, self.encoder)
+            primary, fallback = prior_providers(config, self.encoder, self.load_estimator_net)
             for refresher in self._refreshers():
                 refresher.use(primary, fallback)
             if self.refresher is None:
@@ -249,18 +276,59 @@ class Pipeline:
 
 def load_model(weights: str = "") -> LDRNet:
     """The given safetensors weights, or the shipped rt weights."""
+    from .model.weights import load_weights
+
+    return load_weights(weights_path(weights))
+
+
+def weights_path(weights: str = "") -> Path:
+    """The given weights file, or the shipped rt weights (which must be there)."""
     path = Path(weights) if weights else DEFAULT_WEIGHTS
     if not weights and not path.is_file():
         raise FileNotFoundError(f"the shipped weights {path} are missing from this install")
-    return load_weights(path)
+    return path
 
 
-def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipeline:
-    """Model, backend, text encoder and provider, refreshed asynchronously (the node) or, with
-    `asynchronous=False`, on request through `refresh_now` (offline evaluation)."""
-    from .prior.providers import NoPrior
+def torch_free(config: PipelineConfig) -> bool:
+    """Whether `config`'s pipeline runs without torch: its backend is ONNX Runtime on the CPU,
+    so the prior's networks run as ONNX graphs too (a VLM provider still brings torch along)."""
+    return parse_backend(config.backend)[0] == "onnxruntime"
+
+
+def _onnx_parts(config: PipelineConfig):
+    """Backend, prior encoding, text encoder and estimator loader from the ONNX graphs in the
+    cache folder (exported by a child process when missing): nothing here imports torch."""
+    from functools import partial
+
+    from .prior.text_encoder import text_encoder_files
+    from .runtime.graphs import ensure_graphs
+    from .runtime.onnx_prior import OnnxEstimatorNet, OnnxPriorEncoding, OnnxTextEncoder
+    from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    precision = parse_backend(config.backend)[1]
+    weights = weights_path(config.weights)
+    estimator = None
+    if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
+        from .prior.builtin import SHIPPED_WEIGHTS
+
+        estimator = SHIPPED_WEIGHTS
+    graphs = ensure_graphs(config.cache_dir, weights, precision == "int8", estimator,
+                           text_encoder_files())
+    backend = OnnxRuntimeBackend(graphs["ldr"], threads=config.threads or None,
+                                 precision=precision)
+    return (backend, OnnxPriorEncoding(graphs["ldr-prior"], weights),
+            OnnxTextEncoder(config.cache_dir), partial(OnnxEstimatorNet,
+                                                       cache_dir=config.cache_dir))
+
+
+def _torch_parts(config: PipelineConfig):
+    """Backend, prior encoding and text encoder run by torch (every backend but ONNX
+    Runtime)."""
+    import torch
+
     from .prior.text_encoder import TextEncoder
     from .runtime.select import create_backend
+    from .runtime.torch_backend import TorchPriorEncoding
 
     model = load_model(config.weights)
     backend = create_backend(config.backend, model, config.cache_dir, config.threads or None)
@@ -268,19 +336,30 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
         # torch then only serves the prior (estimator, text encoder) off the frame path: one
         # thread keeps it from taking the cores the frame backend's own thread pool needs
         torch.set_num_threads(1)
-    encoder = TextEncoder()
-    if model.config["prior_dim"] != encoder.dim:
+    return backend, TorchPriorEncoding(model), TextEncoder(), None
+
+
+def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipeline:
+    """Backend, prior encoding, text encoder and provider, refreshed asynchronously (the node)
+    or, with `asynchronous=False`, on request through `refresh_now` (offline evaluation)."""
+    from .prior.providers import NoPrior
+
+    parts = _onnx_parts(config) if torch_free(config) else _torch_parts(config)
+    backend, prior_encoding, encoder, load_estimator_net = parts
+    if prior_encoding.config["prior_dim"] != encoder.dim:
         raise ValueError(f"weights {config.weights or DEFAULT_WEIGHTS} take "
-                         f"{model.config['prior_dim']}-d prior tokens but the text encoder "
-                         f"gives {encoder.dim}-d ones")
+                         f"{prior_encoding.config['prior_dim']}-d prior tokens but the text "
+                         f"encoder gives {encoder.dim}-d ones")
     if not asynchronous:
-        provider = prior_providers(config, encoder)[0]
-        return Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None),
-                        provider=provider, config=config)
-    provider, fallback = prior_providers(config, encoder)
+        provider = prior_providers(config, encoder, load_estimator_net)[0]
+        return Pipeline(prior_encoding, backend, encoder,
+                        initial=NoPrior(encoder).describe(None), provider=provider,
+                        config=config, load_estimator_net=load_estimator_net)
+    provider, fallback = prior_providers(config, encoder, load_estimator_net)
     refresher = PriorRefresher(provider, fallback=fallback, encoder=encoder,
                                period=config.prior_period_s,
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
                                timeout=config.prior_timeout_s)
-    return Pipeline(model, backend, encoder, refresher, config=config)
+    return Pipeline(prior_encoding, backend, encoder, refresher, config=config,
+                    load_estimator_net=load_estimator_net)

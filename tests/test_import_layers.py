@@ -14,7 +14,8 @@ ROS = ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rcl_interfaces",
        "builtin_interfaces", "rosgraph_msgs", "launch", "launch_ros", "ament_index_python")
 HIDE_ROS = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in ROS)
 CORE = ("model", "prior", "data", "runtime", "training", "pipeline", "options", "topics",
-        "frames", "description", "media", "evaluation.eval_bag", "evaluation.bags", "cli")
+        "network_io", "frames", "description", "media", "evaluation.eval_bag", "evaluation.bags",
+        "cli")
 
 
 def module_name(path: Path) -> str:

@@ -10,7 +10,7 @@ from conftest import TINY, trained_like
 from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import Pipeline
 from allweather_ros.prior.prior import prior_from_text
-from allweather_ros.runtime.torch_backend import TorchBackend
+from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
 
 
 class HashEncoder:
@@ -26,7 +26,7 @@ def pipeline() -> Pipeline:
     torch.manual_seed(0)
     model = trained_like(LDRNet(**TINY))
     encoder = HashEncoder()
-    return Pipeline(model, TorchBackend(model), encoder,
+    return Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
                     initial=prior_from_text("heavy rain", "fixed", encoder))
 
 

@@ -17,10 +17,9 @@ from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
     SHIPPED_WEIGHTS,
     BuiltinEstimator,
-    DegradationEstimator,
-    load_estimator,
     severity_choice,
 )
+from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator
 from allweather_ros.training.estimator import (
     EstimatorTrainConfig,
     estimator_loss,

@@ -13,7 +13,7 @@ from allweather_ros.description import Degradation
 from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import Pipeline, PipelineConfig, load_model
 from allweather_ros.prior.prior import prior_from_text
-from allweather_ros.runtime.torch_backend import TorchBackend
+from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
 from allweather_ros.working_resolution import downscale, guided_upsample, working_size
 
 
@@ -31,7 +31,7 @@ def tiny_pipeline(max_side: int) -> Pipeline:
     torch.manual_seed(0)
     model = trained_like(LDRNet(**TINY)).eval()
     encoder = HashEncoder()
-    return Pipeline(model, TorchBackend(model), encoder,
+    return Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
                     initial=prior_from_text("heavy rain", "fixed", encoder),
                     config=PipelineConfig(processing_max_side=max_side))
 
@@ -83,7 +83,7 @@ def test_guided_upsampling_keeps_detail_that_a_plain_upscale_loses(rainy_scene, 
 
     sample, model = rainy_scene
     encoder = TextEncoder()
-    pipeline = Pipeline(model, TorchBackend(model), encoder,
+    pipeline = Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
                         initial=prior_from_text(sample.text, "fixed", encoder))
     full = pipeline.process(sample.degraded).restored
     pipeline.reconfigure(processing_max_side=192)

@@ -4,9 +4,13 @@ another (started as `allweather launch` would), and this process timing the rest
 Frame age is receipt of the restored frame minus the input's header stamp (one machine, one
 clock), so it includes transport both ways, the wait in the node's slot and the processing.
 The node's own view (FPS, drops, per-frame overhead outside inference) is read from
-/diagnostics at the end.
+/diagnostics at the end, and its resident memory (VmRSS, peak VmHWM) from /proc after warm-up.
+
+`--parts onnx|torch` instead loads what the node loads, one part at a time, in a fresh process,
+and prints what each part adds to the resident memory (docs/benchmarks.md, "Memory").
 
     .venv/bin/python tools/bench_node.py [--weights FILE] [--seconds 30] [--backend onnxruntime]
+    .venv/bin/python tools/bench_node.py --parts onnx [--cache-dir DIR]
 """
 from __future__ import annotations
 
@@ -81,6 +85,114 @@ def _weights(path: str | None, tmp: Path) -> str:
     return str(save_weights(build_model("rt"), tmp / "rt_random.safetensors"))
 
 
+def memory_mb(pid: int | str = "self") -> dict[str, float]:
+    """Resident memory now (VmRSS) and at its peak (VmHWM) of a process, in MB (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def loaded_torch(pid: int | str = "self") -> bool:
+    """Whether the process has torch's library mapped (Linux)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def _parts(args: argparse.Namespace) -> int:
+    """Load the node's parts one at a time (`--parts onnx`: the torch-free ONNX Runtime path;
+    `torch`: the torch prior) and print what each adds to VmRSS, at a 640x480 frame."""
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str) -> None:
+        steps.append((name, memory_mb()["VmRSS"]))
+
+    import cv2  # noqa: F401  the frame conversions' libraries
+
+    step("interpreter + numpy + cv2")
+    import rclpy
+
+    rclpy.init()
+    node = rclpy.create_node("memory_parts")
+    step("rclpy (init, one node)")
+    import onnxruntime  # noqa: F401
+
+    step("onnxruntime")
+    from allweather_ros.description import GENERIC_TEXT
+    from allweather_ros.pipeline import PipelineConfig
+
+    config = PipelineConfig(backend="onnxruntime", weights=args.weights or "",
+                            cache_dir=args.cache_dir or PipelineConfig.cache_dir)
+    frame = np.random.default_rng(0).random((args.height, args.width, 3), dtype=np.float32)
+    image = np.ascontiguousarray(frame.transpose(2, 0, 1)[None])
+    tokens = np.random.default_rng(0).standard_normal((16, 384)).astype(np.float32)
+    if args.parts == "onnx":
+        from allweather_ros.pipeline import weights_path
+        from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
+        from allweather_ros.prior.text_encoder import text_encoder_files
+        from allweather_ros.runtime.graphs import ensure_graphs
+        from allweather_ros.runtime.onnx_prior import (
+            OnnxEstimatorNet,
+            OnnxPriorEncoding,
+            OnnxTextEncoder,
+        )
+        from allweather_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        weights = weights_path(config.weights)
+        graphs = ensure_graphs(config.cache_dir, weights, estimator=SHIPPED_WEIGHTS,
+                               text_encoder=text_encoder_files())
+        step("allweather_ros modules (pipeline, prior, runtime)")
+        encoding = OnnxPriorEncoding(graphs["ldr-prior"], weights)
+        backend = OnnxRuntimeBackend(graphs["ldr"], threads=args.threads or None)
+        backend.set_prior(encoding(tokens))
+        for _ in range(3):
+            backend.infer(image)
+        step(f"restorer sessions (frame graph at {args.width}x{args.height}, prior encoding)")
+        estimator = BuiltinEstimator(load_net=lambda path: OnnxEstimatorNet(path,
+                                                                            config.cache_dir))
+        estimator.describe(frame)
+        step("estimator session (one description)")
+        encoder = OnnxTextEncoder(config.cache_dir)
+        backend.set_prior(encoding(encoder.encode(GENERIC_TEXT)))
+        step("text encoder session + tokenizer (one encoding)")
+    else:  # the torch prior, with the calls the torch path has always had
+        import torch
+
+        step("import torch")
+        from allweather_ros.pipeline import load_model
+        from allweather_ros.prior.builtin import BuiltinEstimator
+        from allweather_ros.prior.text_encoder import TextEncoder
+        from allweather_ros.runtime.select import create_backend
+
+        torch.set_num_threads(1)
+        model = load_model(config.weights)
+        backend = create_backend("onnxruntime", model, config.cache_dir, args.threads or None)
+        with torch.no_grad():
+            cache = model.encode_prior(torch.from_numpy(tokens)[None],
+                                       torch.ones(1, 16, dtype=torch.bool))
+        backend.set_prior(cache)
+        for _ in range(3):
+            backend.infer(torch.from_numpy(image))
+        step(f"restorer: torch model + ONNX Runtime frame session at {args.width}x{args.height}")
+        encoder = TextEncoder()
+        encoder.encode(GENERIC_TEXT)
+        step("text encoder (transformers, one encoding)")
+        BuiltinEstimator(encoder=encoder).describe(frame)
+        step("estimator (torch, one description)")
+    node.destroy_node()
+    rclpy.shutdown()
+    print(f"{args.parts} path, {args.width}x{args.height}")
+    print("| part | adds MB | VmRSS MB |\n|---|---|---|")
+    previous = 0.0
+    for name, rss in steps:
+        print(f"| {name} | {rss - previous:.0f} | {rss:.0f} |")
+        previous = rss
+    peak = memory_mb()
+    print(f"| total (peak VmHWM {peak['VmHWM']:.0f}) | | {peak['VmRSS']:.0f} |")
+    return 0
+
+
 def _percentile(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q):.1f}" if values else "n/a"
 
@@ -99,6 +211,8 @@ def _bench(args: argparse.Namespace) -> int:
     overrides = ["-p", f"input_topics:=[{TOPIC}]", "-p", f"weights:={_weights(args.weights, tmp)}",
                  "-p", f"backend:={args.backend}", "-p", f"prior.provider:={args.provider}",
                  "-p", f"threads:={args.threads}"]
+    if args.cache_dir:
+        overrides += ["-p", f"cache_dir:={args.cache_dir}"]
     command, env = launch_command(overrides)
     env.update(ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
@@ -142,6 +256,8 @@ def _bench(args: argparse.Namespace) -> int:
             print("no restored frame arrived; see the node log", file=sys.stderr)
             return 1
         time.sleep(args.warmup)
+        memory = memory_mb(restore.pid)
+        torch_loaded = loaded_torch(restore.pid)
         before = dict(diagnostics)
         counting.set()
         started = time.monotonic()
@@ -149,6 +265,7 @@ def _bench(args: argparse.Namespace) -> int:
         counting.clear()
         elapsed = time.monotonic() - started
         after = dict(diagnostics)
+        memory_end = memory_mb(restore.pid)
     finally:
         restore.send_signal(signal.SIGINT)
         restore.wait(30)
@@ -170,6 +287,9 @@ def _bench(args: argparse.Namespace) -> int:
         f"{key} p50 {after.get(f'{key}_ms_p50', 'n/a')} p99 {after.get(f'{key}_ms_p99', 'n/a')}"
         for key in ("overhead", "decode", "encode_publish", "inference", "latency")))
     print(f"node fps (diag)    {after.get('fps', 'n/a')}")
+    print(f"node memory MB     VmRSS {memory['VmRSS']:.0f} after warm-up, "
+          f"{memory_end['VmRSS']:.0f} at the end; peak VmHWM {memory_end['VmHWM']:.0f}; "
+          f"torch {'loaded' if torch_loaded else 'not loaded'}")
     return 0
 
 
@@ -180,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="none",
                         help="prior provider (none: time the frame path alone)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--cache-dir", default="", help="the node's cache_dir (default: its own)")
+    parser.add_argument("--parts", choices=("onnx", "torch"),
+                        help="print the memory each part of the node adds, then exit")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--rate", type=float, default=30.0)
@@ -192,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--publish-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.parts:
+        return _parts(args)
     return _publish(args) if args.publish else _bench(args)
 
 

@@ -36,7 +36,7 @@ from allweather_ros.runtime.quantize import Calibration, cached_int8_onnx
 
 
 def restored(backend, image: torch.Tensor) -> np.ndarray:
-    return backend.infer(image).restored[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    return np.clip(np.asarray(backend.infer(image).restored[0]), 0, 1).transpose(1, 2, 0)
 
 
 def accuracy(model, fp32, int8, repeats: int) -> dict:

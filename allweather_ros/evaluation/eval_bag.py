@@ -249,7 +249,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
     """The frame loop; keeps everything done so far when a frame, the bag or the user stops
     it."""
     topics = output_names(camera_topics(topic))
-    num_experts = pipeline.model.config["num_experts"]
+    num_experts = pipeline.restorer_config["num_experts"]
     scorer = Scorer(matching, sample_indices(total))
     errors: Counter = Counter()
     priors, stopped, frames = [], None, 0

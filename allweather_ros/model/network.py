@@ -5,31 +5,16 @@ The per-frame graph is `LDRNet.forward(image, prior_kv, prior_bias)`; the prior'
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..network_io import LDROutput, PriorCache  # noqa: F401  re-exported
 from .aggregation import RestorationFeatureAggregation
 from .degradation_map import MASKED, DegradationMapMeasurement
 from .experts import TopKExperts
 from .layers import LayerNorm2d, NAFBlock, conv1x1
 from .prior_embedding import PriorEmbedding
-
-
-class PriorCache(NamedTuple):
-    """What every frame reuses from one prior: keys/values per LDR block and the padding bias."""
-
-    kv: torch.Tensor  # (B, 2 * ldr_blocks, L, C)
-    bias: torch.Tensor  # (B, L), 0 for a token, MASKED for padding
-
-
-class LDROutput(NamedTuple):
-    restored: torch.Tensor  # (B, 3, H, W), the clean frame estimate (not clamped)
-    degradation_map: torch.Tensor  # (B, 1, H, W) in [0, 1], per-pixel degradation strength
-    expert_weights: torch.Tensor  # (B, K, h, w) at the bottleneck resolution
-    expert_indices: torch.Tensor  # (B, K, h, w) int64
 
 
 class LDRBlock(nn.Module):

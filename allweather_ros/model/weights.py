@@ -9,12 +9,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..network_io import PACKAGED, read_metadata  # noqa: F401  PACKAGED is imported from here
 from .network import LDRNet
-
-PACKAGED = Path(__file__).resolve().parent.parent / "weights"
 
 
 def save_weights(model: LDRNet, path: str | Path, extra: dict | None = None) -> Path:
@@ -29,11 +27,6 @@ def save_weights(model: LDRNet, path: str | Path, extra: dict | None = None) -> 
     tmp.chmod(0o644)  # shipped in the package: readable by every user of an install
     tmp.replace(path)
     return path
-
-
-def read_metadata(path: str | Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LDRNet:

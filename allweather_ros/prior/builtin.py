@@ -2,28 +2,30 @@
 severely, and says so in the same words the training descriptions use.
 
 It is the embedded default and the refresher's fallback, so it must load offline, run in a few
-milliseconds on a CPU and never need a VLM. The frame is shrunk inside the network (short side
-`input_side`, aspect kept, long side capped), which makes any frame size valid and keeps the cost
-fixed. The network sees the frame and its detail layer (the frame minus a local mean): streaks,
-flakes and drop edges live in the detail layer while the scene mostly does not, which is the
-deraining literature's (DDN's) lesson for learning quickly from few scenes. Rain streaks and lens
-drops are sparse, so the features are pooled both by mean and by max before the heads:
-multi-label type logits (weathers mix) and per-type severity logits for the three tiers
-(Perceive-IR's point that coarse quality tiers are what can be told apart reliably).
+milliseconds on a CPU and never need a VLM. The frame is first shrunk to the network's input
+size (short side `input_side`, aspect kept, long side capped), which makes any frame size valid
+and keeps the cost fixed. The network sees the frame and its detail layer (the frame minus a
+local mean): streaks, flakes and drop edges live in the detail layer while the scene mostly does
+not, which is the deraining literature's (DDN's) lesson for learning quickly from few scenes.
+Rain streaks and lens drops are sparse, so the features are pooled both by mean and by max
+before the heads: multi-label type logits (weathers mix) and per-type severity logits for the
+three tiers (Perceive-IR's point that coarse quality tiers are what can be told apart reliably).
+
+This module is the provider, free of torch: the network (prior/estimator_net.py) runs in torch
+or as its ONNX graph (runtime/onnx_prior.py), behind the `EstimatorNet` interface.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file
-from torch import nn
 
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
-from allweather_ros.model.weights import read_metadata
+from allweather_ros.network_io import read_metadata
 from allweather_ros.prior.calibration import TypeCalibration
+from allweather_ros.prior.estimator_input import estimator_input
 from allweather_ros.prior.parse import NO_SEVERITY
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 
@@ -38,75 +40,17 @@ _SEVERITY_DOUBT_FLOOR = 0.25  # see BuiltinEstimator.confidence
 # the estimator's doubt is mostly whether a type is there at all, and a higher word on a frame
 # that has none costs more than a true tier moved. So the earlier, cautious prices stay.
 MISSTATEMENT_COST = {+1: 1.9, +2: 3.8, -1: 0.8, -2: 1.6}
-_DETAIL_GAIN = 4.0  # brings the detail layer's few-hundredths to the frame's range
 
 
-def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+class EstimatorNet(Protocol):
+    """The estimator network as the provider runs it: a frame at its input size, float32 numpy
+    (1, 3, h, w) -> type logits (T,) and severity logits (T, S), numpy. See
+    estimator_net.TorchEstimatorNet and runtime/onnx_prior.OnnxEstimatorNet."""
 
+    input_side: int
+    max_aspect: float
 
-class DegradationEstimator(nn.Module):
-    """(B, 3, H, W) frames in [0, 1] -> type logits (B, 4) and severity logits (B, 4, 3).
-
-    One stage per entry of `widths`, a stride-2 conv and a conv, halves the resolution;
-    `max_aspect` caps the long side at that many short sides so a panorama costs no more.
-    """
-
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96), input_side: int = 128,
-                 max_aspect: float = 2.0, hidden: int = 64):
-        super().__init__()
-        self.config = {"widths": list(widths), "input_side": input_side,
-                       "max_aspect": max_aspect, "hidden": hidden}
-        self.input_side, self.max_aspect = input_side, max_aspect
-        layers, cin = [], 6  # the frame and its detail layer
-        for width in widths:
-            layers += [_conv(cin, width, 2), _conv(width, width, 1)]
-            cin = width
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(2 * cin, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, len(TYPES) * (1 + len(SEVERITIES))))
-
-    def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """(h, w) the frame is resized to: short side `input_side`, aspect kept up to a cap."""
-        scale = self.input_side / min(height, width)
-        cap = round(self.max_aspect * self.input_side)
-        return min(cap, max(1, round(height * scale))), min(cap, max(1, round(width * scale)))
-
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        size = self.input_size(*frames.shape[-2:])
-        if size != tuple(frames.shape[-2:]):
-            # Area averaging when shrinking keeps thin streaks as faint lines instead of
-            # dropping them between samples; bilinear for the rare frame smaller than the input.
-            shrink = size[0] <= frames.shape[-2] and size[1] <= frames.shape[-1]
-            frames = F.interpolate(frames, size=size, mode="area" if shrink else "bilinear",
-                                   align_corners=None if shrink else False)
-        detail = frames - F.avg_pool2d(frames, 5, stride=1, padding=2, count_include_pad=False)
-        x = self.features(torch.cat([frames - 0.5, _DETAIL_GAIN * detail], dim=1))
-        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-        out = self.head(pooled)
-        n = len(TYPES)
-        return out[:, :n], out[:, n:].reshape(-1, n, len(SEVERITIES))
-
-
-def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> DegradationEstimator:
-    """Rebuild the estimator a safetensors file describes and load it strictly, in eval mode.
-
-    The file is written by `model.weights.save_weights`, which stores any module's `config`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"built-in estimator weights {path} do not exist; train them with "
-            f"`python -m allweather_ros.training.estimator --out {path}`"
-        )
-    config = read_metadata(path).get("config")
-    if config is None:
-        raise ValueError(f"{path} has no estimator config in its metadata; save it with "
-                         "allweather_ros.model.weights.save_weights")
-    model = DegradationEstimator(**{**config, "widths": tuple(config["widths"])})
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.to(device).eval()
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def severity_choice(distribution: np.ndarray) -> int:
@@ -122,29 +66,39 @@ class BuiltinEstimator(PriorProvider):
     """Prior from the shipped CNN estimator: types whose calibrated probability (the weights
     file's `calibration`, prior/calibration.py) reaches `threshold`, each at the severity
     `severity_choice` picks, written with `describe` so the text reads like the training
-    descriptions."""
+    descriptions. `load_net` (weights path -> EstimatorNet) picks where the network runs:
+    torch on `device` by default, its ONNX graph in a torch-free pipeline."""
 
     name = "builtin"
 
     def __init__(self, weights: str | Path | None = None, encoder: Encoder | None = None,
-                 device: str = "cpu", threshold: float = 0.5, calibrated: bool = True):
+                 device: str = "cpu", threshold: float = 0.5, calibrated: bool = True,
+                 load_net: Callable[[Path], EstimatorNet] | None = None):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
-        path = weights or SHIPPED_WEIGHTS
-        self.model = load_estimator(path, device)
+        path = Path(weights or SHIPPED_WEIGHTS)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"built-in estimator weights {path} do not exist; train them with "
+                f"`python -m allweather_ros.training.estimator --out {path}`"
+            )
+        if load_net is None:
+            from allweather_ros.prior.estimator_net import TorchEstimatorNet
+
+            self.net = TorchEstimatorNet.load(path, device)
+        else:
+            self.net = load_net(path)
         stored = read_metadata(path).get("calibration") if calibrated else None
         self.calibration = TypeCalibration.from_json(stored)
         self.encoder, self.device, self.threshold = encoder, device, threshold
 
-    @torch.inference_mode()
     def estimate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-type probabilities (4,) and per-type severity distributions (4, 3)."""
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32))
-        types, severity = self.model(x[None].to(self.device))
-        return (self.calibration.probabilities(types[0].cpu().numpy()),
-                self.calibration.severities(severity[0].cpu().numpy()))
+        types, severity = self.net(estimator_input(frame, self.net.input_side,
+                                                   self.net.max_aspect))
+        return self.calibration.probabilities(types), self.calibration.severities(severity)
 
     def confidence(self, probabilities: np.ndarray, severity: np.ndarray) -> float:
         """How firmly the estimate commits, in [0, 1].

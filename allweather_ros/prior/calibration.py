@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from allweather_ros.description import TYPES
 
@@ -76,6 +75,8 @@ def fit(logits: np.ndarray, present: np.ndarray, weights: np.ndarray | None = No
         pull: float = PULL) -> TypeCalibration:
     """Per type, the scale and shift minimising the weighted log-loss of `present` (N, T bools)
     under `logits` (N, T), plus `pull` x the squared distance from the identity."""
+    from scipy.optimize import minimize  # here: it costs 50 MB, and only fitting needs it
+
     logits, present = np.asarray(logits, np.float64), np.asarray(present, np.float64)
     weights = np.ones(len(logits)) if weights is None else np.asarray(weights, np.float64)
     weights = weights / weights.sum()
@@ -101,6 +102,8 @@ def fit_severity(log_probabilities: np.ndarray, tiers: np.ndarray,
     `tiers` (N, T; index into SEVERITIES, -1 where the type is absent or its severity unjudged)
     under the severity heads' `log_probabilities` (N, T, 3), plus `pull` x the squared shift
     (per labelled frame of that type)."""
+    from scipy.optimize import minimize  # as in fit
+
     log_probabilities = np.asarray(log_probabilities, np.float64)
     tiers = np.asarray(tiers)
     weights = np.ones(len(tiers)) if weights is None else np.asarray(weights, np.float64)

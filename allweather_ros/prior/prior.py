@@ -11,10 +11,9 @@ import abc
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.prior.parse import NO_SEVERITY, parse
@@ -22,10 +21,18 @@ from allweather_ros.prior.parse import NO_SEVERITY, parse
 GRANULARITIES = ("degree", "type", "all")
 
 
-class Encoder(Protocol):
-    """Anything that turns a description into (L, C_txt) prior tokens; see TextEncoder."""
+def _finite(tokens) -> bool:
+    """Whether every token value is finite, for numpy arrays and torch tensors alike."""
+    if hasattr(tokens, "isfinite"):  # torch, whose tensors may live on a GPU
+        return bool(tokens.isfinite().all())
+    return bool(np.isfinite(tokens).all())
 
-    def encode(self, text: str) -> torch.Tensor: ...
+
+class Encoder(Protocol):
+    """Anything that turns a description into (L, C_txt) prior tokens: a torch tensor
+    (TextEncoder) or a numpy array (the torch-free OnnxTextEncoder)."""
+
+    def encode(self, text: str): ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Prior:
     severity: str
     confidence: float
     provider: str
-    tokens: torch.Tensor | None = None
+    tokens: Any = None  # a numpy array or a CPU torch tensor, as the encoder gives
     granularity: str = "degree"
     """How specific the prior's claim is (UniRestorer's levels): "degree" (type and severity),
     "type" (severity withheld as uncertain) or "all" (no claim: the generic prior)."""
@@ -64,7 +71,7 @@ class Prior:
             raise ValueError(f"granularity {self.granularity!r} is not one of {GRANULARITIES}")
         if self.tokens is not None and self.tokens.ndim != 2:
             raise ValueError(f"tokens must be (L, C_txt), got shape {tuple(self.tokens.shape)}")
-        if self.tokens is not None and not torch.isfinite(self.tokens).all():
+        if self.tokens is not None and not _finite(self.tokens):
             raise ValueError("tokens hold NaN or infinite values")
 
     def age(self, now: float | None = None) -> float:

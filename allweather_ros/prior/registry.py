@@ -13,12 +13,13 @@ PROVIDERS = {"builtin": (), "vlm": ("vlm_model",), "fixed": ("fixed_text",), "no
 
 def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None = None,
                     fixed_text: str | None = None, device: str = "cpu",
-                    allow_download: bool = False) -> PriorProvider:
-    """Build the named provider; a missing option gets an error naming it."""
+                    allow_download: bool = False, load_estimator_net=None) -> PriorProvider:
+    """Build the named provider; a missing option gets an error naming it. `load_estimator_net`
+    (weights path -> network) runs the built-in estimator elsewhere than torch on `device`."""
     if name == "builtin":
         from .builtin import BuiltinEstimator
 
-        return BuiltinEstimator(encoder=encoder, device=device)
+        return BuiltinEstimator(encoder=encoder, device=device, load_net=load_estimator_net)
     if name == "vlm":
         if not vlm_model:
             raise ValueError("the vlm provider needs a model: a local folder or a cached hub id")

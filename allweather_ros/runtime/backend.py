@@ -1,15 +1,14 @@
 """The one interface every inference backend implements.
 
 A backend runs the per-frame graph. The prior changes rarely, so it is handed over once per
-refresh (`set_prior`: upload, bind, convert) and every `infer` reuses it.
+refresh (`set_prior`: upload, bind, convert) and every `infer` reuses it. Nothing here imports
+torch: the ONNX Runtime backend runs in a process that never loads it.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import torch
-
-from ..model import LDROutput, PriorCache
+from ..network_io import LDROutput, PriorCache
 
 
 class BackendUnavailable(RuntimeError):
@@ -17,17 +16,19 @@ class BackendUnavailable(RuntimeError):
 
 
 class Backend(ABC):
-    """Runs LDRNet.forward on frames: image (1, 3, H, W) float32 CPU tensor in [0, 1]."""
+    """Runs LDRNet.forward on frames: image (1, 3, H, W) float32 in [0, 1], a numpy array or a
+    CPU torch tensor. Outputs are CPU arrays `np.asarray` reads: torch tensors from the torch
+    and TensorRT backends, numpy arrays from ONNX Runtime."""
 
     name: str = "?"
 
     @abstractmethod
     def set_prior(self, cache: PriorCache) -> None:
-        """Take a new prior cache (CPU tensors); later frames use it."""
+        """Take a new prior cache (CPU tensors or numpy arrays); later frames use it."""
 
     @abstractmethod
-    def infer(self, image: torch.Tensor) -> LDROutput:
-        """One frame in, LDROutput out as CPU tensors (restored not clamped)."""
+    def infer(self, image) -> LDROutput:
+        """One frame in, LDROutput out on the CPU (restored not clamped)."""
 
     def describe(self) -> dict:
         """What runs where, for logs, diagnostics and the benchmark."""

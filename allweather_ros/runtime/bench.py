@@ -46,9 +46,11 @@ def test_frame(width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([r, g, b])[None].copy())
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """PSNR in dB of two frames in [0, 1]; None when they are identical."""
-    mse = (a.clamp(0, 1) - b.clamp(0, 1)).pow(2).mean().item()
+def _psnr(a, b) -> float | None:
+    """PSNR in dB of two frames in [0, 1] (numpy arrays or CPU tensors); None when they are
+    identical."""
+    mse = float(np.mean((np.clip(np.asarray(a, np.float64), 0, 1)
+                         - np.clip(np.asarray(b, np.float64), 0, 1)) ** 2))
     return None if mse == 0 else 10 * math.log10(1.0 / mse)
 
 

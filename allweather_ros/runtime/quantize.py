@@ -13,13 +13,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-import torch
 
-from ..model import LDRNet
-from .export import INPUTS
+from ..network_io import INPUTS
+
+if TYPE_CHECKING:  # imported where used: the int8 graph's name is found without them
+    import onnx
+
+    from ..model import LDRNet
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ DEFAULT_CALIBRATION = Calibration()
 def training_feeds(model: LDRNet, calibration: Calibration) -> list[dict[str, np.ndarray]]:
     """Graph inputs for calibration: train-split synthetic frames, each with the prior
     keys/values of its own true description through the shipped text encoder."""
+    import torch
+
     from ..data.datasets import SyntheticWeatherDataset
     from ..data.sources import default_scenes
     from ..prior.text_encoder import TextEncoder
@@ -93,6 +98,7 @@ def kept_in_fp32(graph: onnx.ModelProto, calibration: Calibration) -> list[str]:
 def quantize(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.ndarray]],
              calibration: Calibration) -> Path:
     """Write the QDQ int8 version of `fp32_path`, its activation ranges taken from `feeds`."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -133,13 +139,18 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def int8_path(fp32_path: str | Path, cache_dir: str | Path, calibration: Calibration) -> Path:
+    """Where the int8 graph of `fp32_path` made by `calibration` lies in `cache_dir`."""
+    return Path(cache_dir) / f"ldr-int8-{file_digest(Path(fp32_path))}-{calibration.key()}.onnx"
+
+
 def cached_int8_onnx(model: LDRNet, fp32_path: str | Path, cache_dir: str | Path,
                      calibration: Calibration | None = None) -> Path:
     """The int8 graph of `fp32_path` in `cache_dir`, quantized only when none exists for this
     fp32 file and recipe (default: DEFAULT_CALIBRATION)."""
     calibration = calibration or DEFAULT_CALIBRATION
     fp32_path = Path(fp32_path)
-    path = Path(cache_dir) / f"ldr-int8-{file_digest(fp32_path)}-{calibration.key()}.onnx"
+    path = int8_path(fp32_path, cache_dir, calibration)
     if not path.is_file():
         quantize(fp32_path, path, training_feeds(model, calibration), calibration)
     return path

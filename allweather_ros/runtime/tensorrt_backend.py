@@ -276,9 +276,10 @@ class TensorRTBackend(Backend):
             self._outputs_for = shape_key
         return self._outputs
 
-    def infer(self, image: torch.Tensor) -> LDROutput:
+    def infer(self, image) -> LDROutput:
         if self._prior is None:
             raise RuntimeError("set_prior must be called before infer")
+        image = torch.as_tensor(image)
         height, width = image.shape[-2:]
         if not self.profile.accepts(height, width):
             raise ValueError(f"a {width}x{height} frame is outside this engine's profile "

@@ -45,13 +45,28 @@ class TorchBackend(Backend):
                                  cache.bias.to(self.device, self.dtype))
 
     @torch.inference_mode()
-    def infer(self, image: torch.Tensor) -> LDROutput:
+    def infer(self, image) -> LDROutput:
         if self._prior is None:
             raise RuntimeError("set_prior must be called before infer")
-        x = image.to(self.device, self.dtype, non_blocking=True)
+        x = torch.as_tensor(image).to(self.device, self.dtype, non_blocking=True)
         out = self.forward(x.contiguous(memory_format=self.memory_format), *self._prior)
         return LDROutput(*(t.float().cpu() if t.is_floating_point() else t.cpu() for t in out))
 
     def describe(self) -> dict:
         return {"backend": self.name, "device": str(self.device), "precision": self.precision,
                 **self.options}
+
+
+class TorchPriorEncoding:
+    """LDRNet.encode_prior of one prior's tokens (L, C), a torch tensor or numpy array, run by
+    torch: the pipeline's prior encoding with every backend but ONNX Runtime (whose pipeline
+    runs the exported graph instead, onnx_prior.OnnxPriorEncoding)."""
+
+    def __init__(self, model: LDRNet):
+        self.model = model.eval()
+        self.config = model.config
+
+    @torch.no_grad()
+    def __call__(self, tokens) -> PriorCache:
+        tokens = torch.as_tensor(tokens, dtype=torch.float32)[None]
+        return self.model.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))

@@ -27,7 +27,8 @@ from allweather_ros.data.datasets import SyntheticWeatherDataset, synthetic_test
 from allweather_ros.data.sources import default_scenes
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import save_weights
-from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, DegradationEstimator, load_estimator
+from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
+from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator
 
 
 @dataclass

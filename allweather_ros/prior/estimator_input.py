@@ -1,0 +1,48 @@
+"""How a frame of any size becomes the built-in estimator's input: shrunk to a short side of
+`input_side` (aspect kept, long side capped), in numpy with torch's arithmetic, so the provider
+runs the network (in torch or as its ONNX graph) on exactly what training's `forward` sees.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def input_size(height: int, width: int, input_side: int, max_aspect: float) -> tuple[int, int]:
+    """(h, w) a frame is resized to: short side `input_side`, aspect kept up to a cap."""
+    scale = input_side / min(height, width)
+    cap = round(max_aspect * input_side)
+    return min(cap, max(1, round(height * scale))), min(cap, max(1, round(width * scale)))
+
+
+def _resize_axis(x: np.ndarray, axis: int, out: int, area: bool) -> np.ndarray:
+    """x resized along `axis` to `out` samples as torch resizes: "area" (adaptive average
+    pooling: output i averages inputs floor(i * n / out) .. ceil((i + 1) * n / out) - 1, here
+    by a running sum) or bilinear with align_corners=False."""
+    n = x.shape[axis]
+    i = np.arange(out)
+    if area:
+        start, end = (i * n) // out, -((-(i + 1) * n) // out)
+        total = np.cumsum(x, axis=axis, dtype=np.float64)
+        total = np.concatenate([np.zeros_like(total.take([0], axis)), total], axis)
+        shape = [1] * x.ndim
+        shape[axis] = out
+        return (total.take(end, axis) - total.take(start, axis)) / (end - start).reshape(shape)
+    source = np.maximum((i + 0.5) * n / out - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(int), n - 1)
+    shape = [1] * x.ndim
+    shape[axis] = out
+    frac = (source - low).reshape(shape)
+    return x.take(low, axis) * (1.0 - frac) + x.take(np.minimum(low + 1, n - 1), axis) * frac
+
+
+def estimator_input(frame: np.ndarray, input_side: int, max_aspect: float) -> np.ndarray:
+    """An (H, W, 3) frame as the network's input (1, 3, h, w) float32: shrunk by area averaging
+    (thin streaks stay faint lines instead of falling between samples), or bilinearly resized
+    when a side grows, exactly as DegradationEstimator.forward resizes in torch."""
+    height, width = frame.shape[:2]
+    size = input_size(height, width, input_side, max_aspect)
+    x = frame
+    if size != (height, width):
+        area = size[0] <= height and size[1] <= width
+        x = _resize_axis(_resize_axis(x, 0, size[0], area), 1, size[1], area)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
