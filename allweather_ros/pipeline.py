@@ -29,7 +29,7 @@ from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
-from .runtime.registry import parse_backend
+from .runtime.registry import auto_without_cuda, cuda_possible, parse_backend
 
 if TYPE_CHECKING:
     from .model import LDRNet
@@ -289,10 +289,21 @@ def weights_path(weights: str = "") -> Path:
     return path
 
 
+def resolved_backend(config: PipelineConfig) -> tuple[str, str]:
+    """(name, precision) of `config`'s backend, with `auto` resolved where that needs no torch:
+    on a machine without a CUDA device it can only pick a CPU backend (registry.AUTO_ORDER).
+    Where there may be CUDA, `auto` stays for runtime/select.py to resolve with torch."""
+    name, precision = parse_backend(config.backend)
+    if name == "auto" and not cuda_possible():
+        name = auto_without_cuda(precision)
+    return name, precision
+
+
 def torch_free(config: PipelineConfig) -> bool:
-    """Whether `config`'s pipeline runs without torch: its backend is ONNX Runtime on the CPU,
-    so the prior's networks run as ONNX graphs too (a VLM provider still brings torch along)."""
-    return parse_backend(config.backend)[0] == "onnxruntime"
+    """Whether `config`'s pipeline runs without torch: its backend is ONNX Runtime on the CPU
+    (named, or what `auto` picks without CUDA), so the prior's networks run as ONNX graphs too
+    (a VLM provider still brings torch along)."""
+    return resolved_backend(config)[0] == "onnxruntime"
 
 
 def _onnx_parts(config: PipelineConfig):
@@ -305,7 +316,7 @@ def _onnx_parts(config: PipelineConfig):
     from .runtime.onnx_prior import OnnxEstimatorNet, OnnxPriorEncoding, OnnxTextEncoder
     from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-    precision = parse_backend(config.backend)[1]
+    name, precision = resolved_backend(config)
     weights = weights_path(config.weights)
     estimator = None
     if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
@@ -316,6 +327,8 @@ def _onnx_parts(config: PipelineConfig):
                            text_encoder_files())
     backend = OnnxRuntimeBackend(graphs["ldr"], threads=config.threads or None,
                                  precision=precision)
+    if parse_backend(config.backend)[0] == "auto":
+        log.info("backend auto chose %s:%s (no CUDA device here)", name, precision)
     return (backend, OnnxPriorEncoding(graphs["ldr-prior"], weights),
             OnnxTextEncoder(config.cache_dir), partial(OnnxEstimatorNet,
                                                        cache_dir=config.cache_dir))

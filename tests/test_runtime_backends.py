@@ -81,6 +81,15 @@ def test_auto_picks_onnxruntime_on_a_cpu_and_logs_what_it_skipped(model, cache_d
     assert "auto chose onnxruntime" in caplog.text
 
 
+def test_auto_without_cuda_is_what_auto_picks_on_a_cpu_per_precision():
+    """The torch-free pipeline resolves `auto` by this where no CUDA device can be."""
+    from allweather_ros.runtime.registry import auto_without_cuda
+
+    assert auto_without_cuda("fp32") == "onnxruntime"
+    assert auto_without_cuda("int8") == "onnxruntime"
+    assert auto_without_cuda("bf16") == "torch"  # ONNX Runtime has no bf16 here
+
+
 def test_benchmark_reports_every_field(model, cache_dir):
     results = bench.run(model, ["onnxruntime", "torch:bf16", "torch-cuda"], [(64, 48)],
                         cache_dir, frames=3, warmup=1)

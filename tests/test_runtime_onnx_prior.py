@@ -184,9 +184,15 @@ def _child(script: str) -> subprocess.CompletedProcess:
                                "OMP_NUM_THREADS": "1"})
 
 
-def test_an_onnxruntime_pipeline_restores_and_refreshes_without_torch(exported):
+@pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+def test_an_onnxruntime_pipeline_restores_and_refreshes_without_torch(exported, backend):
+    """`auto` too (the default), where no CUDA device can be: it can only pick ONNX Runtime."""
+    from allweather_ros.runtime.registry import cuda_possible
+
+    if backend == "auto" and cuda_possible():
+        pytest.skip("this machine may have CUDA: auto is resolved by torch here")
     cache, _, _ = exported
-    done = _child(PIPELINE.format(backend="onnxruntime", cache=str(cache)))
+    done = _child(PIPELINE.format(backend=backend, cache=str(cache)))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "prior: The image is" in done.stdout
 

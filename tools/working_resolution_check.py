@@ -32,6 +32,7 @@ from allweather_ros.prior.prior import prior_from_text
 from allweather_ros.prior.providers import NoPrior
 from allweather_ros.prior.text_encoder import TextEncoder
 from allweather_ros.runtime.select import create_backend
+from allweather_ros.runtime.torch_backend import TorchPriorEncoding
 from allweather_ros.working_resolution import downscale, guided_upsample, working_size
 
 
@@ -94,7 +95,8 @@ def main() -> None:
     model = load_model()
     encoder = TextEncoder()
     backend = create_backend(args.backend, model, DEFAULT_CACHE, threads=args.threads)
-    pipeline = Pipeline(model, backend, encoder, initial=NoPrior(encoder).describe(None))
+    pipeline = Pipeline(TorchPriorEncoding(model), backend, encoder,
+                        initial=NoPrior(encoder).describe(None))
     width, height = parse_size(args.size)
     frames = large_frames(width, height, args.frames, args.split)
     if args.sweep:

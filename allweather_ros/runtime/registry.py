@@ -2,6 +2,9 @@
 the CLI and `auto` ask (no heavy import here, so asking is free)."""
 from __future__ import annotations
 
+from glob import glob
+from pathlib import Path
+
 BACKENDS = {
     "tensorrt": ("fp32", "fp16"),
     "torch_tensorrt": ("fp32", "fp16"),
@@ -15,6 +18,8 @@ calibration data is supplied: onnxruntime's static QDQ int8, calibrated on train
 frames (quantize.py); TensorRT's int8 would need a calibration table nothing passes yet."""
 AUTO_ORDER = ("tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime", "torch")
 """What `auto` tries, fastest first; with a precision, only the backends that accept it."""
+CUDA_ONLY = ("tensorrt", "torch_tensorrt", "onnxruntime-gpu", "torch-cuda")
+"""Backends that need a CUDA device: `auto` skips them where there is none."""
 NAMES = ("auto", *BACKENDS)
 PRECISIONS = tuple(dict.fromkeys(p for accepted in BACKENDS.values() for p in accepted))
 
@@ -37,6 +42,20 @@ def parse_backend(spec: str) -> tuple[str, str]:
         raise ValueError(f"backend {name} runs at {', '.join(accepted(name))}, "
                          f"not {precision!r}")
     return name, precision
+
+
+def cuda_possible() -> bool:
+    """Whether this machine may have a CUDA device, asked without importing torch: an NVIDIA
+    driver's files (/proc/driver/nvidia, /dev/nvidia*) or a Jetson's GPU (/dev/nvhost-*)."""
+    return (Path("/proc/driver/nvidia").exists()
+            or bool(glob("/dev/nvidia*")) or bool(glob("/dev/nvhost-*")))
+
+
+def auto_without_cuda(precision: str) -> str:
+    """The backend `auto` picks at `precision` on a machine without CUDA: the first CPU one
+    in AUTO_ORDER that accepts it."""
+    return next(name for name in AUTO_ORDER
+                if name not in CUDA_ONLY and precision in BACKENDS[name])
 
 
 def valid(spec: str) -> bool:

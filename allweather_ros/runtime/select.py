@@ -14,11 +14,10 @@ from .backend import Backend, BackendUnavailable
 from .export import cached_onnx
 from .onnxruntime_backend import GPU_PROVIDERS, OnnxRuntimeBackend
 from .quantize import cached_int8_onnx
-from .registry import AUTO_ORDER, BACKENDS, parse_backend
+from .registry import AUTO_ORDER, BACKENDS, CUDA_ONLY, parse_backend
 from .torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
-_CUDA_ONLY = ("tensorrt", "torch_tensorrt", "onnxruntime-gpu", "torch-cuda")
 
 
 def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
@@ -67,7 +66,7 @@ def _auto(model: LDRNet, cache_dir: str | Path, precision: str,
         if precision not in BACKENDS[name]:
             skipped.append(f"{name}: no {precision}")
             continue
-        if name in _CUDA_ONLY and not torch.cuda.is_available():
+        if name in CUDA_ONLY and not torch.cuda.is_available():
             skipped.append(f"{name}: no CUDA device")
             continue
         try:
