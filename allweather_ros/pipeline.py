@@ -30,10 +30,10 @@ from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
 from .runtime.backend import Backend
 from .runtime.registry import auto_without_cuda, cuda_possible, parse_backend
+from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 if TYPE_CHECKING:
     from .model import LDRNet
-from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 log = logging.getLogger(__name__)
 
