@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from allweather_ros.description import TYPES
 from allweather_ros.model.weights import read_metadata
 from allweather_ros.prior.batch import prior_record
-from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
+from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, TILED_TYPES, BuiltinEstimator
 from allweather_ros.prior.calibration import (
     TIER_AXIS,
     TypeCalibration,
@@ -18,6 +18,7 @@ from allweather_ros.prior.calibration import (
     fit_severity,
     logits_of,
 )
+from allweather_ros.prior.estimator_input import tiles
 
 
 def test_fit_recovers_an_overconfident_and_biased_type():
@@ -120,3 +121,51 @@ def test_choose_floor_finds_the_share_asked_for():
     tops = np.linspace(0.0, 1.0, 101)
     floor = choose_floor(tops, found=0.85)
     assert np.mean(tops >= floor) == pytest.approx(0.85, abs=0.011)
+
+
+def test_tiles_cover_a_large_frame_and_leave_a_small_one_whole():
+    index = np.arange(480 * 640, dtype=np.float64).reshape(480, 640)
+    frame = np.repeat(index[..., None], 3, axis=2)  # each pixel holds its own index
+    views = tiles(frame, 192, max_tiles=64)
+    assert len(views) == 3 * 4 and all(v.shape == (192, 192, 3) for v in views)
+    covered = np.zeros(frame.shape[:2], bool)
+    for v in views:
+        y, x = divmod(int(v[0, 0, 0]), 640)
+        covered[y:y + 192, x:x + 192] = True
+    assert covered.all()
+    assert len(tiles(frame, 192, max_tiles=5)) == 5
+    small = np.zeros((200, 300, 3), np.float32)  # short side within a quarter of the tile
+    assert len(tiles(small, 192, max_tiles=64)) == 1 and tiles(small, 192, 64)[0] is small
+
+
+class _WidthNet:
+    """A stand-in estimator network whose every type logit is its input's width / 100."""
+
+    input_side, max_aspect = 128, 2.0
+
+    def __init__(self):
+        self.widths = []
+
+    def __call__(self, frame):
+        self.widths.append(frame.shape[-1])
+        return np.full(len(TYPES), frame.shape[-1] / 100), np.zeros((len(TYPES), 3))
+
+
+def test_the_particle_weathers_are_read_in_the_tiles_the_calibration_was_fitted_for(tmp_path):
+    metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
+    metadata["calibration"] = json.dumps(TypeCalibration(tile_side=192).to_json())
+    path = tmp_path / "tiled.safetensors"
+    save_file(load_file(str(SHIPPED_WEIGHTS)), str(path), metadata=metadata)
+    assert TypeCalibration.from_json(json.loads(metadata["calibration"])).tile_side == 192
+    net = _WidthNet()
+    estimator = BuiltinEstimator(path, load_net=lambda _: net)
+    p, _ = estimator.estimate(np.zeros((480, 640, 3), np.float32))
+    assert net.widths == [171] + [128] * 12  # the whole frame, then 12 tiles
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    for t in TILED_TYPES:
+        assert p[TYPES.index(t)] == pytest.approx(sigmoid(1.28), abs=1e-6)
+    assert p[TYPES.index("haze")] == pytest.approx(sigmoid(1.71), abs=1e-6)
+    net.widths.clear()
+    BuiltinEstimator(path, load_net=lambda _: net, tile_side=0).estimate(
+        np.zeros((480, 640, 3), np.float32))
+    assert net.widths == [171]  # tile_side 0: the whole frame only

@@ -11,6 +11,13 @@ Rain streaks and lens drops are sparse, so the features are pooled both by mean 
 before the heads: multi-label type logits (weathers mix) and per-type severity logits for the
 three tiers (Perceive-IR's point that coarse quality tiers are what can be told apart reliably).
 
+A frame much larger than the training crops is also read in tiles of about their size
+(estimator_input.tiles) for the particle weathers (rain, lens drops, snow): whole, a camera
+frame loses its streaks to the shrinking, and real rain was called "no weather". The tiles'
+type logits are averaged and their severities weighted by how sure each tile is of the type;
+haze, a veil over the whole scene, is read from the whole frame. The weights file's
+calibration says which reading it was fitted under (`tile_side`), and that reading is used.
+
 This module is the provider, free of torch: the network (prior/estimator_net.py) runs in torch
 or as its ONNX graph (runtime/onnx_prior.py), behind the `EstimatorNet` interface.
 """
@@ -25,12 +32,14 @@ import numpy as np
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 from allweather_ros.network_io import read_metadata
 from allweather_ros.prior.calibration import TypeCalibration
-from allweather_ros.prior.estimator_input import estimator_input
+from allweather_ros.prior.estimator_input import estimator_input, tiles
 from allweather_ros.prior.parse import NO_SEVERITY
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "estimator.safetensors"
 _SEVERITY_DOUBT_FLOOR = 0.25  # see BuiltinEstimator.confidence
+TILED_TYPES = ("rain", "raindrop", "snow")  # read in tiles; haze from the whole frame
+MAX_TILES = 12  # covers a 640x480 frame; a 1080p one is sampled, so the refresh stays cheap
 # The price of saying a severity some tiers too high (+) or too low (-), by which the described
 # severity is chosen. Measured on the step-54,000 restorer (validation split, true descriptions
 # with every severity moved): 1.9 dB a tier too high, 0.8 too low. Re-measured on the shipped
@@ -67,13 +76,15 @@ class BuiltinEstimator(PriorProvider):
     file's `calibration`, prior/calibration.py) reaches `threshold`, each at the severity
     `severity_choice` picks, written with `describe` so the text reads like the training
     descriptions. `load_net` (weights path -> EstimatorNet) picks where the network runs:
-    torch on `device` by default, its ONNX graph in a torch-free pipeline."""
+    torch on `device` by default, its ONNX graph in a torch-free pipeline. `tile_side` (pixels;
+    0: whole frames only) overrides the reading the calibration was fitted under."""
 
     name = "builtin"
 
     def __init__(self, weights: str | Path | None = None, encoder: Encoder | None = None,
                  device: str = "cpu", threshold: float = 0.5, calibrated: bool = True,
-                 load_net: Callable[[Path], EstimatorNet] | None = None):
+                 load_net: Callable[[Path], EstimatorNet] | None = None,
+                 tile_side: int | None = None):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
         path = Path(weights or SHIPPED_WEIGHTS)
@@ -90,15 +101,30 @@ class BuiltinEstimator(PriorProvider):
             self.net = load_net(path)
         stored = read_metadata(path).get("calibration") if calibrated else None
         self.calibration = TypeCalibration.from_json(stored)
+        self.tile_side = self.calibration.tile_side if tile_side is None else tile_side
         self.encoder, self.device, self.threshold = encoder, device, threshold
 
     def estimate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-type probabilities (4,) and per-type severity distributions (4, 3)."""
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
+        types, severity = self._logits(frame)
+        views = tiles(frame, self.tile_side, MAX_TILES) if self.tile_side else [frame]
+        if len(views) > 1:
+            tile_types, tile_severity = map(np.stack, zip(*map(self._logits, views), strict=True))
+            # Log-probabilities, each tile's weighted by its probability of the type.
+            tile_severity = tile_severity - np.logaddexp.reduce(tile_severity, axis=-1,
+                                                                keepdims=True)
+            sure = 1.0 / (1.0 + np.exp(-tile_types))[..., None]
+            for i in (TYPES.index(t) for t in TILED_TYPES):
+                types[i] = tile_types[:, i].mean()
+                severity[i] = (sure[:, i] * tile_severity[:, i]).sum(0) / sure[:, i].sum()
+        return self.calibration.probabilities(types), self.calibration.severities(severity)
+
+    def _logits(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         types, severity = self.net(estimator_input(frame, self.net.input_side,
                                                    self.net.max_aspect))
-        return self.calibration.probabilities(types), self.calibration.severities(severity)
+        return np.array(types, np.float64), np.array(severity, np.float64)
 
     def confidence(self, probabilities: np.ndarray, severity: np.ndarray) -> float:
         """How firmly the estimate commits, in [0, 1].

@@ -12,6 +12,10 @@ The severity heads get the same treatment with one number per type: a shift alon
 (slight -1, moderate 0, heavy +1 added to the tier logits, times the shift). Rendered weather
 teaches a severity scale of its own; on real photos the heads said "slight" of most moderate
 and heavy weather, and one shift per type, fitted on labelled photos, moves the whole scale.
+
+The calibration also records how the frame was read when it was fitted (`tile_side`: whole, or
+in tiles for the particle weathers, prior/builtin.py), since its numbers hold for that reading
+only.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class TypeCalibration:
     shift: tuple[float, ...] = (0.0,) * len(TYPES)
     floor: float = 1.0
     severity_shift: tuple[float, ...] = (0.0,) * len(TYPES)
+    tile_side: int = 0  # the reading fitted under: 0 the whole frame, else tiles of this side
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of type logits (..., len(TYPES))."""
@@ -52,7 +57,8 @@ class TypeCalibration:
 
     def to_json(self) -> dict:
         return {"types": list(TYPES), "scale": list(self.scale), "shift": list(self.shift),
-                "floor": self.floor, "severity_shift": list(self.severity_shift)}
+                "floor": self.floor, "severity_shift": list(self.severity_shift),
+                "tile_side": self.tile_side}
 
     @classmethod
     def from_json(cls, data: dict | None) -> TypeCalibration:
@@ -63,7 +69,8 @@ class TypeCalibration:
             raise ValueError(f"calibration is for types {data['types']}, expected {TYPES}")
         return cls(tuple(map(float, data["scale"])), tuple(map(float, data["shift"])),
                    float(data.get("floor", 1.0)),
-                   tuple(map(float, data.get("severity_shift", (0.0,) * len(TYPES)))))
+                   tuple(map(float, data.get("severity_shift", (0.0,) * len(TYPES)))),
+                   int(data.get("tile_side", 0)))
 
 
 def logits_of(probabilities: np.ndarray) -> np.ndarray:

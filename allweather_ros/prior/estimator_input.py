@@ -1,6 +1,7 @@
 """How a frame of any size becomes the built-in estimator's input: shrunk to a short side of
 `input_side` (aspect kept, long side capped), in numpy with torch's arithmetic, so the provider
-runs the network (in torch or as its ONNX graph) on exactly what training's `forward` sees.
+runs the network (in torch or as its ONNX graph) on exactly what training's `forward` sees, and
+how a large frame is read in tiles at the scale of the training crops.
 """
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def estimator_input(frame: np.ndarray, input_side: int, max_aspect: float) -> np
         area = size[0] <= height and size[1] <= width
         x = _resize_axis(_resize_axis(x, 0, size[0], area), 1, size[1], area)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def tiles(frame: np.ndarray, side: int, max_tiles: int) -> list[np.ndarray]:
+    """Square views of `side` pixels that cover an (H, W, 3) frame, evenly spaced (overlapping
+    where `side` does not divide it), at most `max_tiles` of them chosen evenly along the scan;
+    the frame itself when its short side is within a quarter of `side`.
+
+    The estimator learnt streaks, flakes and drops on crops of a few hundred pixels: a camera
+    frame shrunk whole to its input turns a one-pixel streak into a faint fraction of a pixel,
+    while a tile of about the training crop's size shows weather at the scale it was taught."""
+    height, width = frame.shape[:2]
+    if min(height, width) <= 1.25 * side:
+        return [frame]
+    rows = np.linspace(0, height - side, -(-height // side)).round().astype(int)
+    cols = np.linspace(0, width - side, -(-width // side)).round().astype(int)
+    views = [frame[y:y + side, x:x + side] for y in rows for x in cols]
+    if len(views) > max_tiles:
+        views = [views[i] for i in np.linspace(0, len(views) - 1, max_tiles).round().astype(int)]
+    return views
