@@ -196,11 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=EstimatorTrainConfig.lr)
     parser.add_argument("--seed", type=int, default=EstimatorTrainConfig.seed,
                         help="training weather and crops (give --init runs a new one)")
+    parser.add_argument("--clean-p", type=float, default=EstimatorTrainConfig.clean_p,
+                        help="share of training frames without weather")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
-                                  lr=args.lr, seed=args.seed)
+                                  lr=args.lr, seed=args.seed, clean_p=args.clean_p)
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,
