@@ -25,6 +25,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from allweather_ros.data.datasets import TEST_SEED, balanced_recipes
 from allweather_ros.data.sources import default_scenes, scenes_in_split
 from allweather_ros.data.synthesis import synthesize
+from allweather_ros.data.weather import EXTERNAL
+from allweather_ros.description import TYPES
 from allweather_ros.model.profile import parse_size
 from allweather_ros.options import DEFAULT_CACHE
 from allweather_ros.pipeline import Pipeline, load_model
@@ -36,8 +38,10 @@ from allweather_ros.runtime.torch_backend import TorchPriorEncoding
 from allweather_ros.working_resolution import downscale, guided_upsample, working_size
 
 
-def large_frames(width: int, height: int, count: int, split: str = "test"):
-    """(degraded, clean, description) at width x height from the split's scenes."""
+def large_frames(width: int, height: int, count: int, split: str = "test",
+                 renderers: dict[str, str] | None = None):
+    """(degraded, clean, description) at width x height from the split's scenes; `renderers`
+    fixes the renderer per type (e.g. the one left out of training)."""
     scenes = scenes_in_split(default_scenes(), split)
     recipes = balanced_recipes()
     step = max(1, len(recipes) // count)
@@ -49,7 +53,7 @@ def large_frames(width: int, height: int, count: int, split: str = "test"):
         view = cv2.resize(image[y:y + cut_h, x:x + cut_w], (width, height),
                           interpolation=cv2.INTER_AREA if cut_w > width else cv2.INTER_LINEAR)
         sample = synthesize(view.astype(np.float32) / 255.0,
-                            np.random.default_rng([TEST_SEED, i]), recipe)
+                            np.random.default_rng([TEST_SEED, i]), recipe, renderers)
         yield sample.degraded, sample.clean, sample.text
 
 
@@ -88,6 +92,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--threads", type=int, default=0,
                         help="backend CPU threads; 0: automatic, as the node's default")
+    parser.add_argument("--left-out", action="store_true",
+                        help="weather from the renderer left out of training, for every type")
     parser.add_argument("--sweep", action="store_true",
                         help="score fit radii and eps at the first max side instead")
     args = parser.parse_args()
@@ -98,7 +104,8 @@ def main() -> None:
     pipeline = Pipeline(TorchPriorEncoding(model), backend, encoder,
                         initial=NoPrior(encoder).describe(None))
     width, height = parse_size(args.size)
-    frames = large_frames(width, height, args.frames, args.split)
+    frames = large_frames(width, height, args.frames, args.split,
+                          dict.fromkeys(TYPES, EXTERNAL) if args.left_out else None)
     if args.sweep:
         return sweep(pipeline, frames, args.max_sides[0])
     table, inputs = defaultdict(list), []
@@ -120,7 +127,9 @@ def main() -> None:
                                interpolation=cv2.INTER_LINEAR)
             table[(side, "naive vs full")].append(scores(outputs[0], naive))
             table[(side, "naive vs truth")].append(scores(clean, naive))
-    print(f"{args.frames} frames at {args.size}, {args.backend}, threads {args.threads or 'auto'}; "
+    print(f"{args.frames} frames at {args.size}, {args.split} split, "
+          f"{'left-out' if args.left_out else 'training'} renderers, {args.backend}, "
+          f"threads {args.threads or 'auto'}; "
           f"input vs truth {np.mean(inputs):.2f} dB")
     print("| max side | measure | PSNR dB | SSIM | median ms |")
     print("|---|---|---|---|---|")
