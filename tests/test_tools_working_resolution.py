@@ -12,7 +12,8 @@ def test_the_working_resolution_check_prints_its_table(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ALLWEATHER_CACHE": str(tmp_path),
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "tools/working_resolution_check.py", "--frames", "1",
-                           "--size", "192x108", "--max-sides", "96", "--threads", "1", "--left-out"],
+                           "--size", "192x108", "--max-sides", "96", "--threads", "1",
+                           "--left-out"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 96 | vs full |")]
