@@ -40,8 +40,10 @@ def _describe_back_to_back(refresher, busy: bool) -> None:
     count = refresher.health()["refresh_count"]
     refresher.period = 0.0 if busy else float("inf")
     refresher.change_threshold = 0.0 if busy else float("inf")
+    if busy:
+        return
     deadline = time.monotonic() + 2.0
-    while not busy and refresher.health()["refresh_count"] == count and time.monotonic() < deadline:
+    while refresher.health()["refresh_count"] == count and time.monotonic() < deadline:
         time.sleep(0.005)
 
 
