@@ -42,6 +42,12 @@ def test_onnxruntime_matches_torch_and_follows_the_prior(model, cache_dir):
     assert not np.array_equal(outputs[0], outputs[1]), "a new prior must change the frames"
 
 
+def test_onnxruntime_workers_sleep_when_idle(model, cache_dir):
+    """Spinning intra-op threads would take the cores a node's DDS and prior threads need."""
+    options = create_backend("onnxruntime", model, cache_dir).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_the_onnx_file_is_reused_for_the_same_weights(model, cache_dir):
     first = cached_onnx(model, cache_dir)
     stamp = first.stat().st_mtime_ns

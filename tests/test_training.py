@@ -10,6 +10,7 @@ from allweather_ros.model import LDRNet
 from allweather_ros.model.weights import load_weights
 from allweather_ros.prior.builtin import BuiltinEstimator
 from allweather_ros.training.checkpoint import (
+    checkpoint_progress,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
@@ -144,11 +145,23 @@ def test_bf16_channels_last_run_with_camera_and_misstated_frames_logs_averages(t
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [2, 4]
     assert all(math.isfinite(entry["loss"]) for entry in log)
+    assert all(entry["samples_per_s"] > 0 and 0 <= entry["data_wait"] <= 1 for entry in log)
     state = load_weights(weights).state_dict()
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
 
+def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkeypatch):
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=0, steps=1000, checkpoint_every=500, out=str(tmp_path / "run"),
+                         threads=1, max_minutes=1e-9)
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    weights = train(config)
+    assert checkpoint_progress(tmp_path / "run" / "last.safetensors")["step"] == 1
+    assert load_weights(weights).config["width"] == TINY["width"]
+
+
 @pytest.mark.parametrize("field, value", [("precision", "fp16"), ("log_every", 0),
+                                          ("max_minutes", -1.0),
                                           ("misstated_p", 1.5), ("camera_p", -0.1)])
 def test_bad_speed_and_data_options_are_refused(field, value):
     with pytest.raises(ValueError, match=field):

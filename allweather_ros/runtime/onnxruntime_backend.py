@@ -24,7 +24,10 @@ def create_session(onnx_path: str | Path, providers: tuple[str, ...] = ("CPUExec
     On the CPU no memory pattern is planned: its one block for every intermediate tensor of a
     640x480 frame held 70 MB more for no measured speed (docs/benchmarks.md, "Memory").
     `rarely_run` graphs (the prior's) also keep no arena and no prepacked copy of their weights:
-    the text encoder's 30 MB copy made it 3 ms faster per new description, seconds apart."""
+    the text encoder's 30 MB copy made it 3 ms faster per new description, seconds apart.
+    Idle intra-op threads sleep instead of spinning: beside a node's DDS, conversion and prior
+    threads on a few cores, spinning workers took the CPU those need (on 2 cores the node's
+    overhead outside inference p99 fell from 9.9 to 4.0 ms and its FPS rose, docs/benchmarks.md)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -34,6 +37,7 @@ def create_session(onnx_path: str | Path, providers: tuple[str, ...] = ("CPUExec
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if all(p == "CPUExecutionProvider" for p in providers):
         options.enable_mem_pattern = False
     if rarely_run:

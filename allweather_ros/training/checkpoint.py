@@ -67,3 +67,9 @@ def model_from_checkpoint(path: Path) -> tuple[LDRNet, dict]:
         model = LDRNet(**config)
         model.load_state_dict({k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")})
     return model.eval(), json.loads(meta["progress"])
+
+
+def checkpoint_progress(path: Path) -> dict:
+    """A checkpoint's progress (step, epoch, seconds), read from its metadata alone."""
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["progress"])

@@ -61,6 +61,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast the forward pass to bfloat16 (weights stay fp32)
     channels_last: bool = False  # NHWC tensors: faster convolutions on CPUs with oneDNN
     log_every: int = 50  # steps between lines of log.jsonl (each line averages them)
+    max_minutes: float = 0.0  # stop (checkpoint written) after this much wall time; 0: no limit
 
     def __post_init__(self):
         """Refuse a bad run before any data is made, whether it came from YAML or from Python."""
@@ -73,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.max_minutes < 0:
+            raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         for name in ("exposure_p", "unplaced_p", "estimated_p", "misstated_p", "camera_p"):
@@ -146,12 +149,14 @@ def with_estimates(texts: list[str], frames: torch.Tensor, estimator, share: flo
             for text, frame, pick in zip(texts, frames, chosen.tolist(), strict=True)]
 
 
-def train(config: TrainConfig, resume: bool = True) -> Path:
-    """Train to config.steps; resumes from out/last.safetensors when it exists."""
-    return train_model(config, resume)[1]
+def train(config: TrainConfig, resume: bool = True, encoder=None) -> Path:
+    """Train to config.steps (or config.max_minutes); resumes from out/last.safetensors when it
+    exists. `encoder`: the text encoder (default: the bundled one, a TextEncoder)."""
+    return train_model(config, resume, encoder)[1]
 
 
-def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]:
+def train_model(config: TrainConfig, resume: bool = True,
+                encoder=None) -> tuple[LDRNet, Path]:
     """`train`, also handing back this process's network (each rank's, under torchrun)."""
     from ..prior.text_encoder import TextEncoder
 
@@ -173,7 +178,7 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
     progress = {"step": 0, "epoch": 0, "seconds": 0.0}
     if resume and last.is_file():
         progress = load_checkpoint(last, net, optimizer)
-    encoder = TextEncoder(cache_size=8192)
+    encoder = encoder or TextEncoder(cache_size=8192)
     estimator = None
     if config.estimated_p and config.prior == "text":
         from ..prior.builtin import BuiltinEstimator
@@ -185,8 +190,10 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
         out.mkdir(parents=True, exist_ok=True)
     log = (out / "log.jsonl").open("a") if rank == 0 else None
     started = time.monotonic() - progress["seconds"]
+    deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else math.inf
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
     window = []  # (loss, psnr) since the last log line
+    window_started, waited = time.monotonic(), 0.0  # waited: seconds spent on the loader
     while progress["step"] < config.steps:
         for ds in getattr(dataset, "datasets", [dataset]):
             ds.set_epoch(progress["epoch"])
@@ -195,7 +202,9 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
         loader = DataLoader(dataset, config.batch_size, shuffle=sampler is None, sampler=sampler,
                             num_workers=config.workers, drop_last=True,
                             persistent_workers=False, collate_fn=_collate)
+        asked = time.monotonic()
         for batch in loader:
+            waited += time.monotonic() - asked
             step = progress["step"]
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr,
@@ -228,18 +237,26 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
             window.append((loss.item(), psnr))
             if log and progress["step"] % config.log_every == 0:
                 losses, psnrs = zip(*window, strict=True)
-                log.write(json.dumps({"step": progress["step"], "loss": sum(losses) / len(window),
-                                      "psnr": sum(psnrs) / len(window)}) + "\n")
+                seconds = time.monotonic() - window_started
+                log.write(json.dumps({
+                    "step": progress["step"], "loss": sum(losses) / len(window),
+                    "psnr": sum(psnrs) / len(window),
+                    "samples_per_s": len(window) * config.batch_size * world / seconds,
+                    "data_wait": waited / seconds}) + "\n")
                 window.clear()
-            done = progress["step"] >= config.steps
+                window_started, waited = time.monotonic(), 0.0
+            done = progress["step"] >= config.steps or _past(deadline, world, device)
             if rank == 0 and (progress["step"] % config.checkpoint_every == 0 or done):
                 progress["seconds"] = time.monotonic() - started
                 save_checkpoint(last, net, optimizer, progress)
                 log.flush()
             if done:
                 break
+            asked = time.monotonic()
         else:
             progress["epoch"] += 1
+            continue
+        break  # config.steps reached, or config.max_minutes spent
     bar.close()
     final = out / "weights.safetensors"
     if rank == 0:
@@ -248,6 +265,17 @@ def train_model(config: TrainConfig, resume: bool = True) -> tuple[LDRNet, Path]
     if dist.is_initialized():
         dist.destroy_process_group()
     return net, final
+
+
+def _past(deadline: float, world: int, device: torch.device) -> bool:
+    """Whether the deadline has passed, rank 0's clock deciding for all ranks: a rank that
+    stopped alone would leave the others waiting in their next all-reduce."""
+    if deadline == math.inf:
+        return False
+    passed = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32, device=device)
+    if world > 1:
+        dist.broadcast(passed, 0)
+    return bool(passed.item())
 
 
 def _collate(items: list[dict]) -> dict:

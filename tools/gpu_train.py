@@ -1,0 +1,213 @@
+"""Train the restorer on a lent GPU machine in one command, then go on on the CPU.
+
+A lent machine has no network and takes at most 64 MiB of working tree (the repository
+included), so what training reads is packed here first:
+
+    .venv/bin/python tools/gpu_train.py pack runs/gpu_pack            # here, about 45 MiB
+    python3 tools/gpu_train.py train runs/gpu_pack --out $OUT/rt       # there (carry runs/gpu_pack)
+
+The pack holds the training split's photos (shrunk to the 768 px the dataset loads them at,
+JPEG), the checkpoint to resume from, and the text encoder with every word-piece row that no
+description can use zeroed and its weights rounded to fp16, compressed: the descriptions use
+a few dozen of its 30,522 word pieces (an encoded description moves by about 1e-3; a text
+with any other word piece is refused, not silently mis-encoded). `train` resumes the checkpoint
+with the training YAML's recipe on the GPU, many synthesis workers feeding it, restarts the
+cosine at the checkpoint's step for `--steps` more, stops after `--minutes` with the checkpoint
+written, and prints the YAML lines that continue the same schedule on the CPU: copy
+OUT/rt/last.safetensors to checkpoints/rt/ and run `allweather train --config ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BUDGET = 64 * 2 ** 20  # what may travel to the device machine: the repository and the pack
+ENCODER = "text_encoder"
+PACKED_WEIGHTS = "model.fp16.safetensors.xz"
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+SCENE_SIDE = 768  # SyntheticWeatherDataset's max_side: the photos as training loads them
+
+
+def description_vocabulary(tokenizer) -> list[int]:
+    """Every word-piece id that a training or estimated description can hold: every type,
+    severity and place alone, a list of three (its comma and "and"), the clear and generic
+    texts."""
+    from allweather_ros.data.synthesis import LOCATIONS
+    from allweather_ros.description import (
+        CLEAN_TEXT,
+        GENERIC_TEXT,
+        SEVERITIES,
+        TYPES,
+        Degradation,
+        describe,
+    )
+
+    texts = [CLEAN_TEXT, GENERIC_TEXT, describe([Degradation("rain", "slight"),
+                                                 Degradation("snow", "heavy"),
+                                                 Degradation("haze", "moderate")])]
+    texts += [describe([Degradation(t, s, where)]) for t in TYPES for s in SEVERITIES
+              for where in (None, *LOCATIONS)]
+    return sorted({i for text in texts for i in tokenizer.encode(text).ids})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pack_text_encoder(out: Path) -> dict:
+    """The bundled encoder, unused word pieces zeroed, fp16, xz-compressed, into `out`."""
+    from safetensors.numpy import load_file, save
+    from tokenizers import Tokenizer
+
+    from allweather_ros.prior.text_encoder import BUNDLED_SHA256, WEIGHT_FILE, bundled_model_dir
+
+    source = bundled_model_dir()
+    if _sha256(source / WEIGHT_FILE) != BUNDLED_SHA256:
+        raise RuntimeError(f"{source / WEIGHT_FILE} is not the pinned text encoder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy2(source / name, out / name)
+    keep = description_vocabulary(Tokenizer.from_file(str(source / "tokenizer.json")))
+    state = load_file(source / WEIGHT_FILE)
+    unused = np.ones(len(state[WORD_EMBEDDINGS]), bool)
+    unused[keep] = False
+    state[WORD_EMBEDDINGS][unused] = 0
+    halved = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in state.items()}
+    (out / PACKED_WEIGHTS).write_bytes(lzma.compress(save(halved), preset=6))
+    return {"vocabulary": keep, "sha256": _sha256(out / PACKED_WEIGHTS)}
+
+
+def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
+    """The packed encoder, weights back in fp32 under `into`, refusing texts outside the
+    packed vocabulary."""
+    from safetensors.numpy import load, save_file
+
+    from allweather_ros.prior.text_encoder import WEIGHT_FILE, TextEncoder
+
+    manifest = json.loads((pack / "manifest.json").read_text())
+    packed = pack / ENCODER / PACKED_WEIGHTS
+    if _sha256(packed) != manifest[ENCODER]["sha256"]:
+        raise RuntimeError(f"{packed} does not match the pack's manifest")
+    into.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy2(pack / ENCODER / name, into / name)
+    state = load(lzma.decompress(packed.read_bytes()))
+    save_file({k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in state.items()},
+              into / WEIGHT_FILE)
+    known = frozenset(manifest[ENCODER]["vocabulary"])
+
+    class PackedTextEncoder(TextEncoder):
+        def tokenize(self, text: str) -> dict[str, np.ndarray]:
+            tokens = super().tokenize(text)
+            unknown = set(tokens["input_ids"][0].tolist()) - known
+            if unknown:
+                raise ValueError(f"the packed text encoder lacks word pieces {sorted(unknown)} "
+                                 f"of {text!r}: pack again with this description vocabulary")
+            return tokens
+
+    return PackedTextEncoder(into, _sha256(into / WEIGHT_FILE), cache_size=cache_size)
+
+
+def _tracked_bytes() -> int:
+    """What the repository sends to the device machine besides the pack."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
+    return sum((ROOT / name).stat().st_size for name in listed.stdout.decode().split("\0")
+               if name and (ROOT / name).is_file())
+
+
+def pack(args: argparse.Namespace) -> int:
+    import cv2
+
+    from allweather_ros.data.sources import debian_scenes, scenes_in_split
+    from allweather_ros.training.checkpoint import checkpoint_progress
+
+    out = Path(args.pack)
+    if out.exists():
+        shutil.rmtree(out)
+    scenes = scenes_in_split(debian_scenes(), "train")
+    if not scenes:
+        raise SystemExit("no training photos found: run tools/data_fetch_debian_photos.sh first")
+    for scene in scenes:  # skimage's photos ship with scikit-image there too
+        target = out / "scenes" / scene.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(scene.load(SCENE_SIDE), cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, args.quality])
+        target.write_bytes(jpeg.tobytes())  # the name is kept: it decides the split
+    checkpoint = Path(args.checkpoint)
+    shutil.copy2(checkpoint, out / "last.safetensors")
+    manifest = {"scenes": len(scenes), "checkpoint": str(checkpoint),
+                "step": checkpoint_progress(checkpoint)["step"],
+                ENCODER: pack_text_encoder(out / ENCODER)}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    tree = _tracked_bytes()
+    print(f"{out}: {manifest['scenes']} photos, checkpoint at step {manifest['step']}, "
+          f"{size / 2 ** 20:.1f} MiB (+ {tree / 2 ** 20:.1f} MiB of repository = "
+          f"{(size + tree) / 2 ** 20:.1f} of {BUDGET / 2 ** 20:.0f} MiB)")
+    if size + tree > BUDGET:
+        print("too large to travel: lower --quality", file=sys.stderr)
+        return 1
+    return 0
+
+
+def train_on_pack(args: argparse.Namespace) -> int:
+    pack_dir, out = Path(args.pack).resolve(), Path(args.out)
+    os.environ["ALLWEATHER_SCENES"] = str(pack_dir / "scenes")  # read when sources is imported
+    from allweather_ros.training.checkpoint import checkpoint_progress
+    from allweather_ros.training.loop import TrainConfig, train
+
+    start = checkpoint_progress(pack_dir / "last.safetensors")["step"]
+    config = TrainConfig.from_yaml(args.config)
+    config = dataclasses.replace(
+        config, out=str(out), steps=start + args.steps, restart_step=start,
+        lr=args.lr or config.lr, max_minutes=args.minutes, threads=0,
+        batch_size=args.batch_size or config.batch_size,
+        workers=args.workers if args.workers is not None else max((os.cpu_count() or 2) - 2, 1))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(pack_dir / "last.safetensors", out / "last.safetensors")
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = train(config, encoder=unpack_text_encoder(pack_dir, Path(tmp)))
+    reached = checkpoint_progress(out / "last.safetensors")["step"]
+    print(f"trained steps {start}-{reached} into {out} ({weights.name} beside it); on the CPU, "
+          f"with {out / 'last.safetensors'} in checkpoints/rt/, the same schedule goes on with "
+          f"the YAML's steps: {config.steps}, restart_step: {start}, lr: {config.lr}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="here: photos, checkpoint and text encoder into a folder")
+    p.add_argument("pack")
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "rt" / "last.safetensors"))
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality of the photos")
+    t = sub.add_parser("train", help="there: resume the packed checkpoint on the GPU")
+    t.add_argument("pack")
+    t.add_argument("--out", required=True)
+    t.add_argument("--config", default=str(ROOT / "config" / "train_rt.yaml"))
+    t.add_argument("--minutes", type=float, default=8.0, help="stop, checkpoint written, after")
+    t.add_argument("--steps", type=int, default=20000, help="the cosine's span after the resume")
+    t.add_argument("--lr", type=float, default=0.0, help="restart learning rate (0: the YAML's)")
+    t.add_argument("--batch-size", type=int, default=0, help="0: the YAML's")
+    t.add_argument("--workers", type=int, help="synthesis workers (default: all cores but two)")
+    args = parser.parse_args(argv)
+    return pack(args) if args.command == "pack" else train_on_pack(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
