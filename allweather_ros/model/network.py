@@ -5,6 +5,9 @@ The per-frame graph is `LDRNet.forward(image, prior_kv, prior_bias)`; the prior'
 """
 from __future__ import annotations
 
+import inspect
+import json
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,13 +53,20 @@ class LDRNet(nn.Module):
     haze and veils scale the scene's contrast down (I = J t + A (1 - t)), so undoing them takes a
     smooth gain of about 1 / t, which carries every detail of the frame through; an additive
     residual alone would have to rebuild those details, amplified (AOD-Net's reformulation).
+
+    The restoration gate (`gate_floor`, `gate_span`; a span of 0 turns it off) scales that
+    correction by clamp((M - floor) / span, 0, 1), M the degradation map the network measured:
+    where it measures no weather the frame passes unchanged, so a clean or lightly degraded
+    region is not made worse. Chosen for each trained set of weights on the validation split
+    (`python -m allweather_ros.evaluation.gate`) and stored in their config.
     """
 
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1),
                  middle_blocks: int = 1, dec_blocks: tuple[int, ...] = (1, 1, 1),
                  ldr_blocks: int = 1, prior_dim: int = 384, heads: int = 4,
                  num_experts: int = 8, top_k: int = 2, expert_expand: int = 2,
-                 smooth_kernel: int = 3, block_expand: int = 2, ffn_expand: int = 2):
+                 smooth_kernel: int = 3, block_expand: int = 2, ffn_expand: int = 2,
+                 gate_floor: float = 0.0, gate_span: float = 0.0):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
         self.config = config  # the constructor arguments: saved beside the weights
@@ -64,6 +74,9 @@ class LDRNet(nn.Module):
             raise ValueError("enc_blocks and dec_blocks need one entry per resolution level")
         if ldr_blocks < 1:
             raise ValueError("an LDR network needs at least one LDR block")
+        if gate_floor < 0 or gate_span < 0:
+            raise ValueError(f"the restoration gate needs floor and span >= 0, got "
+                             f"{gate_floor} and {gate_span}")
         self.multiple = 2 ** (len(enc_blocks) + 1)
         self.intro = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, width, 3, padding=1))
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
@@ -89,6 +102,14 @@ class LDRNet(nn.Module):
         self.gain = nn.Sequential(nn.Conv2d(width, 12, 3, padding=1), nn.PixelShuffle(2))
         nn.init.zeros_(self.gain[0].weight)  # gain 0: the identity as well
         nn.init.zeros_(self.gain[0].bias)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """The constructor's default arguments as a saved config holds them (tuples as lists):
+        what a config saved before an argument existed stands for."""
+        signature = inspect.signature(cls.__init__).parameters.values()
+        return json.loads(json.dumps({p.name: p.default for p in signature
+                                      if p.default is not inspect.Parameter.empty}))
 
     def encode_prior(self, tokens: torch.Tensor, mask: torch.Tensor) -> PriorCache:
         """Prior tokens (B, L, C_txt) and validity mask (B, L) -> the per-frame cache."""
@@ -117,8 +138,19 @@ class LDRNet(nn.Module):
             maps.append(m)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             feat = decoder(up(feat) + skip)
-        restored = (x * (1 + self.gain(feat)) + self.ending(feat))[..., :h, :w]
+        restored = x * (1 + self.gain(feat)) + self.ending(feat)
         strength = torch.sigmoid(self.map_head(maps[0]))
         strength = F.interpolate(strength, size=x.shape[-2:], mode="bilinear",
-                                 align_corners=False)[..., :h, :w]
-        return LDROutput(restored, strength, weights, indices)
+                                 align_corners=False)
+        restored = gated(x, restored, strength, self.config["gate_floor"],
+                         self.config["gate_span"])
+        return LDROutput(restored[..., :h, :w], strength[..., :h, :w], weights, indices)
+
+
+def gated(image: torch.Tensor, restored: torch.Tensor, strength: torch.Tensor, floor: float,
+          span: float) -> torch.Tensor:
+    """`image` where the degradation map `strength` is at most `floor`, `restored` from
+    floor + span up, blended between; `restored` itself when span is 0."""
+    if span <= 0:
+        return restored
+    return image + ((strength - floor) / span).clamp(0, 1) * (restored - image)

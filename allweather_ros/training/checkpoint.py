@@ -41,7 +41,8 @@ def load_checkpoint(path: Path, model: LDRNet, optimizer: torch.optim.Optimizer)
     """Restore model and optimizer in place; returns the saved progress (step, epoch, ...)."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        if json.loads(meta["config"]) != json.loads(json.dumps(model.config)):
+        saved = {**model.defaults(), **json.loads(meta["config"])}  # older files lack newer args
+        if saved != json.loads(json.dumps(model.config)):
             raise ValueError(f"{path} was trained with another model config: "
                              f"{meta['config']} vs {json.dumps(model.config)}")
         model.load_state_dict({k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")})
