@@ -248,3 +248,23 @@ def test_plain_iteration_ends_after_length_items():
     assert len(list(dataset)) == 3
     with pytest.raises(IndexError):
         dataset[3]
+
+
+def test_understated_frames_are_told_every_severity_a_tier_lower(scenes):
+    ds = SyntheticWeatherDataset(scenes, "train", crop=24, length=60, wrong_description_p=0.0,
+                                 understated_p=1.0)
+    items = [ds[i] for i in range(60)]
+    lower = {"moderate": "slight", "heavy": "moderate", "slight": "slight"}
+    heavier = [bool((it["severity"] > 0).any()) for it in items]
+    assert any(heavier), "the recipes draw moderate and heavy weather"
+    for it, heavy in zip(items, heavier, strict=True):
+        if heavy:
+            assert not it["description_correct"]
+            expected = it["true_text"]
+            for word in ("slight", "moderate", "heavy"):
+                expected = expected.replace(word, word.upper())
+            for word, said in lower.items():
+                expected = expected.replace(word.upper(), said)
+            assert it["text"] == expected
+        else:  # clean or only slight: nothing to understate
+            assert it["text"] == it["true_text"]

@@ -77,6 +77,14 @@ def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
     return describe(raised)
 
 
+def understate(degradations: list[Degradation]) -> str:
+    """Every severity a tier lower (slight stays slight): what an estimator that leans low says
+    of real weather. Trained with the true clean target, so that the frame, not only the word,
+    sets how much is removed."""
+    return describe([replace(d, severity=SEVERITIES[max(0, SEVERITIES.index(d.severity) - 1)])
+                     for d in degradations])
+
+
 def labels(degradations: list[Degradation]) -> dict[str, torch.Tensor]:
     """Multi-hot weather types (4,) and per-type severity index (4,), -1 where absent."""
     types = torch.zeros(len(TYPES))
@@ -105,7 +113,9 @@ class SyntheticWeatherDataset(Dataset):
     `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather;
     `unplaced_p` the share of descriptions that say what and how much but not where, as the
     built-in estimator and most VLMs answer; `misstated_p` the share of frames with only
-    slight weather or none whose description overstates it (`misstate`); `camera_p` the share
+    slight weather or none whose description overstates it (`misstate`); `understated_p` the
+    share of frames with moderate or heavy weather told every severity a tier lower
+    (`understate`, as a cautious estimator says it); `camera_p` the share
     of views through a random camera (`camera`). `renderers` (type -> renderer name) fixes
     which renderer draws each type, e.g. the left-out one; None draws a training renderer.
     """
@@ -126,6 +136,7 @@ class SyntheticWeatherDataset(Dataset):
         exposure_p: float = 0.0,
         unplaced_p: float = 0.0,
         misstated_p: float = 0.0,
+        understated_p: float = 0.0,
         camera_p: float = 0.0,
         renderers: dict[str, str] | None = None,
     ):
@@ -140,6 +151,7 @@ class SyntheticWeatherDataset(Dataset):
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
         self.exposure_p, self.unplaced_p = exposure_p, unplaced_p
         self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
+        self.understated_p = understated_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -177,6 +189,8 @@ class SyntheticWeatherDataset(Dataset):
         light = all(d.severity == "slight" for d in told)
         if light and self.misstated_p and rng.random() < self.misstated_p:
             text, correct = misstate(told, rng), False
+        elif not light and self.understated_p and rng.random() < self.understated_p:
+            text, correct = understate(told), False
         elif rng.random() < self.wrong_description_p:
             text, _ = corrupt_description(told, rng)
             correct = False
