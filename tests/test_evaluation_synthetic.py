@@ -116,7 +116,9 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     assert harm["cost_db"]["heavy"]["n"] == len(light) - 1  # clean frames have nothing to raise
     assert harm["cost_db"]["heavy"]["mean"] > 3.0  # a 30% darkening costs several dB
     assert harm["cost_db"]["generic"]["mean"] == 0.0
+    assert harm["cost_db"]["generic"]["n"] == len(data) - 1  # weather frames only
     assert harm["clean_psnr"]["mean"] == 100.0  # returned untouched (capped from infinity)
+    assert harm["clean_generic_psnr"] == {"mean": 100.0, "lowest": 100.0, "n": 1}
     assert harm["tone_error"]["clean"]["input"] == 0.0
     # told the truth, the frames are returned as they came: restored tones equal the input's
     for tones in harm["tone_error"].values():

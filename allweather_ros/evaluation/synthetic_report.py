@@ -67,6 +67,8 @@ def harm_table(harms: dict[str, dict]) -> str:
                      [_pair(h["cost_db"].get(key), "mean", "worst") for h in harms.values()]))
     rows.append(("clean frames, told so (dB, mean / lowest)",
                  [_pair(h["clean_psnr"], "mean", "lowest") for h in harms.values()]))
+    rows.append(("clean frames, told the generic text (dB, mean / lowest)",
+                 [_pair(h["clean_generic_psnr"], "mean", "lowest") for h in harms.values()]))
     types = sorted({t for h in harms.values() for t in h["slight_gain_db"]})
     rows += [(f"slight {t}: gain over input (dB)",
               [f"{h['slight_gain_db'][t]:+.2f}" if t in h["slight_gain_db"] else "-"
@@ -152,10 +154,12 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"and RandomFog): what says whether the network generalises.\n\n"
             f"{table(result['left_out'])}\n\n## Per renderer (single-type frames)\n\n"
             f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
-            f"## Do no harm\n\nCosts are PSNR told the truth minus PSNR told that (one tier "
-            f"too high: every severity raised; heavy: frames with only slight weather told "
-            f"heavy). Tone error: mean absolute difference of the heavily blurred frame from "
-            f"the blurred truth (sigma 1/8 of the shorter side).\n\n{harm_table(harms)}\n\n")
+            f"## Do no harm\n\nCosts are PSNR told the truth minus PSNR told that, over the "
+            f"frames with weather (one tier too high: every severity raised; heavy: frames with "
+            f"only slight weather told heavy); clean frames are given as their PSNR (capped at "
+            f"100 dB when untouched). Tone error: mean absolute difference of the heavily "
+            f"blurred frame from the blurred truth (sigma 1/8 of the shorter side).\n\n"
+            f"{harm_table(harms)}\n\n")
     if result.get("renderer_examples"):
         renderer_sheet(result["renderer_examples"], out / "renderers_sheet.jpg")
         labels = ", ".join(dict.fromkeys(e["label"] for e in result["renderer_examples"]))
