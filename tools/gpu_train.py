@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import lzma
 import os
@@ -64,20 +63,21 @@ def description_vocabulary(tokenizer) -> list[int]:
     return sorted({i for text in texts for i in tokenizer.encode(text).ids})
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def pack_text_encoder(out: Path) -> dict:
     """The bundled encoder, unused word pieces zeroed, fp16, xz-compressed, into `out`."""
     from safetensors.numpy import load_file, save
     from tokenizers import Tokenizer
 
-    from allweather_ros.prior.text_encoder import BUNDLED_SHA256, WEIGHT_FILE, bundled_model_dir
+    from allweather_ros.prior.text_encoder import (
+        BUNDLED_SHA256,
+        WEIGHT_FILE,
+        bundled_model_dir,
+        file_sha256,
+        verify_sha256,
+    )
 
     source = bundled_model_dir()
-    if _sha256(source / WEIGHT_FILE) != BUNDLED_SHA256:
-        raise RuntimeError(f"{source / WEIGHT_FILE} is not the pinned text encoder")
+    verify_sha256(source / WEIGHT_FILE, BUNDLED_SHA256)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json"):
         shutil.copy2(source / name, out / name)
@@ -88,7 +88,7 @@ def pack_text_encoder(out: Path) -> dict:
     state[WORD_EMBEDDINGS][unused] = 0
     halved = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in state.items()}
     (out / PACKED_WEIGHTS).write_bytes(lzma.compress(save(halved), preset=6))
-    return {"vocabulary": keep, "sha256": _sha256(out / PACKED_WEIGHTS)}
+    return {"vocabulary": keep, "sha256": file_sha256(out / PACKED_WEIGHTS)}
 
 
 def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
@@ -96,12 +96,16 @@ def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
     packed vocabulary."""
     from safetensors.numpy import load, save_file
 
-    from allweather_ros.prior.text_encoder import WEIGHT_FILE, TextEncoder
+    from allweather_ros.prior.text_encoder import (
+        WEIGHT_FILE,
+        TextEncoder,
+        file_sha256,
+        verify_sha256,
+    )
 
     manifest = json.loads((pack / "manifest.json").read_text())
     packed = pack / ENCODER / PACKED_WEIGHTS
-    if _sha256(packed) != manifest[ENCODER]["sha256"]:
-        raise RuntimeError(f"{packed} does not match the pack's manifest")
+    verify_sha256(packed, manifest[ENCODER]["sha256"])
     into.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json"):
         shutil.copy2(pack / ENCODER / name, into / name)
@@ -119,7 +123,7 @@ def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
                                  f"of {text!r}: pack again with this description vocabulary")
             return tokens
 
-    return PackedTextEncoder(into, _sha256(into / WEIGHT_FILE), cache_size=cache_size)
+    return PackedTextEncoder(into, file_sha256(into / WEIGHT_FILE), cache_size=cache_size)
 
 
 def _tracked_bytes() -> int:

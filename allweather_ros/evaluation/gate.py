@@ -29,7 +29,7 @@ from ..description import GENERIC_TEXT, TYPES, describe
 from ..model.network import LDRNet, gated
 from ..model.weights import load_weights, read_metadata, save_weights
 from ..prior.text_encoder import TextEncoder
-from .scoring import degradations_of
+from .scoring import degradations_of, hwc
 
 OFF = (0.0, 0.0)
 CANDIDATES = (OFF, *itertools.product((0.0, 0.001, 0.002, 0.003, 0.005), (0.005, 0.01, 0.02)))
@@ -55,14 +55,19 @@ def _psnr(image: np.ndarray, clean: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(clean, image, data_range=1.0))
 
 
+def with_gate(model: LDRNet, floor: float, span: float) -> LDRNet:
+    """The same network and weights with another restoration gate."""
+    gated_model = LDRNet(**{**model.config, "gate_floor": floor, "gate_span": span})
+    gated_model.load_state_dict(model.state_dict())
+    return gated_model.eval()
+
+
 @torch.no_grad()
 def measure(model: LDRNet, split: str = "val", repeats: int = 4, candidates=CANDIDATES,
             with_prior: bool = True) -> dict[tuple[float, float], Score]:
     """Every candidate gate's Score on `split`, both renderer sets, told the true
     descriptions (`with_prior`) or the generic text."""
-    ungated = LDRNet(**{**model.config, "gate_floor": 0.0, "gate_span": 0.0})
-    ungated.load_state_dict(model.state_dict())
-    ungated.eval()
+    ungated = with_gate(model, *OFF)
     encoder = TextEncoder()
     scores = {c: Score() for c in candidates}
     for renderers in (None, dict.fromkeys(TYPES, EXTERNAL)):
@@ -72,12 +77,12 @@ def measure(model: LDRNet, split: str = "val", repeats: int = 4, candidates=CAND
             truth = degradations_of(item)
             tokens = encoder.encode(describe(truth) if with_prior else GENERIC_TEXT)[None]
             cache = ungated.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
-            frame, clean = item["degraded"][None], item["clean"].permute(1, 2, 0).numpy()
+            frame, clean = item["degraded"][None], hwc(item["clean"])
             out = ungated(frame, *cache)
-            before = _psnr(item["degraded"].permute(1, 2, 0).numpy(), clean)
+            before = _psnr(hwc(item["degraded"]), clean)
             for (floor, span), score in scores.items():
                 restored = gated(frame, out.restored, out.degradation_map, floor, span)
-                after = _psnr(restored[0].clamp(0, 1).permute(1, 2, 0).numpy(), clean)
+                after = _psnr(hwc(restored[0].clamp(0, 1)), clean)
                 score.worse += after < before - WORSE_DB
                 if truth:
                     score.psnr.append(after)
@@ -104,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     with_prior = metadata.get("train", {}).get("prior", "text") != "none"
     scores = measure(model, args.split, args.repeats, with_prior=with_prior)
     floor, span = choose(scores)
-    chosen = LDRNet(**{**model.config, "gate_floor": floor, "gate_span": span})
-    chosen.load_state_dict(model.state_dict())
-    save_weights(chosen, args.out, metadata)
+    save_weights(with_gate(model, floor, span), args.out, metadata)
     print(json.dumps({"chosen": {"gate_floor": floor, "gate_span": span},
                       "candidates": [{"gate_floor": f, "gate_span": s, "frames_worse": sc.worse,
                                       "weather_psnr": round(sc.mean_psnr, 3)}

@@ -58,14 +58,15 @@ def harm_report(full, test, encoder) -> dict:
             told["heavy"] = describe(_moved(truth, to="heavy"))
         restored = {name: restore(item["degraded"], text)[0] for name, text in told.items()}
         psnr = {name: min(psnr_ssim(out, clean)[0], PSNR_CAP) for name, out in restored.items()}
-        for name in told.keys() - {"truth"} if truth else ():
-            costs[name].append(psnr["truth"] - psnr[name])
         group = group_of(truth)
         if not truth:
             clean_psnr.append(psnr["truth"])
             clean_generic_psnr.append(psnr["generic"])
-        elif light and group != "mixture":
-            slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
+        else:
+            for name in told.keys() - {"truth"}:
+                costs[name].append(psnr["truth"] - psnr[name])
+            if light and group != "mixture":
+                slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
         if light and group in ("clean", "rain", "snow"):
             tones[group]["input"].append(tone_error(degraded, clean))
             tones[group]["restored"].append(tone_error(restored["truth"], clean))

@@ -42,15 +42,21 @@ def bundled_model_dir() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise WeightHashError unless the file's sha256 is `expected`."""
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    if digest.hexdigest() != expected.lower():
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise WeightHashError unless the file's sha256 is `expected`."""
+    found = file_sha256(path)
+    if found != expected.lower():
         raise WeightHashError(
-            f"{path}: sha256 is {digest.hexdigest()}, expected {expected.lower()}; refusing to "
+            f"{path}: sha256 is {found}, expected {expected.lower()}; refusing to "
             "load unverified text-encoder weights"
         )
 
