@@ -73,6 +73,14 @@ def test_the_pack_holds_the_training_photos_and_the_checkpoint_within_the_budget
     assert (pack / "text_encoder" / "model.fp16.safetensors.xz").stat().st_size < 30 * 2 ** 20
 
 
+def test_packing_into_a_folder_of_other_files_is_refused_and_leaves_them(packed, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    done = subprocess.run([sys.executable, "tools/gpu_train.py", "pack", str(tmp_path)],
+                          cwd=ROOT, env=packed[2], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "not an earlier pack" in done.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
 def test_the_packed_encoder_encodes_descriptions_as_the_bundled_one(packed, tmp_path):
     encoder = unpack_text_encoder(packed[0] / "pack", tmp_path)
     text = ("The image is degraded by heavy rain streaks in the upper part of the frame and "

@@ -141,8 +141,10 @@ def pack(args: argparse.Namespace) -> int:
     from allweather_ros.training.checkpoint import checkpoint_progress
 
     out = Path(args.pack)
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise SystemExit(f"{out} holds files and is not an earlier pack: choose an empty folder")
     if out.exists():
-        shutil.rmtree(out)
+        shutil.rmtree(out)  # an earlier pack, replaced whole
     scenes = scenes_in_split(debian_scenes(), "train")
     if not scenes:
         raise SystemExit("no training photos found: run tools/data_fetch_debian_photos.sh first")
