@@ -11,12 +11,13 @@ from allweather_ros.data.datasets import (
     SyntheticWeatherDataset,
     balanced_recipes,
     corrupt_description,
+    misstate,
     reexpose,
     synthetic_test_set,
 )
 from allweather_ros.data.sources import folder_scenes, split_of
 from allweather_ros.data.synthesis import LOCATIONS
-from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
+from allweather_ros.description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +269,30 @@ def test_understated_frames_are_told_every_severity_a_tier_lower(scenes):
             assert it["text"] == expected
         else:  # clean or only slight: nothing to understate
             assert it["text"] == it["true_text"]
+
+
+def test_misstated_light_weather_is_overstated_or_given_weather_that_is_not_there():
+    """Every way an estimator overstates a light frame turns up: the generic text, severities
+    raised, and a spurious type beside the true one, said unplaced and never "heavy"."""
+    from allweather_ros.prior.parse import parse
+
+    true = [Degradation("snow", "slight", "at the top")]
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for _ in range(200):
+        text = misstate(true, rng)
+        if text == GENERIC_TEXT:
+            kinds.add("generic")
+            continue
+        said = parse(text).severities
+        if set(said) == {"snow"}:
+            assert SEVERITIES.index(said["snow"]) > 0  # raised, one or two tiers
+            kinds.add("raised")
+        else:
+            (spurious,) = set(said) - {"snow"}
+            assert said["snow"] == "slight" and said[spurious] != "heavy"
+            assert "at the top" not in text  # placed alike: the wording gives nothing away
+            kinds.add("spurious")
+    assert kinds == {"generic", "raised", "spurious"}
+    clear = {misstate([], rng) for _ in range(50)} - {GENERIC_TEXT}
+    assert clear and all(parse(t).severities for t in clear)  # weather named on a clear frame

@@ -64,13 +64,18 @@ def corrupt_description(
 
 def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
     """A description that overstates a frame with little or no weather: every severity raised
-    one or two tiers, weather named on a clear frame, or the generic text. Trained with the
-    true clean target, so that a frame is not scrubbed because an estimator said "heavy"."""
+    one or two tiers, weather named on a clear frame, a weather that is not there named beside
+    the true one (an estimator's commonest error on light weather: "slight haze" of a frame
+    with slight snow), or the generic text. Trained with the true clean target, so that a frame
+    is not scrubbed or dehazed because an estimator said so."""
     if rng.random() < 0.25:
         return GENERIC_TEXT
-    if not degradations:
-        return describe([Degradation(TYPES[rng.integers(len(TYPES))],
-                                     SEVERITIES[rng.integers(len(SEVERITIES))])])
+    absent = [t for t in TYPES if t not in {d.type for d in degradations}]
+    if not degradations or (absent and rng.random() < 0.4):
+        tiers = 2 if degradations else 3  # beside weather, said as an estimator would: not heavy
+        spurious = Degradation(absent[rng.integers(len(absent))], SEVERITIES[rng.integers(tiers)])
+        said = [replace(d, location=None) for d in degradations] + [spurious]  # alike unplaced
+        return describe(sorted(said, key=lambda d: TYPES.index(d.type)))
     raised = [replace(d, severity=SEVERITIES[min(2, SEVERITIES.index(d.severity)
                                                + int(rng.integers(1, 3)))])
               for d in degradations]

@@ -1,5 +1,5 @@
 """Haze renderers: the atmosphere between the camera and the scene (Koschmieder's model
-I = J t + A (1 - t)), with the transmission t and the airlight A drawn three different ways."""
+I = J t + A (1 - t)), with the transmission t and the airlight A drawn four different ways."""
 from __future__ import annotations
 
 import cv2
@@ -79,3 +79,25 @@ def coloured_haze(image, severity, rng):
     glow = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (rng.uniform(0.3, 0.8) * h) ** 2))
     airlight = np.clip(colour + 0.15 * glow[..., None], 0.0, 1.0).astype(np.float32)
     return scatter(image, transmission, airlight), 1.0 - transmission
+
+
+_GLOW_BETA = {"slight": (0.15, 0.45), "moderate": (0.45, 1.1), "heavy": (1.1, 2.5)}
+
+
+def lamplit_mist(image, severity, rng):
+    """Mist at dusk or under street lamps: the airlight is dim and warm or cold (the lamps and
+    the last daylight light the mist, not the sun), so the veil darkens bright regions as well as
+    lifting dark ones, and every light source swells into a halo (the atmosphere's multiple
+    scattering spreads its light wide)."""
+    s = scale(image.shape)
+    transmission = np.exp(-band(rng, severity, _GLOW_BETA)
+                          * depth_proxy(image, rng)).astype(np.float32)
+    warm = rng.random() < 0.6
+    base = np.array((0.55, 0.45, 0.3) if warm else (0.3, 0.36, 0.45), np.float32)
+    airlight = np.clip(base * rng.uniform(0.6, 1.3) + rng.uniform(-0.03, 0.03, 3), 0.0, 1.0)
+    out = scatter(image, transmission, airlight.astype(np.float32))
+    lights = np.clip(image.max(axis=2) - rng.uniform(0.7, 0.85), 0.0, None)
+    halo = cv2.GaussianBlur(lights, (0, 0), rng.uniform(6.0, 16.0) * s)
+    halo = halo / max(float(halo.max()), 1e-6) * rng.uniform(0.2, 0.5) * (1.0 - transmission)
+    out = out + halo[..., None] * np.clip(airlight * 1.6, 0.0, 1.0)
+    return out, np.clip(1.0 - transmission + halo, 0.0, 1.0)

@@ -1,6 +1,6 @@
-"""Rain renderers: falling drops seen as streaks, drawn three different ways (particles in
-depth layers, individually drawn drizzle lines, and a downpour of motion-blurred noise with its
-veil and splashes)."""
+"""Rain renderers: falling drops seen as streaks, drawn four different ways (particles in
+depth layers, individually drawn drizzle lines, a downpour of motion-blurred noise with its
+veil and splashes, and streaks that carry a refracted picture of the scene)."""
 from __future__ import annotations
 
 import cv2
@@ -130,3 +130,27 @@ def downpour(image, severity, rng):
     splashes = cv2.GaussianBlur(splashes, (0, 0), 0.6 * s)
     out = _blend_light(out, splashes, tinted(rng, 0.9, 0.03), 0)
     return out, np.clip(np.maximum(np.maximum(alpha, veil_map), splashes), 0.0, 1.0)
+
+
+_REFRACTED = {"slight": (30, 100), "moderate": (100, 300), "heavy": (300, 800)}
+
+
+def refracted_streaks(image, severity, rng):
+    """Streaks as a camera sees each drop: a tiny wide-angle lens that shows a blurred,
+    upside-down and brighter picture of its surroundings (mostly sky), smeared along its fall.
+    The streak takes that picture's colour rather than adding light, so it can be darker than a
+    bright background; far streaks are thin and sharp, a few near ones wide and out of focus."""
+    s = scale(image.shape)
+    count = band(rng, severity, _REFRACTED) * _count_scale(image.shape)
+    fall = np.deg2rad(rng.normal(0.0, 20.0))
+    far = particle_layer(image.shape, rng, count=count, radius=0,
+                         length=band(rng, severity, _LENGTH) * s * rng.uniform(0.8, 1.6),
+                         angle=fall, defocus=rng.uniform(0.2, 0.8) * s)
+    near = particle_layer(image.shape, rng, count=count * 0.05, radius=1,
+                          length=band(rng, severity, _LENGTH) * s * 2.0,
+                          angle=fall + np.deg2rad(rng.normal(0.0, 3.0)), defocus=1.5 * s)
+    alpha = np.maximum(far * rng.uniform(0.45, 0.85), near * rng.uniform(0.2, 0.5))
+    surroundings = cv2.GaussianBlur(np.ascontiguousarray(image[::-1]), (0, 0), 6.0 * s)
+    surroundings = np.clip(surroundings * rng.uniform(1.1, 1.5) + rng.uniform(0.05, 0.2), 0, 1)
+    a = alpha[..., None]
+    return image * (1.0 - a) + a * surroundings, alpha

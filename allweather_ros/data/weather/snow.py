@@ -1,5 +1,5 @@
-"""Snow renderers: flakes at several depths, a fine blizzard behind a bright veil, and a few
-large out-of-focus flakes close to the lens."""
+"""Snow renderers: flakes at several depths, a fine blizzard behind a bright veil, a few
+large out-of-focus flakes close to the lens, and grey flakes under an overcast sky."""
 from __future__ import annotations
 
 import cv2
@@ -104,3 +104,27 @@ def near_flakes(image, severity, rng):
     alpha = np.maximum(alpha, far * rng.uniform(0.4, 0.9))
     out = image * (1.0 - alpha[..., None]) + alpha[..., None] * tinted(rng, 0.93, 0.03)
     return out, alpha
+
+
+_OVERCAST = {"slight": (40, 140), "moderate": (140, 450), "heavy": (450, 1300)}
+
+
+def overcast_flakes(image, severity, rng):
+    """Snow under an overcast sky: the flakes are lit by the same dull light as everything else,
+    so they are a mid grey that shows dark against the bright sky and light against the ground,
+    opaque rather than glowing; irregular clumps of several sizes drifting with a little blur,
+    and a faint grey veil instead of a bright one."""
+    s = scale(image.shape)
+    count = band(rng, severity, _OVERCAST) * _area(image.shape)
+    drift = np.deg2rad(rng.uniform(-30.0, 30.0))
+    alpha = np.zeros(image.shape[:2], np.float32)
+    for size in (0.5, 1.2, 2.5):
+        layer = particle_layer(image.shape, rng, count=count / (1.0 + size), radius=size * s,
+                               length=rng.uniform(0.0, 4.0) * s, angle=drift,
+                               defocus=rng.uniform(0.3, 0.6) * size * s)
+        alpha = np.maximum(alpha, layer * rng.uniform(0.6, 0.95))
+    grey = tinted(rng, rng.uniform(0.55, 0.8), 0.03)
+    out = image * (1.0 - alpha[..., None]) + alpha[..., None] * grey
+    veil = band(rng, severity, _VEIL) * 0.7
+    out = scatter(out, 1.0 - veil, tinted(rng, rng.uniform(0.6, 0.8), 0.02))
+    return out, np.maximum(alpha, veil)
