@@ -47,6 +47,23 @@ def test_scores_per_type_and_report_files(tmp_path):
     assert (tmp_path / "contact_sheet.jpg").stat().st_size > 0
     assert (tmp_path / "expert_usage.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["samples"] == 6
+    assert "Frames made worse (more than 0.1 dB below the input" in text
+
+
+def test_frames_made_worse_counts_any_change_to_a_clean_frame_and_none_by_the_identity():
+    """A fresh network is the identity (its last layers start at zero), so it makes no frame
+    worse; one that lifts every pixel a little changes both clean frames, and each counts."""
+    identity, lifted = LDRNet(**TINY), LDRNet(**TINY)
+    with torch.no_grad():
+        lifted.ending[0].bias.fill_(0.03)
+    recipes = [[], [Degradation("rain", "moderate")]]
+    data = SyntheticWeatherDataset(skimage_scenes(), "train", crop=40, length=4,
+                                   wrong_description_p=0.0, flips=False, recipes=recipes)
+    worse = synthetic.evaluate(identity, data, no_prior=lifted, encoder=FixedEncoder(),
+                               median_kernel=3)["frames_made_worse"]
+    assert set(worse) == {"classical", "full", "no_prior"}
+    assert worse["full"] == {"frames": 0, "n": 4}
+    assert worse["no_prior"]["n"] == 4 and worse["no_prior"]["frames"] >= 2
 
 
 class RecordingEncoder(FixedEncoder):

@@ -29,11 +29,10 @@ from ..description import GENERIC_TEXT, TYPES, describe
 from ..model.network import LDRNet, gated
 from ..model.weights import load_weights, read_metadata, save_weights
 from ..prior.text_encoder import TextEncoder
-from .scoring import degradations_of, hwc
+from .scoring import degradations_of, hwc, made_worse
 
 OFF = (0.0, 0.0)
 CANDIDATES = (OFF, *itertools.product((0.0, 0.001, 0.002, 0.003, 0.005), (0.005, 0.01, 0.02)))
-WORSE_DB = 0.1  # below the input by more than this: made worse
 TOLERANCE_DB = 0.05  # the PSNR a gate may give up for making fewer frames worse
 
 
@@ -83,7 +82,7 @@ def measure(model: LDRNet, split: str = "val", repeats: int = 4, candidates=CAND
             for (floor, span), score in scores.items():
                 restored = gated(frame, out.restored, out.degradation_map, floor, span)
                 after = _psnr(hwc(restored[0].clamp(0, 1)), clean)
-                score.worse += after < before - WORSE_DB
+                score.worse += made_worse(after, before)
                 if truth:
                     score.psnr.append(after)
     return scores

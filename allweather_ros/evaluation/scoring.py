@@ -28,6 +28,15 @@ def hwc(t: torch.Tensor) -> np.ndarray:
     return t.permute(1, 2, 0).numpy().astype(np.float32)
 
 
+WORSE_DB = 0.1  # a restored frame this far below its input's PSNR was made worse
+
+
+def made_worse(restored_psnr: float, input_psnr: float) -> bool:
+    """Whether restoring cost more than WORSE_DB; a clean input (infinite PSNR) counts as made
+    worse when it was changed at all."""
+    return restored_psnr < input_psnr - WORSE_DB
+
+
 def psnr_ssim(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     out = out.clip(0.0, 1.0)
     return (float(peak_signal_noise_ratio(clean, out, data_range=1.0)),

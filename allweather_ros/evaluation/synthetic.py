@@ -23,7 +23,7 @@ from ..prior.providers import NoPrior
 from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
 from .harm import harm_report
-from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim
+from .scoring import Restorer, degradations_of, group_of, hwc, made_worse, psnr_ssim
 
 MEDIAN_KERNELS = (3, 5, 7)
 
@@ -111,6 +111,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     scores = defaultdict(lambda: defaultdict(list))  # (group, severity) -> method -> [(p, s)]
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
+    worse = defaultdict(list)  # method -> whether it made each frame worse than its input
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -128,9 +129,12 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             outputs["no_prior"], _ = methods["no_prior"](item["degraded"], GENERIC_TEXT)
         if estimate is not None and "true_text" in item:
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
+        before = psnr_ssim(degraded, clean)[0]
         for name, out in outputs.items():
             scored = psnr_ssim(out, clean)
             scores[(group, severity)][name].append(scored)
+            if name != "input":
+                worse[name].append(made_worse(scored[0], before))
             if group not in ("clean", "mixture") and item.get("renderers"):
                 by_renderer[item["renderers"]][name].append(scored)
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
@@ -140,6 +144,8 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
                             for r, ms in sorted(by_renderer.items())},
             "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
+            "frames_made_worse": {m: {"frames": int(sum(v)), "n": len(v)}
+                                  for m, v in worse.items()},
             "examples": shown}
 
 

@@ -11,12 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .scoring import WORSE_DB  # noqa: E402
+
 METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prior",
                 "full": "full (true text)", "full_estimated": "full (built-in estimate)"}
 
 
 IMAGES = ("examples", "renderer_examples")
-SHEET_TILE = 160  # pixels high per frame in the renderers' sheet (16 rows)
+SHEET_TILE = 160  # pixels high per frame in the renderers' sheet (a row per renderer)
 
 
 def to_json(result: dict) -> dict:
@@ -35,6 +37,15 @@ def table(result: dict) -> str:
         cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
         lines.append(f"| {group} (n={scores['input']['n']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def worse_line(result: dict) -> str:
+    """How many frames each method made worse than they came in, the do-no-harm count."""
+    counts = result["frames_made_worse"]
+    methods = [m for m in METHOD_NAMES if m in counts]
+    listed = ", ".join(f"{METHOD_NAMES[m]} {counts[m]['frames']}" for m in methods)
+    return (f"Frames made worse (more than {WORSE_DB} dB below the input; a clean frame "
+            f"changed at all), of {counts[methods[0]]['n']}: {listed}.\n\n")
 
 
 def severity_table(result: dict) -> str:
@@ -152,7 +163,8 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"## The left-out renderer\n\nThe same test scenes and recipes drawn by a "
             f"renderer never used in training (albumentations' RandomRain, Spatter, RandomSnow "
             f"and RandomFog): what says whether the network generalises.\n\n"
-            f"{table(result['left_out'])}\n\n## Per renderer (single-type frames)\n\n"
+            f"{table(result['left_out'])}\n\n{worse_line(result['left_out'])}"
+            f"## Per renderer (single-type frames)\n\n"
             f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
             f"## Do no harm\n\nCosts are PSNR told the truth minus PSNR told that, over the "
             f"frames with weather (one tier too high: every severity raised; heavy: frames with "
@@ -175,7 +187,8 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"(chosen on the validation split) for rain, snow and lens drops, chained for "
         f"mixtures, each told the true type. No prior: the same network trained with the "
         f"generic text. Full: told the true description, and (where scored) the built-in "
-        f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n{left_out}"
+        f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n"
+        f"{worse_line(result)}{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
