@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 
 from ..data.datasets import synthetic_test_set
 from ..data.sources import default_scenes
@@ -29,7 +28,7 @@ from ..description import GENERIC_TEXT, TYPES, describe
 from ..model.network import LDRNet, gated
 from ..model.weights import load_weights, read_metadata, save_weights
 from ..prior.text_encoder import TextEncoder
-from .scoring import degradations_of, hwc, made_worse
+from .scoring import degradations_of, hwc, made_worse, psnr
 
 OFF = (0.0, 0.0)
 CANDIDATES = (OFF, *itertools.product((0.0, 0.001, 0.002, 0.003, 0.005), (0.005, 0.01, 0.02)))
@@ -46,12 +45,6 @@ class Score:
     @property
     def mean_psnr(self) -> float:
         return float(np.mean(self.psnr)) if self.psnr else math.nan
-
-
-def _psnr(image: np.ndarray, clean: np.ndarray) -> float:
-    if np.array_equal(image, clean):
-        return math.inf
-    return float(peak_signal_noise_ratio(clean, image, data_range=1.0))
 
 
 def with_gate(model: LDRNet, floor: float, span: float) -> LDRNet:
@@ -78,10 +71,10 @@ def measure(model: LDRNet, split: str = "val", repeats: int = 4, candidates=CAND
             cache = ungated.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
             frame, clean = item["degraded"][None], hwc(item["clean"])
             out = ungated(frame, *cache)
-            before = _psnr(hwc(item["degraded"]), clean)
+            before = psnr(hwc(item["degraded"]), clean)
             for (floor, span), score in scores.items():
                 restored = gated(frame, out.restored, out.degradation_map, floor, span)
-                after = _psnr(hwc(restored[0].clamp(0, 1)), clean)
+                after = psnr(hwc(restored[0]), clean)
                 score.worse += made_worse(after, before)
                 if truth:
                     score.psnr.append(after)

@@ -37,9 +37,17 @@ def made_worse(restored_psnr: float, input_psnr: float) -> bool:
     return restored_psnr < input_psnr - WORSE_DB
 
 
+def psnr(out: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR in dB of `out` (clipped to [0, 1]) against `clean`; inf when they are identical."""
+    out = out.clip(0.0, 1.0)
+    if np.array_equal(out, clean):
+        return float("inf")
+    return float(peak_signal_noise_ratio(clean, out, data_range=1.0))
+
+
 def psnr_ssim(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     out = out.clip(0.0, 1.0)
-    return (float(peak_signal_noise_ratio(clean, out, data_range=1.0)),
+    return (psnr(out, clean),
             float(structural_similarity(clean, out, channel_axis=2, data_range=1.0)))
 
 

@@ -129,14 +129,13 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             outputs["no_prior"], _ = methods["no_prior"](item["degraded"], GENERIC_TEXT)
         if estimate is not None and "true_text" in item:
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
-        before = psnr_ssim(degraded, clean)[0]
-        for name, out in outputs.items():
-            scored = psnr_ssim(out, clean)
-            scores[(group, severity)][name].append(scored)
+        scored = {name: psnr_ssim(out, clean) for name, out in outputs.items()}
+        for name, pair in scored.items():
+            scores[(group, severity)][name].append(pair)
             if name != "input":
-                worse[name].append(made_worse(scored[0], before))
+                worse[name].append(made_worse(pair[0], scored["input"][0]))
             if group not in ("clean", "mixture") and item.get("renderers"):
-                by_renderer[item["renderers"]][name].append(scored)
+                by_renderer[item["renderers"]][name].append(pair)
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
             shown.append({"group": group, "severity": severity,
                           "clean": clean, **outputs})

@@ -132,14 +132,6 @@ class EngineKey:
                 f"_{gpu}-sm{cc}x{self.sm_count}_trt{trt}_{self.profile.slug()}_{self.digest()[:8]}")
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class EngineCache:
     """A folder of engines: look up, load with integrity check, store atomically, lock, prune."""
 

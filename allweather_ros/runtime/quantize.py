@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..network_io import INPUTS
+from ..prior.text_encoder import TextEncoder, file_sha256
 
 if TYPE_CHECKING:  # imported where used: the int8 graph's name is found without them
     import onnx
@@ -54,7 +55,6 @@ def training_feeds(model: LDRNet, calibration: Calibration) -> list[dict[str, np
 
     from ..data.datasets import SyntheticWeatherDataset
     from ..data.sources import default_scenes
-    from ..prior.text_encoder import TextEncoder
 
     encoder = TextEncoder()
     frames = SyntheticWeatherDataset(default_scenes(), "train", crop=calibration.crop,
@@ -136,7 +136,7 @@ def quantize(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.ndarray]
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def int8_path(fp32_path: str | Path, cache_dir: str | Path, calibration: Calibration) -> Path:

@@ -30,8 +30,9 @@ import torch
 
 from ..model import LDROutput, PriorCache
 from ..options import DEFAULT_CACHE
+from ..prior.text_encoder import file_sha256
 from .backend import Backend, BackendUnavailable
-from .engine_cache import PRECISIONS, EngineCache, EngineKey, ShapeProfile, file_sha256
+from .engine_cache import PRECISIONS, EngineCache, EngineKey, ShapeProfile
 from .export import INPUTS, OUTPUTS
 
 log = logging.getLogger(__name__)
