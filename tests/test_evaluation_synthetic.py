@@ -118,8 +118,14 @@ class ScrubsWhenToldHeavy(torch.nn.Module):
 
 
 class HeavyEncoder:
+    word = "heavy"
+
     def encode(self, text: str) -> torch.Tensor:
-        return torch.ones(2, 3) * ("heavy" in text)
+        return torch.ones(2, 3) * (self.word in text)
+
+
+class HazeEncoder(HeavyEncoder):
+    word = "moderate haze"
 
 
 def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
@@ -141,6 +147,12 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     for tones in harm["tone_error"].values():
         assert tones["restored"] == pytest.approx(tones["input"])
     assert all(gain == pytest.approx(0.0) for gain in harm["slight_gain_db"].values())
+    assert harm["cost_db"]["false_haze"] == {"mean": 0.0, "worst": 0.0, "n": 2}  # not haze
+    assert harm["clean_false_haze_psnr"]["mean"] == 100.0
+    hazed = harm_report(ScrubsWhenToldHeavy(), data, HazeEncoder())  # scrubs when told haze
+    assert hazed["cost_db"]["false_haze"]["n"] == 2  # the rain and snow frames
+    assert hazed["cost_db"]["false_haze"]["mean"] > 3.0
+    assert hazed["clean_false_haze_psnr"]["mean"] < 30.0  # 30% darker
 
 
 def test_tone_error_sees_a_global_darkening_that_fine_texture_hides():
@@ -172,12 +184,13 @@ def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
     assert {key.split(":")[1] for key in result["by_renderer"]} <= {
         name for names in RENDERERS.values() for name in names}
     for harm in (result["harm"], left_out["harm"]):
-        assert {"one_tier_higher", "heavy", "generic"} <= set(harm["cost_db"])
+        assert {"one_tier_higher", "heavy", "generic", "false_haze"} <= set(harm["cost_db"])
     labels = [e["label"] for e in result["renderer_examples"]]
     assert len(labels) == 2 * sum(len(names) + 1 for names in RENDERERS.values())
     out = tmp_path / "report"
     report = synthetic_report.write(result, out, "allweather eval --synthetic").read_text()
     assert "## The left-out renderer" in report and "cost of one tier higher" in report
+    assert "cost of false haze" in report and "clean frames, told moderate haze" in report
     assert (out / "renderers_sheet.jpg").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert "examples" not in saved["left_out"] and "renderer_examples" not in saved

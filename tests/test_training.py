@@ -163,7 +163,7 @@ def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkey
 @pytest.mark.parametrize("field, value", [("precision", "fp16"), ("log_every", 0),
                                           ("max_minutes", -1.0),
                                           ("misstated_p", 1.5), ("understated_p", 2.0),
-                                          ("camera_p", -0.1)])
+                                          ("spurious_p", 1.2), ("camera_p", -0.1)])
 def test_bad_speed_and_data_options_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})

@@ -45,9 +45,7 @@ def corrupt_description(
     if kind == "unknown":
         return GENERIC_TEXT, kind
     if kind == "add":
-        placed = not degradations or any(d.location for d in degradations)
-        listed.append(Degradation(absent[rng.integers(len(absent))], SEVERITIES[rng.integers(3)],
-                                  LOCATIONS[rng.integers(len(LOCATIONS))] if placed else None))
+        listed.append(spurious(degradations, rng))
     else:
         i = rng.integers(len(listed))
         d = listed[i]
@@ -60,6 +58,33 @@ def corrupt_description(
             listed[i] = Degradation(d.type, others[rng.integers(2)], d.location)
     listed.sort(key=lambda d: TYPES.index(d.type))
     return describe(listed), kind
+
+
+SPURIOUS_HAZE_SHARE = 0.5  # see with_spurious
+
+
+def spurious(degradations: list[Degradation], rng: np.random.Generator,
+             haze_share: float = 0.0) -> Degradation:
+    """A weather that is not in `degradations`, at any severity, placed like them (somewhere,
+    or nowhere when none of them is) so that its wording never tells it apart; haze with
+    probability `haze_share` where haze is absent, else any absent type alike."""
+    absent = [t for t in TYPES if t not in {d.type for d in degradations}]
+    kind = ("haze" if haze_share and "haze" in absent and rng.random() < haze_share
+            else absent[rng.integers(len(absent))])
+    placed = not degradations or any(d.location for d in degradations)
+    return Degradation(kind, SEVERITIES[rng.integers(3)],
+                       LOCATIONS[rng.integers(len(LOCATIONS))] if placed else None)
+
+
+def with_spurious(degradations: list[Degradation], rng: np.random.Generator) -> str:
+    """The true description and a weather that is not there, on a frame of any weather: the
+    built-in estimator's false calls. Haze half the time (SPURIOUS_HAZE_SHARE): it is that
+    estimator's commonest false call and the costliest, since told haze the restorer lifts the
+    contrast of the whole frame (validation, step 62,000: 5 to 25 dB lost on frames with lens
+    drops or snow). Trained with the true clean target, so that the frame, not the word, says
+    whether there is a veil to remove."""
+    said = [*degradations, spurious(degradations, rng, SPURIOUS_HAZE_SHARE)]
+    return describe(sorted(said, key=lambda d: TYPES.index(d.type)))
 
 
 def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
@@ -120,7 +145,9 @@ class SyntheticWeatherDataset(Dataset):
     built-in estimator and most VLMs answer; `misstated_p` the share of frames with only
     slight weather or none whose description overstates it (`misstate`); `understated_p` the
     share of frames with moderate or heavy weather told every severity a tier lower
-    (`understate`, as a cautious estimator says it); `camera_p` the share
+    (`understate`, as a cautious estimator says it); `spurious_p` the share of the other
+    frames, of any weather, told the truth and a weather that is not there (`with_spurious`);
+    `camera_p` the share
     of views through a random camera (`camera`). `renderers` (type -> renderer name) fixes
     which renderer draws each type, e.g. the left-out one; None draws a training renderer.
     """
@@ -142,6 +169,7 @@ class SyntheticWeatherDataset(Dataset):
         unplaced_p: float = 0.0,
         misstated_p: float = 0.0,
         understated_p: float = 0.0,
+        spurious_p: float = 0.0,
         camera_p: float = 0.0,
         renderers: dict[str, str] | None = None,
     ):
@@ -156,7 +184,7 @@ class SyntheticWeatherDataset(Dataset):
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
         self.exposure_p, self.unplaced_p = exposure_p, unplaced_p
         self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
-        self.understated_p = understated_p
+        self.understated_p, self.spurious_p = understated_p, spurious_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -196,6 +224,9 @@ class SyntheticWeatherDataset(Dataset):
             text, correct = misstate(told, rng), False
         elif not light and self.understated_p and rng.random() < self.understated_p:
             text, correct = understate(told), False
+        elif (self.spurious_p and len(told) < len(TYPES)
+              and rng.random() < self.spurious_p):
+            text, correct = with_spurious(told, rng), False
         elif rng.random() < self.wrong_description_p:
             text, _ = corrupt_description(told, rng)
             correct = False

@@ -46,6 +46,7 @@ class TrainConfig:
     estimated_p: float = 0.0  # share of descriptions the shipped built-in estimator gives instead
     misstated_p: float = 0.0  # share of slight or clean frames told an overstated description
     understated_p: float = 0.0  # share of moderate or heavy frames told every tier lower
+    spurious_p: float = 0.0  # share of frames of any weather told a weather that is not there too
     camera_p: float = 0.0  # share of views through a random camera (data.camera)
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
@@ -80,7 +81,7 @@ class TrainConfig:
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         for name in ("exposure_p", "unplaced_p", "estimated_p", "misstated_p",
-                     "understated_p", "camera_p"):
+                     "understated_p", "spurious_p", "camera_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.type_weights:
@@ -135,7 +136,8 @@ def _dataset(config: TrainConfig):
         wrong_description_p=config.wrong_description_p, clean_p=config.clean_p,
         type_weights=config.type_weights, exposure_p=config.exposure_p,
         unplaced_p=config.unplaced_p, misstated_p=config.misstated_p,
-        understated_p=config.understated_p, camera_p=config.camera_p)
+        understated_p=config.understated_p, spurious_p=config.spurious_p,
+        camera_p=config.camera_p)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
