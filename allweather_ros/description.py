@@ -38,6 +38,11 @@ class Degradation:
             raise ValueError(f"unknown severity {self.severity!r}; expected one of {SEVERITIES}")
 
 
+def in_type_order(degradations) -> list[Degradation]:
+    """`degradations` listed in TYPES order, as the training descriptions list them."""
+    return sorted(degradations, key=lambda d: TYPES.index(d.type))
+
+
 def describe(degradations: list[Degradation] | tuple[Degradation, ...]) -> str:
     """The sentence a good vision-language model would answer for these degradations."""
     if not degradations:

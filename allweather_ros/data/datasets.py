@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
+from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe, in_type_order
 from .camera import camera_sensor, camera_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
 from .synthesis import LOCATIONS, MIXTURES, sample_recipe, synthesize, type_probabilities
@@ -56,8 +56,7 @@ def corrupt_description(
         else:
             others = [s for s in SEVERITIES if s != d.severity]
             listed[i] = Degradation(d.type, others[rng.integers(2)], d.location)
-    listed.sort(key=lambda d: TYPES.index(d.type))
-    return describe(listed), kind
+    return describe(in_type_order(listed)), kind
 
 
 SPURIOUS_HAZE_SHARE = 0.5  # see with_spurious
@@ -84,7 +83,7 @@ def with_spurious(degradations: list[Degradation], rng: np.random.Generator) -> 
     drops or snow). Trained with the true clean target, so that the frame, not the word, says
     whether there is a veil to remove."""
     said = [*degradations, spurious(degradations, rng, SPURIOUS_HAZE_SHARE)]
-    return describe(sorted(said, key=lambda d: TYPES.index(d.type)))
+    return describe(in_type_order(said))
 
 
 def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
@@ -100,7 +99,7 @@ def misstate(degradations: list[Degradation], rng: np.random.Generator) -> str:
         tiers = 2 if degradations else 3  # beside weather, said as an estimator would: not heavy
         spurious = Degradation(absent[rng.integers(len(absent))], SEVERITIES[rng.integers(tiers)])
         said = [replace(d, location=None) for d in degradations] + [spurious]  # alike unplaced
-        return describe(sorted(said, key=lambda d: TYPES.index(d.type)))
+        return describe(in_type_order(said))
     raised = [replace(d, severity=SEVERITIES[min(2, SEVERITIES.index(d.severity)
                                                + int(rng.integers(1, 3)))])
               for d in degradations]

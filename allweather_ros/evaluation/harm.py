@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
+from ..description import GENERIC_TEXT, SEVERITIES, Degradation, describe, in_type_order
 from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim
 
 PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
@@ -61,8 +61,7 @@ def harm_report(full, test, encoder) -> dict:
         if truth and light:
             told["heavy"] = describe(_moved(truth, to="heavy"))
         if all(d.type != FALSE_HAZE.type for d in truth):
-            told["false_haze"] = describe(sorted([*truth, FALSE_HAZE],
-                                                 key=lambda d: TYPES.index(d.type)))
+            told["false_haze"] = describe(in_type_order([*truth, FALSE_HAZE]))
         restored = {name: restore(item["degraded"], text)[0] for name, text in told.items()}
         psnr = {name: min(psnr_ssim(out, clean)[0], PSNR_CAP) for name, out in restored.items()}
         group = group_of(truth)
