@@ -259,7 +259,8 @@ def _eval_real(args: argparse.Namespace) -> int:
     """The provider's reading of labelled real photos (no restorer involved)."""
     from tqdm import tqdm
 
-    from .evaluation import real
+    from .data.sources import default_scenes
+    from .evaluation import real, synthetic_prior
     from .prior.registry import create_provider
 
     if args.provider == "none":
@@ -267,8 +268,12 @@ def _eval_real(args: argparse.Namespace) -> int:
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                fixed_text=args.fixed_text)
     photos = len(real.load_labels(args.real))
-    with tqdm(total=photos, desc="describe", leave=False, disable=args.json) as bar:
-        result = real.evaluate_real(provider, args.real, args.out, progress=bar.update)
+    frames = len(synthetic_prior.RENDERER_SETS) * synthetic_prior.frames_per_set(args.repeats)
+    with tqdm(total=photos + frames, desc="describe", leave=False, disable=args.json) as bar:
+        synthetic = synthetic_prior.evaluate_synthetic_prior(provider, default_scenes(),
+                                                             args.repeats, progress=bar.update)
+        result = real.evaluate_real(provider, args.real, args.out, progress=bar.update,
+                                    synthetic=synthetic)
     if args.out:
         print(f"wrote {Path(args.out) / 'results.json'} and reliability.png", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else real.table(result))
@@ -365,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--real", metavar="DIR",
                           help="real photos labelled by eye (DIR/labels.json, made by "
                                "tools/real_weather_set.py): type and severity accuracy of the "
-                               "provider, reliability diagram with --out")
+                               "provider, beside its figures on held-out synthetic frames "
+                               "(--repeats per recipe), reliability diagram with --out")
     evaluate.add_argument("--weights", help="restorer weights (default: shipped rt)")
     evaluate.add_argument("--no-prior-weights",
                           help="the no-prior ablation's weights (default: shipped rt_noprior)")

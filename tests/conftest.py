@@ -1,7 +1,10 @@
-"""Shared fixtures: small seeded models and priors, so tests are fast and repeatable."""
+"""Shared fixtures: small seeded models, priors and scenes, so tests are fast and repeatable."""
+import cv2
+import numpy as np
 import pytest
 import torch
 
+from allweather_ros.data.sources import folder_scenes, split_of
 from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import PipelineConfig
 
@@ -14,6 +17,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory):
+    """Forty small smooth 'photos', enough for every split to hold a few."""
+    folder = tmp_path_factory.mktemp("scenes") / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        small = rng.integers(0, 255, (6, 8, 3), np.uint8)
+        cv2.imwrite(str(folder / f"p{i:02d}.png"), cv2.resize(small, (96, 72)))
+    found = folder_scenes(folder)
+    assert {split_of(s) for s in found} == {"train", "val", "test"}
+    return found
 
 
 TINY = dict(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1), ldr_blocks=1,

@@ -13,26 +13,12 @@ from allweather_ros.data.datasets import (
     corrupt_description,
     misstate,
     reexpose,
-    with_spurious,
     synthetic_test_set,
+    with_spurious,
 )
-from allweather_ros.data.sources import folder_scenes, split_of
+from allweather_ros.data.sources import split_of
 from allweather_ros.data.synthesis import LOCATIONS
 from allweather_ros.description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory):
-    """Forty small smooth 'photos', enough for every split to hold a few."""
-    folder = tmp_path_factory.mktemp("scenes") / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(40):
-        small = rng.integers(0, 255, (6, 8, 3), np.uint8)
-        cv2.imwrite(str(folder / f"p{i:02d}.png"), cv2.resize(small, (96, 72)))
-    found = folder_scenes(folder)
-    assert {split_of(s) for s in found} == {"train", "val", "test"}
-    return found
 
 
 def test_items_have_the_documented_shapes_and_types(scenes):

@@ -10,7 +10,8 @@ judged; no types means a clean photo.
 Reported: per type, top-1 accuracy (the provider's most probable type is the primary one), recall
 and false alarms of the "present" call, the share of photos of that weather called weather-free;
 clean photos called clean; severity confusion where labelled; and the reliability of the type
-probabilities (a diagram when an output folder is given).
+probabilities (a diagram when an output folder is given). Beside them, when given, the same
+figures on held-out synthetic frames (evaluation/synthetic_prior.py).
 """
 from __future__ import annotations
 
@@ -200,11 +201,15 @@ def plot_reliability(records: list[dict], path: str | Path, title: str = "") -> 
 
 
 def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path | None = None,
-                  progress: Callable[[], None] | None = None) -> dict:
+                  progress: Callable[[], None] | None = None,
+                  synthetic: dict | None = None) -> dict:
     """Score `provider` on the labelled folder; with `out`, also write results.json (figures
-    and every photo's record) and reliability.png there."""
+    and every photo's record) and reliability.png there. `synthetic`: the provider's figures on
+    synthetic frames (renderer set -> `score`), reported beside the real ones."""
     records = describe_photos(provider, load_labels(folder), progress)
     result = {"folder": str(folder), **score(records)}
+    if synthetic is not None:
+        result["synthetic"] = synthetic
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -238,4 +243,35 @@ def table(result: dict) -> str:
               f"clean photos called clean: {pct(result['clean_called_clean'])}",
               f"type probabilities: ECE {result['reliability']['ece']:.3f} over "
               f"{result['reliability']['pairs']} (photo, type) pairs"]
+    if "synthetic" in result:
+        lines += ["", beside_synthetic(result)]
+    return "\n".join(lines)
+
+
+def _pct(share: dict | None) -> str:
+    return "-" if share is None or share["rate"] is None else f"{100 * share['rate']:.0f}%"
+
+
+def beside_synthetic(result: dict) -> str:
+    """Real figures next to the synthetic ones (`result["synthetic"]`), as Markdown."""
+    sets = {"real": result, **result["synthetic"]}
+    order = " / ".join(sets)
+    lines = ["Real photos beside held-out synthetic frames (" + ", ".join(
+        f"{name}: {s['photos']}" for name, s in result["synthetic"].items()) + " frames)", "",
+        f"| type | top-1 ({order}) | severity acc. | heavy of slight |", "|---|---|---|---|"]
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
+    for t in TYPES:
+        top1 = " / ".join(_pct(s["per_type"][t]["top1"]) for s in sets.values())
+        accuracy = " / ".join(rate(s["severity"][t]["accuracy"]) for s in sets.values())
+        heavy = " / ".join(rate(s["severity"][t]["heavy_of_slight"]) for s in sets.values())
+        lines.append(f"| {t} | {top1} | {accuracy} | {heavy} |")
+    lines.append("")
+    for key, what in (("top1", "top-1 over all weather"),
+                      ("weather_called_no_weather", "weather called no weather"),
+                      ("clean_called_clean", "clean called clean")):
+        lines.append(f"{what}: " + ", ".join(f"{n} {_pct(s[key])} ({s[key]['n']})"
+                                              for n, s in sets.items()))
     return "\n".join(lines)
