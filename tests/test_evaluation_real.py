@@ -103,9 +103,12 @@ def test_labels_are_checked(tmp_path):
 @pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped estimator weights")
 def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["eval", "--real", str(labelled), "--json", "--out", str(out)]) == 0
+    assert main(["eval", "--real", str(labelled), "--json", "--out", str(out),
+                 "--repeats", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["photos"] == len(LABELS)
+    assert {name: s["photos"] for name, s in result["synthetic"].items()} == {
+        "training renderers": 18, "left-out renderer": 18}
     assert sum(b["n"] for b in result["reliability"]["bins"]) == len(LABELS) * len(TYPES)
     saved = json.loads((out / "results.json").read_text())
     estimator = BuiltinEstimator()
@@ -115,8 +118,10 @@ def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, caps
         assert record["truth"] == LABELS[record["file"].rsplit("/", 1)[1]]
     diagram = cv2.imread(str(out / "reliability.png"))
     assert diagram is not None and diagram.shape[0] > 300
-    assert main(["eval", "--real", str(labelled)]) == 0
-    assert "clean photos called clean" in capsys.readouterr().out
+    assert main(["eval", "--real", str(labelled), "--repeats", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "clean photos called clean" in shown
+    assert "| rain | " in shown and "left-out renderer" in shown
 
 
 def test_eval_real_argument_errors(labelled, capsys):

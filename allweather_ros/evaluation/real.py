@@ -248,8 +248,8 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _pct(share: dict | None) -> str:
-    return "-" if share is None or share["rate"] is None else f"{100 * share['rate']:.0f}%"
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
 
 
 def beside_synthetic(result: dict) -> str:
@@ -259,19 +259,15 @@ def beside_synthetic(result: dict) -> str:
     lines = ["Real photos beside held-out synthetic frames (" + ", ".join(
         f"{name}: {s['photos']}" for name, s in result["synthetic"].items()) + " frames)", "",
         f"| type | top-1 ({order}) | severity acc. | heavy of slight |", "|---|---|---|---|"]
-
-    def rate(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.0f}%"
-
     for t in TYPES:
-        top1 = " / ".join(_pct(s["per_type"][t]["top1"]) for s in sets.values())
-        accuracy = " / ".join(rate(s["severity"][t]["accuracy"]) for s in sets.values())
-        heavy = " / ".join(rate(s["severity"][t]["heavy_of_slight"]) for s in sets.values())
+        top1 = " / ".join(_rate(s["per_type"][t]["top1"]["rate"]) for s in sets.values())
+        accuracy = " / ".join(_rate(s["severity"][t]["accuracy"]) for s in sets.values())
+        heavy = " / ".join(_rate(s["severity"][t]["heavy_of_slight"]) for s in sets.values())
         lines.append(f"| {t} | {top1} | {accuracy} | {heavy} |")
     lines.append("")
     for key, what in (("top1", "top-1 over all weather"),
                       ("weather_called_no_weather", "weather called no weather"),
                       ("clean_called_clean", "clean called clean")):
-        lines.append(f"{what}: " + ", ".join(f"{n} {_pct(s[key])} ({s[key]['n']})"
+        lines.append(f"{what}: " + ", ".join(f"{n} {_rate(s[key]['rate'])} ({s[key]['n']})"
                                               for n, s in sets.items()))
     return "\n".join(lines)
