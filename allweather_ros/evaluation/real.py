@@ -219,6 +219,10 @@ def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path |
     return result
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
 def table(result: dict) -> str:
     """The figures as Markdown."""
     def pct(share: dict) -> str:
@@ -231,9 +235,8 @@ def table(result: dict) -> str:
     for t, row in result["per_type"].items():
         sev = result["severity"][t]
         acc = "-" if sev["accuracy"] is None else f"{100 * sev['accuracy']:.0f}% ({sev['n']})"
-        over, under, hos = (
-            "-" if sev[k] is None else f"{100 * sev[k]:.0f}%"
-            for k in ("overstated", "understated", "heavy_of_slight"))
+        over, under, hos = (_rate(sev[k]) for k in ("overstated", "understated",
+                                                       "heavy_of_slight"))
         lines.append(f"| {t} | {row['photos']} | {pct(row['top1'])} | {pct(row['recall'])} | "
                      f"{pct(row['false_alarm'])} | {pct(row['called_no_weather'])} | {acc} | "
                      f"{over} | {under} | {hos} |")
@@ -246,10 +249,6 @@ def table(result: dict) -> str:
     if "synthetic" in result:
         lines += ["", beside_synthetic(result)]
     return "\n".join(lines)
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
 
 
 def beside_synthetic(result: dict) -> str:
