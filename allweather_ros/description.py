@@ -16,6 +16,24 @@ _PHRASES = {
     "snow": "falling snow",
     "haze": "haze",
 }
+# Where a degradation lies, as the synthesis measures it (data/synthesis.locate) and says it.
+WHOLE_FRAME = "across the whole frame"
+LOCATIONS = (
+    WHOLE_FRAME,
+    "in the upper part of the frame",
+    "in the lower part of the frame",
+    "on the left side of the frame",
+    "on the right side of the frame",
+)
+# A provider says a type lies across the whole frame once it is this sure of it (the built-in
+# estimator's calibrated probability, a free-text claim's belief: prior/parse.py). Providers
+# rarely know where weather lies, but the restorer learnt from descriptions that say where (most
+# often the whole frame) and reads an unplaced one as a hedge. Validation split, step-66,000
+# restorer: told the truth 23.57 dB, the truth unplaced 23.18; the default pipeline 22.26 ->
+# 22.55 dB (left-out renderer 20.79 -> 20.93) with the estimator's sure types placed, above the
+# no-prior network (22.35 / 20.51). Placing every type said (0.5) gained as much on weather but
+# cost clean frames the estimator misreads (mean 91.8 -> 86.6 dB, capped at 100).
+PLACED_PROBABILITY = 0.8
 CLEAN_TEXT = "The image is clear, with no visible weather degradation."
 # What is said when nothing is known: the no-prior ablation, and the generic prior that an
 # uncertain estimate is pulled towards.

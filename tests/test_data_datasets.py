@@ -17,8 +17,14 @@ from allweather_ros.data.datasets import (
     with_spurious,
 )
 from allweather_ros.data.sources import split_of
-from allweather_ros.data.synthesis import LOCATIONS
-from allweather_ros.description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe
+from allweather_ros.description import (
+    GENERIC_TEXT,
+    LOCATIONS,
+    SEVERITIES,
+    TYPES,
+    Degradation,
+    describe,
+)
 
 
 def test_items_have_the_documented_shapes_and_types(scenes):

@@ -5,7 +5,6 @@ import pytest
 from skimage import data
 
 from allweather_ros.data.synthesis import (
-    LOCATIONS,
     MIXTURES,
     SEVERITY_EDGES,
     locate,
@@ -16,7 +15,7 @@ from allweather_ros.data.synthesis import (
     type_probabilities,
 )
 from allweather_ros.data.weather import EXTERNAL, RENDERERS, renderer
-from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
+from allweather_ros.description import LOCATIONS, SEVERITIES, TYPES, Degradation, describe
 
 
 def photo(h=128, w=128, gain=1.0) -> np.ndarray:

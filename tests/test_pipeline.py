@@ -46,7 +46,7 @@ def test_a_new_prior_changes_the_output(pipeline):
     pipeline.set_prior(prior_from_text("dense fog", "fixed", pipeline.encoder))
     after = pipeline.process(rgb)
     assert after.prior.source_text == "dense fog"
-    assert after.prior.text == "The image is degraded by heavy haze."
+    assert after.prior.text == "The image is degraded by heavy haze across the whole frame."
     assert not np.allclose(before, after.restored)
 
 

@@ -11,7 +11,15 @@ from allweather_ros.cli import main
 from allweather_ros.data.datasets import labels
 from allweather_ros.data.sources import skimage_scenes
 from allweather_ros.data.synthesis import synthesize
-from allweather_ros.description import CLEAN_TEXT, SEVERITIES, TYPES, Degradation, describe
+from allweather_ros.description import (
+    CLEAN_TEXT,
+    PLACED_PROBABILITY,
+    SEVERITIES,
+    TYPES,
+    WHOLE_FRAME,
+    Degradation,
+    describe,
+)
 from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
@@ -70,7 +78,8 @@ def test_describe_text_matches_labels(tmp_path):
     prior = provider.describe(np.random.default_rng(0).random((90, 70, 3), dtype=np.float32))
     assert set(prior.labels) == set(TYPES)
     assert prior.labels["rain"] == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-5)
-    assert prior.text == describe([Degradation("rain", "heavy"), Degradation("haze", "slight")])
+    assert prior.text == describe([Degradation("rain", "heavy", WHOLE_FRAME),
+                                   Degradation("haze", "slight", WHOLE_FRAME)])
     assert prior.severity == "heavy" and prior.provider == "builtin"
     assert prior.tokens is None and 0.8 < prior.confidence <= 1.0
 
@@ -90,8 +99,18 @@ def test_described_severity_is_the_cost_aware_choice(tmp_path):
     severities = np.log(np.array([[0.1, 0.4, 0.5]] * 4))  # softmax gives back these
     provider = _estimator(tmp_path / "e.safetensors", [3.0, -3.0, -3.0, -3.0], severities)
     prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
-    assert prior.text == describe([Degradation("rain", "moderate")])
+    assert prior.text == describe([Degradation("rain", "moderate", WHOLE_FRAME)])
     assert prior.severity == "moderate"
+
+
+def test_only_a_type_the_estimator_is_sure_of_is_placed(tmp_path):
+    # sigmoid(3) = 0.95 reaches PLACED_PROBABILITY, sigmoid(0.5) = 0.62 is said but unplaced
+    assert 1 / (1 + np.exp(-0.5)) < PLACED_PROBABILITY < 1 / (1 + np.exp(-3.0))
+    severities = np.log(np.array([[0.9, 0.05, 0.05]] * 4))
+    provider = _estimator(tmp_path / "e.safetensors", [0.5, -3.0, 3.0, -3.0], severities)
+    prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
+    assert prior.text == describe([Degradation("rain", "slight"),
+                                   Degradation("snow", "slight", WHOLE_FRAME)])
 
 
 def test_describe_clean_frame(tmp_path):

@@ -1,7 +1,15 @@
 """Free-text weather descriptions -> labels, severity and confidence."""
 import pytest
 
-from allweather_ros.description import CLEAN_TEXT, SEVERITIES, TYPES, Degradation, describe
+from allweather_ros.description import (
+    CLEAN_TEXT,
+    LOCATIONS,
+    SEVERITIES,
+    TYPES,
+    WHOLE_FRAME,
+    Degradation,
+    describe,
+)
 from allweather_ros.prior.parse import parse
 
 # (text, the types it affirms, types it must not affirm, severity)
@@ -54,10 +62,19 @@ def test_parse_reads_the_shared_vocabulary_back(kind, severity):
 
 
 def test_training_descriptions_are_their_own_canonical_text():
-    for degradations in ([Degradation("snow", "moderate")],
-                         [Degradation("rain", "heavy"), Degradation("haze", "slight")], []):
+    for degradations in ([Degradation("snow", "moderate", LOCATIONS[3])],
+                         [Degradation("rain", "heavy", WHOLE_FRAME),
+                          Degradation("haze", "slight", LOCATIONS[1])], []):
         text = describe(degradations)
         assert parse(text).canonical_text() == text
+
+
+def test_a_firm_claim_is_placed_across_the_whole_frame_and_a_hedged_one_is_not():
+    # The restorer reads an unplaced description as a hedge (description.PLACED_PROBABILITY).
+    assert parse("heavy rain, and maybe some fog").canonical_text() == describe(
+        [Degradation("rain", "heavy", WHOLE_FRAME), Degradation("haze", "moderate")])
+    assert parse("The image is degraded by slight haze.").canonical_text() == describe(
+        [Degradation("haze", "slight", WHOLE_FRAME)])
 
 
 def test_free_answers_are_restated_per_type_in_the_training_words():
@@ -65,8 +82,8 @@ def test_free_answers_are_restated_per_type_in_the_training_words():
               "fog in the distance. 3. No snow.")
     parsed = parse(answer)
     assert parsed.severities == {"rain": "heavy", "haze": "slight"}
-    assert parsed.canonical_text() == describe([Degradation("rain", "heavy"),
-                                                Degradation("haze", "slight")])
+    assert parsed.canonical_text() == describe([Degradation("rain", "heavy", WHOLE_FRAME),
+                                                Degradation("haze", "slight", WHOLE_FRAME)])
     assert parse("It is a photo of a cat on a sofa.").canonical_text() is None
 
 

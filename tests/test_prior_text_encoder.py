@@ -102,7 +102,7 @@ def test_fixed_and_no_prior_carry_encoder_tokens(encoder):
     assert fixed.provider == "fixed" and fixed.confidence == 1.0
     assert fixed.labels["haze"] > 0.5 and fixed.severity == "heavy"
     # The tokens are those of the training descriptions' wording the restorer learnt.
-    assert fixed.text == "The image is degraded by heavy haze."
+    assert fixed.text == "The image is degraded by heavy haze across the whole frame."
     assert fixed.source_text == "Dense fog near the river."
     assert torch.equal(fixed.tokens, encoder.encode(fixed.text))
     unrecognised = FixedPrior("The lens looks odd today.", encoder).describe(None)

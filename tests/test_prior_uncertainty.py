@@ -28,7 +28,8 @@ def estimate(confidence, labels=None):
 def test_prior_to_json_has_the_documented_keys():
     prior = prior_from_text("Heavy rain and slight haze.", "fixed")
     data = json.loads(prior.to_json())
-    assert data["text"] == "The image is degraded by heavy rain streaks and slight haze."
+    assert data["text"] == ("The image is degraded by heavy rain streaks across the whole frame"
+                            " and slight haze across the whole frame.")
     assert data["source_text"] == "Heavy rain and slight haze."
     assert set(data["labels"]) == set(TYPES) and data["labels"]["rain"] > 0.5
     assert data["severity"] == "heavy" and data["provider"] == "fixed"

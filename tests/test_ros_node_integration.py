@@ -253,7 +253,8 @@ def test_prior_and_diagnostics_are_published(node, probe, diag):
                           "the fixed prior")
     prior = json.loads(fixed.data)
     assert prior["source_text"] == "light rain"
-    assert prior["text"] == "The image is degraded by slight rain streaks."
+    assert prior["text"] == ("The image is degraded by slight rain streaks across the whole "
+                             "frame.")
     assert set(prior["labels"]) == {"rain", "raindrop", "snow", "haze"}
     assert prior["age_s"] >= 0
     values = wait_until(lambda: diagnostics(diag), "diagnostics")

@@ -45,10 +45,10 @@ def description_vocabulary(tokenizer) -> list[int]:
     """Every word-piece id that a training or estimated description can hold: every type,
     severity and place alone, a list of three (its comma and "and"), the clear and generic
     texts."""
-    from allweather_ros.data.synthesis import LOCATIONS
     from allweather_ros.description import (
         CLEAN_TEXT,
         GENERIC_TEXT,
+        LOCATIONS,
         SEVERITIES,
         TYPES,
         Degradation,

@@ -19,10 +19,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation, describe, in_type_order
+from ..description import (
+    GENERIC_TEXT,
+    LOCATIONS,
+    SEVERITIES,
+    TYPES,
+    Degradation,
+    describe,
+    in_type_order,
+)
 from .camera import camera_sensor, camera_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
-from .synthesis import LOCATIONS, MIXTURES, sample_recipe, synthesize, type_probabilities
+from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
 
 CORRUPTIONS = ("drop", "swap", "severity", "add", "unknown")
 TEST_SEED = 20240917  # the fixed seed of the synthetic test split: never change it

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from ..description import SEVERITIES, TYPES, Degradation, describe
+from ..description import LOCATIONS, SEVERITIES, TYPES, WHOLE_FRAME, Degradation, describe
 from .weather import RENDERERS, renderer
 
 # Physical order of the layers: the atmosphere first, falling particles in front of it, and the
@@ -33,14 +33,6 @@ MIXTURES = (
     ("rain", "raindrop", "haze"),
 )
 
-WHOLE_FRAME = "across the whole frame"
-LOCATIONS = (
-    WHOLE_FRAME,
-    "in the upper part of the frame",
-    "in the lower part of the frame",
-    "on the left side of the frame",
-    "on the right side of the frame",
-)
 _CONCENTRATION = 1.6  # a half this many times stronger than its opposite holds the degradation
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
+from allweather_ros.description import (
+    LOCATIONS,
+    PLACED_PROBABILITY,
+    SEVERITIES,
+    TYPES,
+    WHOLE_FRAME,
+    Degradation,
+    describe,
+)
 
 NO_SEVERITY = "none"
 
@@ -63,6 +71,7 @@ _CLAUSE_SPLIT = re.compile(r"[.;:!?\n]+|\b(?:but|however|whereas|although|though
 # "No, the image is clear": "no" answers the question, it negates nothing after it.
 _ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\s*,")
 _WORD = re.compile(r"[a-z]+")
+_LOCATION_RE = re.compile("|".join(map(re.escape, LOCATIONS)))
 _NEGATION_WINDOW = 6
 _MODIFIER_WINDOW = 3
 
@@ -71,11 +80,13 @@ _MODIFIER_WINDOW = 3
 class ParsedDescription:
     """labels: probability per TYPE; confidence: how unambiguously the text commits, in [0, 1]
     (0 = nothing recognisable); severities: each present type's severity (absent types are
-    left out)."""
+    left out); locations: where a present type lies, when said in the training descriptions'
+    words (description.LOCATIONS)."""
 
     labels: dict[str, float]
     confidence: float
     severities: dict[str, str] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
 
     @property
     def severity(self) -> str:
@@ -85,10 +96,15 @@ class ParsedDescription:
     def canonical_text(self) -> str | None:
         """The claim restated in the training descriptions' words (`description.describe`), or
         None when nothing was recognised. The restorer learnt the tokens of those sentences,
-        so a VLM's free-form answer is encoded in this form rather than verbatim."""
+        so a VLM's free-form answer is encoded in this form rather than verbatim; a type claimed
+        without a hedge and not placed is said across the whole frame
+        (description.PLACED_PROBABILITY)."""
         if self.confidence == 0.0:
             return None
-        return describe([Degradation(t, s) for t, s in self.severities.items()])
+        return describe([
+            Degradation(t, s, self.locations.get(t) or (
+                WHOLE_FRAME if self.labels[t] >= PLACED_PROBABILITY else None))
+            for t, s in self.severities.items()])
 
 
 def parse(text: str) -> ParsedDescription:
@@ -96,15 +112,20 @@ def parse(text: str) -> ParsedDescription:
     normalised = text.lower().replace("n't", " not").replace("-", " ")
     votes: dict[str, list[float]] = {t: [] for t in TYPES}
     severities: dict[str, list[str]] = {t: [] for t in TYPES}
+    locations: dict[str, str] = {}
     clean = False
     for clause in _CLAUSE_SPLIT.split(normalised):
         clause = _ANSWER_WORD.sub("", clause)
         clean |= bool(_CLEAN_RE.search(clause))
-        for mention_type, start, end, word in _mentions(clause):
+        mentions = _mentions(clause)
+        for k, (mention_type, start, end, word) in enumerate(mentions):
             negated = _negated(clause, start, end)
             votes[mention_type].append(_NEGATED if negated else _belief(clause[:start]))
             if not negated:
                 severities[mention_type].append(_severity(clause, start, end, word))
+                upto = mentions[k + 1][1] if k + 1 < len(mentions) else len(clause)
+                if where := _LOCATION_RE.search(clause, end, upto):
+                    locations.setdefault(mention_type, where.group())
     mentioned = [t for t in TYPES if votes[t]]
     if not mentioned and not clean:
         return ParsedDescription({t: 0.5 for t in TYPES}, 0.0)
@@ -114,7 +135,8 @@ def parse(text: str) -> ParsedDescription:
     worst = {t: max(severities[t], key=SEVERITIES.index, default=_DEFAULT_SEVERITY)
              for t in TYPES if labels[t] > 0.5}
     confidence = min((abs(2 * labels[t] - 1) for t in mentioned), default=1 - 2 * _NEGATED)
-    return ParsedDescription(labels, round(confidence, 4), worst)
+    return ParsedDescription(labels, round(confidence, 4), worst,
+                             {t: w for t, w in locations.items() if t in worst})
 
 
 def _mentions(clause: str) -> list[tuple[str, int, int, str]]:
