@@ -214,18 +214,19 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 def _quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``values`` clipped to [0, 1], scaled to ``dtype``'s range and rounded, as ``dtype``.
 
-    NaN becomes 0: clip keeps it, then OpenCV's saturating cast, numpy's integer cast (warning
-    silenced) or nan_to_num turns it into 0.
+    NaN becomes 0 here, before any cast: fmax/fmin return the number where one side is NaN,
+    whereas clip keeps NaN and what a cast makes of it differs between OpenCV releases (5.1's
+    convertScaleAbs gives 255).
     """
-    clipped = np.clip(values, 0.0, 1.0)
+    clipped = np.fmax(values, 0.0)
+    np.fmin(clipped, 1.0, out=clipped)
     if dtype == np.uint8:
         return cv2.convertScaleAbs(clipped, alpha=255)  # scale, round and cast in one pass
     if dtype.kind == "f":
-        return np.nan_to_num(clipped, copy=False)
+        return clipped
     clipped *= np.float32(np.iinfo(dtype).max)
     np.rint(clipped, out=clipped)
-    with np.errstate(invalid="ignore"):
-        return clipped.astype(dtype)
+    return clipped.astype(dtype)
 
 
 def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
