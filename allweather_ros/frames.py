@@ -211,8 +211,9 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return _to_float_rgb(pixels, layout.order)
 
 
-def _quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``values`` clipped to [0, 1], scaled to ``dtype``'s range and rounded, as ``dtype``.
+def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` clipped to [0, 1], scaled to ``dtype``'s range and rounded, as ``dtype``: every
+    restored frame or map the package hands on (messages, files, bags, bag contact sheets).
 
     NaN becomes 0 here, before any cast: fmax/fmin return the number where one side is NaN,
     whereas clip keeps NaN and what a cast makes of it differs between OpenCV releases (5.1's
@@ -254,7 +255,7 @@ def _from_float_rgb(rgb: np.ndarray, layout: _Layout, dtype: np.dtype) -> np.nda
     elif order in _BAYER_TO_RGB:
         rgb = _mosaic(rgb, order)
     native = np.dtype(layout.sample)
-    samples = _quantize(rgb, native)
+    samples = quantize(rgb, native)
     code = _FROM_RGB.get((order, layout.channels))
     if code is not None:
         samples = cv2.cvtColor(samples, code)
@@ -456,7 +457,7 @@ def map_to_colour(degradation_map: np.ndarray, header, image_type: type,
                   colormap: int = cv2.COLORMAP_INFERNO):
     """An rgb8 `image_type` picture of the (H, W) map, values expected in [0, 1], for viewers."""
     values = _checked_float(degradation_map, 2)
-    levels = _quantize(values, np.dtype(np.uint8))
+    levels = quantize(values, np.dtype(np.uint8))
     colours = cv2.applyColorMap(levels, _rgb_colormap(colormap))
     height, width = values.shape
     return image_type(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,

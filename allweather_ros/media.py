@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .frames import quantize
 from .pipeline import Pipeline
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -28,7 +29,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    bgr = cv2.cvtColor((rgb.clip(0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(quantize(rgb, np.dtype(np.uint8)), cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(str(path), bgr):
         raise ValueError(f"cannot write {path} (unknown image suffix?)")
 
@@ -72,7 +73,7 @@ def restore_video(pipeline: Pipeline, source: Path, target: Path,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (out.shape[1], out.shape[0]))
-            writer.write(cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(quantize(out, np.dtype(np.uint8)), cv2.COLOR_RGB2BGR))
             count += 1
             bar.update(1)
     capture.release()

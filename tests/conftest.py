@@ -43,6 +43,14 @@ def tiny_model() -> LDRNet:
     return LDRNet(**TINY).eval()
 
 
+class HashEncoder:
+    """A deterministic stand-in for the text encoder: different texts, different tokens."""
+
+    def encode(self, text: str) -> torch.Tensor:
+        g = torch.Generator().manual_seed(abs(hash(text)) % 2**31)
+        return torch.randn(3 + len(text) % 5, TINY["prior_dim"], generator=g)
+
+
 def random_prior(length: int, dim: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, length, dim, generator=g), torch.ones(1, length, dtype=torch.bool)

@@ -13,6 +13,7 @@ from allweather_ros.evaluation.bags import (
     BagWriter,
     image_message,
     make_header,
+    to_uint8,
 )
 from allweather_ros.evaluation.eval_bag import eval_bag, output_names
 from allweather_ros.evaluation.make_bag import GT_TOPIC, TOPIC, make_bag
@@ -25,6 +26,11 @@ RAIN = [Degradation("rain", "heavy"), Degradation("raindrop", "slight")]
 def small_bag(path, storage="sqlite3", compressed=False, frames=6, seed=0):
     return make_bag(path, frames=frames, fps=10.0, size=SIZE, weather=RAIN, seed=seed,
                     storage=storage, compressed=compressed, progress=False)
+
+
+def test_frames_written_to_a_bag_are_clipped_and_non_finite_values_become_black():
+    rgb = np.float32([[[np.nan, 1.7, -0.2], [np.inf, -np.inf, 0.5]]])
+    np.testing.assert_array_equal(to_uint8(rgb), [[[0, 255, 0], [255, 0, 128]]])
 
 
 def frames_of(path, topic):

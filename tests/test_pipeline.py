@@ -5,20 +5,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, trained_like
+from conftest import TINY, HashEncoder, trained_like
 
 from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import Pipeline
 from allweather_ros.prior.prior import prior_from_text
 from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
-
-
-class HashEncoder:
-    """A deterministic stand-in for the text encoder: different texts, different tokens."""
-
-    def encode(self, text: str) -> torch.Tensor:
-        g = torch.Generator().manual_seed(abs(hash(text)) % 2**31)
-        return torch.randn(3 + len(text) % 5, TINY["prior_dim"], generator=g)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.rosbag2.storage_mcap import decompress
 from rosbags.typesys import Stores, get_typestore
 
-from ..frames import ImageConversionError, compressed_to_rgb, image_to_rgb
+from ..frames import ImageConversionError, compressed_to_rgb, image_to_rgb, quantize
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -331,7 +331,7 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """A float [0, 1] frame rounded to 8 bits (uint8 frames pass through)."""
     if rgb.dtype == np.uint8:
         return rgb
-    return cv2.convertScaleAbs(np.clip(rgb, 0.0, 1.0), alpha=255)
+    return quantize(rgb, np.dtype(np.uint8))
 
 
 def image_message(rgb: np.ndarray, header):

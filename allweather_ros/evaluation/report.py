@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..frames import quantize
+
 SHEET = "contact_sheet.png"
 PLOTS = "plots"
 
@@ -111,7 +113,7 @@ def contact_sheet(path: Path, samples: dict[int, dict]) -> Path | None:
         if with_gt:
             cells.append(("ground truth", sample["gt"] if sample["gt"] is not None else blank))
         if sample["map"] is not None:
-            levels = cv2.convertScaleAbs(np.clip(sample["map"], 0.0, 1.0), alpha=255)
+            levels = quantize(sample["map"], np.dtype(np.uint8))
             colour = cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO)[..., ::-1]
             if colour.shape[:2] != blank.shape[:2]:
                 colour = cv2.resize(colour, blank.shape[1::-1], interpolation=cv2.INTER_NEAREST)
