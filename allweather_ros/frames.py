@@ -212,8 +212,9 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 
 
 def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``values`` clipped to [0, 1], scaled to ``dtype``'s range and rounded, as ``dtype``: every
-    restored frame or map the package hands on (messages, files, bags, bag contact sheets).
+    """``values`` clipped to [0, 1], scaled to ``dtype``'s range and rounded, as ``dtype``. Every
+    restored frame or map the package hands on goes through it (messages, files, bags, report
+    sheets).
 
     NaN becomes 0 here, before any cast: fmax/fmin return the number where one side is NaN,
     whereas clip keeps NaN and what a cast makes of it differs between OpenCV releases (5.1's

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..frames import quantize  # noqa: E402
 from .scoring import WORSE_DB  # noqa: E402
 
 METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prior",
@@ -110,7 +111,7 @@ def renderer_sheet(examples: list[dict], path: Path) -> None:
 def _write_sheet(rows: list[np.ndarray], path: Path, tile: int | None = None) -> None:
     """The rows stacked into one JPEG (a PNG of them weighs megabytes in the history), each
     frame shrunk to `tile` pixels high when given."""
-    sheet = (np.concatenate(rows, axis=0).clip(0, 1) * 255).astype(np.uint8)
+    sheet = quantize(np.concatenate(rows, axis=0), np.dtype(np.uint8))
     if tile is not None:
         f = tile / rows[0].shape[0]
         sheet = cv2.resize(sheet, (round(sheet.shape[1] * f), round(sheet.shape[0] * f)),
