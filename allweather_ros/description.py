@@ -73,3 +73,9 @@ def describe(degradations: list[Degradation] | tuple[Degradation, ...]) -> str:
         parts.append(part)
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"The image is degraded by {listed}."
+
+
+def placed(belief: float, stated: str | None = None) -> str | None:
+    """Where a provider says a type lies: where it `stated`, else the whole frame once its
+    `belief` in the type reaches PLACED_PROBABILITY, else nowhere (a hedge)."""
+    return stated or (WHOLE_FRAME if belief >= PLACED_PROBABILITY else None)

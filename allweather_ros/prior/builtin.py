@@ -29,14 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from allweather_ros.description import (
-    PLACED_PROBABILITY,
-    SEVERITIES,
-    TYPES,
-    WHOLE_FRAME,
-    Degradation,
-    describe,
-)
+from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe, placed
 from allweather_ros.network_io import read_metadata
 from allweather_ros.prior.calibration import TypeCalibration
 from allweather_ros.prior.estimator_input import estimator_input, tiles
@@ -81,7 +74,7 @@ def severity_choice(distribution: np.ndarray) -> int:
 class BuiltinEstimator(PriorProvider):
     """Prior from the shipped CNN estimator: types whose calibrated probability (the weights
     file's `calibration`, prior/calibration.py) reaches `threshold`, each at the severity
-    `severity_choice` picks and, once sure (PLACED_PROBABILITY), across the whole frame, written
+    `severity_choice` picks and, once sure, across the whole frame (description.placed), written
     with `describe` so the text reads like the training descriptions. `load_net` (weights path
     -> EstimatorNet) picks where the network runs: torch on `device` by default, its ONNX graph
     in a torch-free pipeline. `tile_side` (pixels; 0: whole frames only) overrides the reading
@@ -159,7 +152,7 @@ class BuiltinEstimator(PriorProvider):
         if not said.any() and probabilities[top] >= self.calibration.floor:
             said[top] = True
         found = [Degradation(t, SEVERITIES[severity_choice(severity[i])],
-                             WHOLE_FRAME if probabilities[i] >= PLACED_PROBABILITY else None)
+                             placed(probabilities[i]))
                  for i, t in enumerate(TYPES) if said[i]]
         text = describe(found)
         worst = max((d.severity for d in found), key=SEVERITIES.index, default=NO_SEVERITY)

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 from allweather_ros.description import (
     LOCATIONS,
-    PLACED_PROBABILITY,
     SEVERITIES,
     TYPES,
-    WHOLE_FRAME,
     Degradation,
     describe,
+    placed,
 )
 
 NO_SEVERITY = "none"
@@ -97,14 +96,11 @@ class ParsedDescription:
         """The claim restated in the training descriptions' words (`description.describe`), or
         None when nothing was recognised. The restorer learnt the tokens of those sentences,
         so a VLM's free-form answer is encoded in this form rather than verbatim; a type claimed
-        without a hedge and not placed is said across the whole frame
-        (description.PLACED_PROBABILITY)."""
+        without a hedge and not placed is said across the whole frame (description.placed)."""
         if self.confidence == 0.0:
             return None
-        return describe([
-            Degradation(t, s, self.locations.get(t) or (
-                WHOLE_FRAME if self.labels[t] >= PLACED_PROBABILITY else None))
-            for t, s in self.severities.items()])
+        return describe([Degradation(t, s, placed(self.labels[t], self.locations.get(t)))
+                         for t, s in self.severities.items()])
 
 
 def parse(text: str) -> ParsedDescription:
