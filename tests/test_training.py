@@ -8,7 +8,9 @@ from conftest import TINY
 
 from allweather_ros.model import LDRNet
 from allweather_ros.model.weights import load_weights
+from allweather_ros.network_io import read_metadata
 from allweather_ros.prior.builtin import BuiltinEstimator
+from allweather_ros.training import loop
 from allweather_ros.training.checkpoint import (
     checkpoint_progress,
     load_checkpoint,
@@ -148,6 +150,20 @@ def test_bf16_channels_last_run_with_camera_and_misstated_frames_logs_averages(t
     assert all(entry["samples_per_s"] > 0 and 0 <= entry["data_wait"] <= 1 for entry in log)
     state = load_weights(weights).state_dict()
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(tmp_path, monkeypatch,
+                                                                          native):
+    monkeypatch.setattr(loop, "native_bf16", lambda device: native)
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=0, steps=2, out=str(tmp_path / "run"), threads=1)
+    assert config.precision == "auto"
+    weights = train(config)
+    assert read_metadata(weights)["train"]["precision"] == ("bf16" if native else "fp32")
+    assert loop.resolved_precision("fp32", torch.device("cpu")) == "fp32"
+    assert loop.resolved_precision("bf16", torch.device("cpu")) == "bf16"
 
 
 def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkeypatch):

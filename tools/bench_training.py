@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from allweather_ros.training.loop import TrainConfig, train  # noqa: E402
+import torch  # noqa: E402
+
+from allweather_ros.training.loop import TrainConfig, resolved_precision, train  # noqa: E402
 
 VARIANTS = {  # name: (precision, channels_last)
     "fp32": ("fp32", False), "fp32+channels_last": ("fp32", True),
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                             "data_wait": line["data_wait"], "loss": line["loss"]})
     print(f"\n{Path(args.config).name}: batch {config.batch_size} of {config.crop} px, "
           f"{config.workers} synthesis worker(s), {config.threads or 'default'} torch thread(s), "
-          f"{args.steps} steps per variant (half measured)")
+          f"{args.steps} steps per variant (half measured); precision auto trains "
+          f"{resolved_precision('auto', torch.device('cpu'))} on this CPU")
     print("| variant | samples/s | data wait |\n|---|---|---|")
     for r in results:
         print(f"| {r['variant']} | {r['samples_per_s']:.2f} | {r['data_wait']:.0%} |")
