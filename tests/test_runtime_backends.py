@@ -8,7 +8,7 @@ from conftest import TINY, random_prior, trained_like
 
 from allweather_ros.cli import main
 from allweather_ros.model import LDRNet
-from allweather_ros.runtime import bench
+from allweather_ros.runtime import bench, torch_backend
 from allweather_ros.runtime.backend import BackendUnavailable
 from allweather_ros.runtime.export import cached_onnx
 from allweather_ros.runtime.select import create_backend
@@ -61,6 +61,20 @@ def test_torch_backend_leaves_the_callers_model_alone(model, cache_dir):
     assert next(model.parameters()).dtype == torch.float32
     backend.set_prior(model.encode_prior(*random_prior(4, TINY["prior_dim"])))
     assert backend.infer(torch.rand(1, 3, 16, 16)).restored.dtype == torch.float32
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_device_that_emulates_it_is_warned_about(model, cache_dir, caplog,
+                                                           monkeypatch, native):
+    monkeypatch.setattr(torch_backend, "native_bf16", lambda device: native)
+    with caplog.at_level(logging.WARNING, logger=torch_backend.__name__):
+        create_backend("torch:bf16", model, cache_dir)
+        create_backend("torch", model, cache_dir)
+    warned = [r.getMessage() for r in caplog.records if r.name == torch_backend.__name__]
+    if native:
+        assert warned == []
+    else:  # bf16 warned about once, fp32 not at all
+        assert len(warned) == 1 and "emulated" in warned[0]
 
 
 def test_infer_before_a_prior_is_refused(model, cache_dir):

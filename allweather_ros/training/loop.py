@@ -24,21 +24,10 @@ from ..description import GENERIC_TEXT
 from ..model import LDRNet, build_model
 from ..model.losses import RestorationLoss, worse_than_input
 from ..model.weights import save_weights
+from ..runtime.torch_backend import native_bf16
 from .checkpoint import load_checkpoint, save_checkpoint
 
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` runs bfloat16 convolutions natively. Without it autocast emulates them:
-    on an AVX2-only CPU (an AMD EPYC) bf16 trained 4-7x slower than fp32, where an AVX-512 CPU
-    ran it 12% faster (model card, "Training throughput")."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # oneDNN's own test (AVX-512 or AMX); private, so its absence reads as "no"
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolved_precision(precision: str, device: torch.device) -> str:
