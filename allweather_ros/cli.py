@@ -221,6 +221,9 @@ def _restore(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     if sum(map(bool, (args.synthetic, args.paired, args.real))) != 1:
         raise ValueError("evaluate on one of: --synthetic, --paired DIR or --real DIR")
+    if args.val_seed is not None and not (args.synthetic and args.split == "val"):
+        raise ValueError("--val-seed draws the weather of --synthetic --split val; the test "
+                         "split's weather is fixed")
     if args.real:
         return _eval_real(args)
     from .data.sources import default_scenes
@@ -237,8 +240,10 @@ def _eval(args: argparse.Namespace) -> int:
         estimator = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                     fixed_text=args.fixed_text)
     if args.synthetic:
+        val_seed = synthetic.VALIDATION_SEED if args.val_seed is None else args.val_seed
         result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
-                                              repeats=args.repeats, split=args.split)
+                                              repeats=args.repeats, split=args.split,
+                                              val_seed=val_seed)
     else:
         from .data.datasets import PairedFolderDataset
 
@@ -383,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="synthetic scenes to score: test, or val to choose or tune on")
+    evaluate.add_argument("--val-seed", type=int,
+                          help="weather seed of --split val (default 7); another draws fresh "
+                               "weather on the same scenes, to replicate a choice made on it")
     evaluate.add_argument("--out", help="folder for results.json, report.md and figures")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=_eval)

@@ -73,6 +73,9 @@ def test_figures_of_a_provider_that_always_says_heavy_rain(labelled):
     assert [(b["n"], b["positive_share"]) for b in bins] == [(15, 0.2), (5, 0.4)]
     assert result["reliability"]["ece"] == pytest.approx(5 / 20 * 0.5 + 15 / 20 * 0.1)
     assert result["reliability_per_type"]["rain"]["ece"] == pytest.approx(0.5)
+    shown = real.table(result)  # rates with their binomial standard errors
+    assert "top-1 over all weather photos: 50 ± 25% (4)" in shown
+    assert "| rain | 2 | 100 ± 0% (2) |" in shown
 
 
 def test_a_provider_that_says_clear_calls_clean_photos_clean(labelled):

@@ -8,13 +8,14 @@ import torch
 from conftest import TINY
 from skimage import data
 
+from allweather_ros import cli
 from allweather_ros.data.datasets import SyntheticWeatherDataset
 from allweather_ros.data.sources import folder_scenes, scenes_in_split, skimage_scenes
 from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 from allweather_ros.evaluation import synthetic, synthetic_report
 from allweather_ros.evaluation.harm import harm_report, tone_error
-from allweather_ros.evaluation.scoring import degradations_of
+from allweather_ros.evaluation.scoring import degradations_of, standard_error
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
@@ -48,6 +49,26 @@ def test_scores_per_type_and_report_files(tmp_path):
     assert (tmp_path / "expert_usage.png").stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text())["samples"] == 6
     assert "Frames made worse (more than 0.1 dB below the input" in text
+    # the same network as both methods: every frame's difference is 0, and so is its error
+    assert result["paired_db"] == {"full - no_prior": {"mean": 0.0, "se": 0.0, "n": 4}}
+    assert "Paired over the 4 weather frames" in text
+    assert "full (true text) minus no prior +0.00 ± 0.00" in text
+
+
+def test_paired_differences_and_their_standard_error():
+    """Differences are taken frame by frame, so a method that is uniformly 1 dB better has an
+    error of 0 however much the frames differ; the error is the sample's, ddof 1."""
+    psnr = {"input": [20.0, 30.0, 25.0], "no_prior": [21.0, 31.0, 26.0],
+            "full_estimated": [22.0, 30.0, 27.0]}
+    paired = synthetic._paired(psnr)
+    assert set(paired) == {"full_estimated - no_prior", "full_estimated - input"}
+    assert paired["full_estimated - input"] == {"mean": pytest.approx(4 / 3), "n": 3,
+                                                "se": pytest.approx(np.std([2, 0, 2], ddof=1)
+                                                                    / np.sqrt(3))}
+    uniform = synthetic._paired({"input": [20.0, 40.0], "no_prior": [21.0, 41.0],
+                                 "full": [22.0, 42.0]})
+    assert uniform["full - no_prior"] == {"mean": 1.0, "se": 0.0, "n": 2}
+    assert standard_error([5.0]) == 0.0
 
 
 def test_frames_made_worse_counts_any_change_to_a_clean_frame_and_none_by_the_identity():
@@ -140,6 +161,8 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     assert harm["cost_db"]["heavy"]["mean"] > 3.0  # a 30% darkening costs several dB
     assert harm["cost_db"]["generic"]["mean"] == 0.0
     assert harm["cost_db"]["generic"]["n"] == len(data) - 1  # weather frames only
+    assert harm["cost_db"]["generic"]["se"] == 0.0  # costs nothing on every frame
+    assert harm["cost_db"]["heavy"]["se"] > 0.0  # darkening costs each frame differently
     assert harm["clean_psnr"]["mean"] == 100.0  # returned untouched (capped from infinity)
     assert harm["clean_generic_psnr"] == {"mean": 100.0, "lowest": 100.0, "n": 1}
     assert harm["tone_error"]["clean"]["input"] == 0.0
@@ -147,7 +170,8 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     for tones in harm["tone_error"].values():
         assert tones["restored"] == pytest.approx(tones["input"])
     assert all(gain == pytest.approx(0.0) for gain in harm["slight_gain_db"].values())
-    assert harm["cost_db"]["false_haze"] == {"mean": 0.0, "worst": 0.0, "n": 2}  # not haze
+    assert harm["cost_db"]["false_haze"] == {"mean": 0.0, "se": 0.0, "worst": 0.0,
+                                              "n": 2}  # not told haze
     assert harm["clean_false_haze_psnr"]["mean"] == 100.0
     hazed = harm_report(ScrubsWhenToldHeavy(), data, HazeEncoder())  # scrubs when told haze
     assert hazed["cost_db"]["false_haze"]["n"] == 2  # the rain and snow frames
@@ -190,7 +214,29 @@ def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
     out = tmp_path / "report"
     report = synthetic_report.write(result, out, "allweather eval --synthetic").read_text()
     assert "## The left-out renderer" in report and "cost of one tier higher" in report
+    assert "cost of heavy (dB, mean ± s.e. / worst)" in report
     assert "cost of false haze" in report and "clean frames, told moderate haze" in report
     assert (out / "renderers_sheet.jpg").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert "examples" not in saved["left_out"] and "renderer_examples" not in saved
+
+
+def test_a_fresh_validation_draw_replicates_on_new_weather_and_the_test_split_stays_fixed(
+        tmp_path, capsys):
+    """--val-seed draws new weather on the validation scenes (a replicate of a choice made on
+    the usual draw); the test split's weather cannot be redrawn."""
+    scenes = _scenes_in_every_split(tmp_path / "scenes")
+    model = LDRNet(**{**TINY, "prior_dim": 384})
+
+    def inputs(seed):
+        result = synthetic.evaluate_synthetic(model, scenes, repeats=1, crop=32, split="val",
+                                              val_seed=seed)
+        return [scores["input"]["psnr"] for scores in result["by_type_severity"].values()]
+
+    usual = inputs(synthetic.VALIDATION_SEED)
+    assert usual == inputs(synthetic.VALIDATION_SEED)
+    assert usual != inputs(synthetic.VALIDATION_SEED + 100)
+    with pytest.raises(ValueError, match="test split's weather is fixed"):
+        synthetic.evaluate_synthetic(model, scenes, split="test", val_seed=8)
+    assert cli.main(["eval", "--synthetic", "--val-seed", "8"]) != 0
+    assert "--val-seed draws the weather of --synthetic --split val" in capsys.readouterr().err

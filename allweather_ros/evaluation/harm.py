@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..description import GENERIC_TEXT, SEVERITIES, Degradation, describe, in_type_order
-from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim
+from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim, standard_error
 
 PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
 TONE_BLUR = 1 / 8  # Gaussian sigma as a share of the shorter side: only tones and colour remain
@@ -79,7 +79,8 @@ def harm_report(full, test, encoder) -> dict:
             tones[group]["restored"].append(tone_error(restored["truth"], clean))
 
     def summary(values):
-        return {"mean": float(np.mean(values)), "worst": float(np.max(values)), "n": len(values)}
+        return {"mean": float(np.mean(values)), "se": standard_error(values),
+                "worst": float(np.max(values)), "n": len(values)}
 
     def lowest(values):
         return {"mean": float(np.mean(values)), "lowest": float(np.min(values)),

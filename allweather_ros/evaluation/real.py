@@ -226,7 +226,11 @@ def _rate(value: float | None) -> str:
 def table(result: dict) -> str:
     """The figures as Markdown."""
     def pct(share: dict) -> str:
-        return "-" if share["rate"] is None else f"{100 * share['rate']:.0f}% ({share['n']})"
+        """The rate ± its binomial standard error: 3 of 7 lens-drop photos is 43 ± 19%."""
+        if share["rate"] is None:
+            return "-"
+        p, n = share["rate"], share["n"]
+        return f"{100 * p:.0f} ± {100 * np.sqrt(p * (1 - p) / n):.0f}% ({n})"
 
     lines = [f"{result['photos']} photos in {result['folder']}", "",
              "| type | photos | top-1 | recall | false alarms | called no weather |"

@@ -23,9 +23,13 @@ from ..prior.providers import NoPrior
 from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
 from .harm import harm_report
-from .scoring import Restorer, degradations_of, group_of, hwc, made_worse, psnr_ssim
+from .scoring import Restorer, degradations_of, group_of, hwc, made_worse, psnr_ssim, standard_error
 
 MEDIAN_KERNELS = (3, 5, 7)
+# Methods compared frame by frame over the weather frames (first minus second): whether the
+# default pipeline beats the no-prior network and its input, and what the true words are worth,
+# by more than a fresh draw of the weather would move it.
+PAIRED = (("full_estimated", "no_prior"), ("full_estimated", "input"), ("full", "no_prior"))
 
 
 def choose_median_kernel(scenes, repeats: int = 1) -> int:
@@ -48,12 +52,15 @@ VALIDATION_SEED = 7  # the validation split's weather: what training legs are ch
 def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, estimator=None,
                        repeats: int = 4, crop: int = 256,
                        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                       split: str = "test") -> dict:
+                       split: str = "test", val_seed: int = VALIDATION_SEED) -> dict:
     """`evaluate` on the synthetic test split (the training renderers), the median kernel
     chosen on validation; under "left_out", the same on the same scenes drawn by the renderer
     never used in training (`weather.EXTERNAL`); under "harm" of each, `harm_report`.
     `split="val"` scores the validation scenes instead, for choices that the test split must
-    not make."""
+    not make; `val_seed` other than VALIDATION_SEED draws their weather afresh, to replicate a
+    choice made on the usual draw (the test split's weather is fixed)."""
+    if split == "test" and val_seed != VALIDATION_SEED:
+        raise ValueError("the test split's weather is fixed; val_seed applies to split='val'")
     from ..prior.text_encoder import TextEncoder
 
     encoder = TextEncoder()
@@ -63,7 +70,7 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
                             ("left_out", dict.fromkeys(TYPES, EXTERNAL))):
         test = synthetic_test_set(scenes, crop=crop, repeats=repeats, renderers=renderers,
                                   split=split,
-                                  seed=TEST_SEED if split == "test" else VALIDATION_SEED)
+                                  seed=TEST_SEED if split == "test" else val_seed)
         result[name] = evaluate(full, test, no_prior, estimator, encoder=encoder,
                                 median_kernel=kernel, min_confidence=min_confidence)
         result[name]["harm"] = harm_report(full, test, encoder)
@@ -112,6 +119,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
     worse = defaultdict(list)  # method -> whether it made each frame worse than its input
+    weather_psnr = defaultdict(list)  # method -> PSNR of each weather frame, in frame order
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -134,6 +142,8 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             scores[(group, severity)][name].append(pair)
             if name != "input":
                 worse[name].append(made_worse(pair[0], scored["input"][0]))
+            if group != "clean":
+                weather_psnr[name].append(pair[0])
             if group not in ("clean", "mixture") and item.get("renderers"):
                 by_renderer[item["renderers"]][name].append(pair)
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
@@ -145,7 +155,19 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
             "frames_made_worse": {m: {"frames": int(sum(v)), "n": len(v)}
                                   for m, v in worse.items()},
+            "paired_db": _paired(weather_psnr),
             "examples": shown}
+
+
+def _paired(weather_psnr: dict[str, list[float]]) -> dict[str, dict]:
+    """For each PAIRED (a, b) both scored: mean and standard error of PSNR(a) - PSNR(b)."""
+    out = {}
+    for a, b in PAIRED:
+        if weather_psnr.get(a) and weather_psnr.get(b):
+            diff = np.subtract(weather_psnr[a], weather_psnr[b])
+            out[f"{a} - {b}"] = {"mean": float(diff.mean()), "se": standard_error(diff),
+                                 "n": len(diff)}
+    return out
 
 
 def _mean(pairs) -> dict:

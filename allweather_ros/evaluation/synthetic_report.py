@@ -49,6 +49,19 @@ def worse_line(result: dict) -> str:
             f"changed at all), of {counts[methods[0]]['n']}: {listed}.\n\n")
 
 
+def paired_line(result: dict) -> str:
+    """The method differences frame by frame, with their standard errors."""
+    paired = result.get("paired_db", {})
+    if not paired:
+        return ""
+    listed = "; ".join(
+        f"{' minus '.join(METHOD_NAMES[m] for m in key.split(' - '))} "
+        f"{d['mean']:+.2f} ± {d['se']:.2f}" for key, d in paired.items())
+    n = next(iter(paired.values()))["n"]
+    return (f"Paired over the {n} weather frames, mean ± standard error (dB; a fresh draw of "
+            f"the weather moves a mean by about its standard error): {listed}.\n\n")
+
+
 def severity_table(result: dict) -> str:
     methods = [m for m in METHOD_NAMES if m in result["overall"]]
     lines = ["| type / severity | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |",
@@ -75,8 +88,8 @@ def harm_table(harms: dict[str, dict]) -> str:
     names = list(harms)
     rows = []
     for key in ("one_tier_higher", "one_tier_lower", "heavy", "generic", "false_haze"):
-        rows.append((f"cost of {key.replace('_', ' ')} (dB, mean / worst)",
-                     [_pair(h["cost_db"].get(key), "mean", "worst") for h in harms.values()]))
+        rows.append((f"cost of {key.replace('_', ' ')} (dB, mean ± s.e. / worst)",
+                     [_cost(h["cost_db"].get(key)) for h in harms.values()]))
     for key, told in (("clean_psnr", "so"), ("clean_generic_psnr", "the generic text"),
                       ("clean_false_haze_psnr", "moderate haze")):
         rows.append((f"clean frames, told {told} (dB, mean / lowest)",
@@ -92,6 +105,10 @@ def harm_table(harms: dict[str, dict]) -> str:
     lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines)
+
+
+def _cost(d) -> str:
+    return "-" if d is None else f"{d['mean']:.2f} ± {d['se']:.2f} / {d['worst']:.2f}"
 
 
 def _pair(d, a, b, sep=" / ", fmt="{:.2f}") -> str:
@@ -165,6 +182,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"renderer never used in training (albumentations' RandomRain, Spatter, RandomSnow "
             f"and RandomFog): what says whether the network generalises.\n\n"
             f"{table(result['left_out'])}\n\n{worse_line(result['left_out'])}"
+            f"{paired_line(result['left_out'])}"
             f"## Per renderer (single-type frames)\n\n"
             f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
             f"## Do no harm\n\nCosts are PSNR told the truth minus PSNR told that, over the "
@@ -190,7 +208,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"mixtures, each told the true type. No prior: the same network trained with the "
         f"generic text. Full: told the true description, and (where scored) the built-in "
         f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n"
-        f"{worse_line(result)}{left_out}"
+        f"{worse_line(result)}{paired_line(result)}{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
