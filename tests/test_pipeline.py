@@ -110,22 +110,27 @@ def test_each_camera_has_its_own_prior_from_the_shared_provider(pipeline_config,
 
     from allweather_ros.model.weights import save_weights
     from allweather_ros.pipeline import build_pipeline
-    from allweather_ros.prior.providers import FixedPrior
+    from allweather_ros.prior.prior import PriorProvider, prior_from_text
 
     torch.manual_seed(0)
     weights = save_weights(trained_like(LDRNet(**{**TINY, "prior_dim": 384})),
                            tmp_path / "trained_like.safetensors")
 
-    class ByBrightness(FixedPrior):
-        """Rain for bright frames, lens drops for dark ones; counts who asked."""
+    class ByBrightness(PriorProvider):
+        """Rain for bright frames, lens drops for dark ones, as a user's note would put it."""
+
+        name = "fixed"
+
+        def __init__(self, encoder):
+            self.encoder = encoder
 
         def describe(self, frame=None):
-            self.text = "heavy rain" if frame.mean() > 0.5 else "dense water drops on the lens"
-            return super().describe(frame)
+            text = "heavy rain" if frame.mean() > 0.5 else "dense water drops on the lens"
+            return prior_from_text(text, self.name, self.encoder, confidence=1.0)
 
     built = build_pipeline(replace(pipeline_config, weights=str(weights), provider="none"))
     try:
-        shared = ByBrightness("", built.encoder)
+        shared = ByBrightness(built.encoder)
         built.refresher.use(shared, None)
         built.refresher.check_interval = built.refresher.period = 0.01
         bright, dark = np.full((24, 32, 3), 0.8, np.float32), np.full((24, 32, 3), 0.2, np.float32)

@@ -146,6 +146,24 @@ def test_non_finite_tokens_are_refused_and_frames_stay_finite(pipeline):
     assert np.isfinite(pipeline.process(FRAME).restored).all()
 
 
+def test_a_fixed_prior_is_encoded_once_and_stamped_at_each_refresh():
+    """The fallback of a hung provider must answer within the watchdog on a loaded CPU: a fixed
+    text is encoded when the provider is made, and each refresh only restamps it."""
+    encoded = []
+
+    class CountingEncoder:
+        def encode(self, text):
+            encoded.append(text)
+            return torch.zeros(3, 384)
+
+    provider = FixedPrior("dense fog", CountingEncoder())
+    first = provider.describe(None)
+    time.sleep(0.01)
+    second = provider.describe(None)
+    assert encoded == [first.text] and second.tokens is first.tokens
+    assert second.age() < first.age() and second.created_wall > first.created_wall
+
+
 def test_a_provider_that_takes_minutes_is_abandoned_and_frames_keep_flowing(pipeline):
     refresher = pipeline.refresher
     release = threading.Event()
