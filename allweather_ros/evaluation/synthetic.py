@@ -119,7 +119,6 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
     worse = defaultdict(list)  # method -> whether it made each frame worse than its input
-    weather_psnr = defaultdict(list)  # method -> PSNR of each weather frame, in frame order
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -142,8 +141,6 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             scores[(group, severity)][name].append(pair)
             if name != "input":
                 worse[name].append(made_worse(pair[0], scored["input"][0]))
-            if group != "clean":
-                weather_psnr[name].append(pair[0])
             if group not in ("clean", "mixture") and item.get("renderers"):
                 by_renderer[item["renderers"]][name].append(pair)
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
@@ -155,12 +152,12 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
             "frames_made_worse": {m: {"frames": int(sum(v)), "n": len(v)}
                                   for m, v in worse.items()},
-            "paired_db": _paired(weather_psnr),
             "examples": shown}
 
 
 def _paired(weather_psnr: dict[str, list[float]]) -> dict[str, dict]:
-    """For each PAIRED (a, b) both scored: mean and standard error of PSNR(a) - PSNR(b)."""
+    """For each PAIRED (a, b) both scored: mean and standard error of PSNR(a) - PSNR(b), from
+    each method's PSNRs of the same weather frames in the same order."""
     out = {}
     for a, b in PAIRED:
         if weather_psnr.get(a) and weather_psnr.get(b):
@@ -186,4 +183,5 @@ def _summarise(scores) -> dict:
                 overall[m] += v
     return {"by_type": {g: {m: _mean(v) for m, v in ms.items()} for g, ms in by_group.items()},
             "by_type_severity": by_severity,
-            "overall": {m: _mean(v) for m, v in overall.items()}}
+            "overall": {m: _mean(v) for m, v in overall.items()},
+            "paired_db": _paired({m: [p for p, _ in v] for m, v in overall.items()})}
