@@ -16,6 +16,7 @@ from allweather_ros.data.datasets import (
     synthetic_test_set,
     with_spurious,
 )
+from allweather_ros.data.night import night_view
 from allweather_ros.data.sources import split_of
 from allweather_ros.description import (
     GENERIC_TEXT,
@@ -86,6 +87,29 @@ def test_exposure_p_reexposes_the_clean_target(scenes):
     assert all(torch.equal(it["degraded"], it["clean"]) for it in items if not it["types"].any())
     assert np.mean([float(it["clean"].std()) for it in items]) < np.mean(
         [float(plain[i]["clean"].std()) for i in range(20)])
+
+
+def test_night_views_are_dark_scenes_with_a_few_bright_lamps():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.3, 1.0, (96, 128, 3)).astype(np.float32)
+    views = [night_view(image, rng) for _ in range(20)]
+    assert all(v.shape == image.shape and v.dtype == np.float32 for v in views)
+    assert all(0 <= v.min() and v.max() <= 1 for v in views)
+    for v in views:
+        lit = v.max(axis=2) > 0.9  # lamp cores
+        assert 0 < lit.mean() < 0.05  # a few small lights, not a lit frame
+        assert np.median(v) < 0.25 * np.median(image)  # the daylight is gone
+    assert not np.array_equal(views[0], views[1])
+
+
+def test_night_p_relights_the_clean_target_before_the_weather(scenes):
+    plain = SyntheticWeatherDataset(scenes, "train", crop=24, length=20, clean_p=0.9)
+    night = SyntheticWeatherDataset(scenes, "train", crop=24, length=20, clean_p=0.9,
+                                    night_p=1.0, exposure_p=1.0)
+    items = [night[i] for i in range(20)]
+    assert all(torch.equal(it["degraded"], it["clean"]) for it in items if not it["types"].any())
+    assert np.median([float(it["clean"].median()) for it in items]) < 0.5 * np.median(
+        [float(plain[i]["clean"].median()) for i in range(20)])
 
 
 def test_corrupted_descriptions_always_differ_and_use_every_kind():

@@ -52,6 +52,7 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
                                            ({"type_weights": {"rain": -1.0}}, "type weights"),
                                            ({"clean_p": 1.0}, "clean_p"),
                                            ({"exposure_p": 1.5}, "exposure_p"),
+                                           ({"night_p": -0.5}, "night_p"),
                                            ({"unplaced_p": -0.1}, "unplaced_p"),
                                            ({"estimated_p": 2.0}, "estimated_p")])
 def test_a_config_built_in_python_is_checked_too(options, field):

@@ -29,6 +29,7 @@ from ..description import (
     in_type_order,
 )
 from .camera import camera_sensor, camera_view
+from .night import night_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
 from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
 
@@ -147,7 +148,9 @@ class SyntheticWeatherDataset(Dataset):
     `true_text`, `description_correct`, the `types` / `severity` labels and the `scene` name.
     With `recipes`, item i uses recipes[i % len(recipes)] instead of a random one;
     `type_weights` (e.g. {"rain": 2}) makes single-type recipes of some types more frequent.
-    `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather;
+    `exposure_p` is the share of clean views re-exposed (see `reexpose`) before the weather,
+    `night_p` the share relit as a night street with lamps (`night.night_view`; exclusive of
+    re-exposure);
     `unplaced_p` the share of descriptions that say what and how much but not where, as the
     built-in estimator and most VLMs answer; `misstated_p` the share of frames with only
     slight weather or none whose description overstates it (`misstate`); `understated_p` the
@@ -173,6 +176,7 @@ class SyntheticWeatherDataset(Dataset):
         recipes: list[list[Degradation]] | None = None,
         type_weights: dict[str, float] | None = None,
         exposure_p: float = 0.0,
+        night_p: float = 0.0,
         unplaced_p: float = 0.0,
         misstated_p: float = 0.0,
         understated_p: float = 0.0,
@@ -189,7 +193,7 @@ class SyntheticWeatherDataset(Dataset):
         self.split, self.crop, self.seed, self.length = split, crop, seed, length
         self.wrong_description_p, self.clean_p = wrong_description_p, clean_p
         self.max_side, self.flips, self.recipes = max_side, flips, recipes
-        self.exposure_p, self.unplaced_p = exposure_p, unplaced_p
+        self.exposure_p, self.night_p, self.unplaced_p = exposure_p, night_p, unplaced_p
         self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
         self.understated_p, self.spurious_p = understated_p, spurious_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
@@ -209,7 +213,9 @@ class SyntheticWeatherDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         scene = self.scenes[rng.integers(len(self.scenes))]
         clean = self._view(self._scene(scene), rng).astype(np.float32) / 255.0
-        if self.exposure_p and rng.random() < self.exposure_p:
+        if self.night_p and rng.random() < self.night_p:
+            clean = night_view(clean, rng)
+        elif self.exposure_p and rng.random() < self.exposure_p:
             clean = reexpose(clean, rng)
         through_camera = self.camera_p and rng.random() < self.camera_p
         if through_camera:

@@ -43,6 +43,7 @@ class EstimatorTrainConfig:
     noise_p: float = 0.5  # camera noise on this share of samples, so it is not read as weather
     camera_p: float = 0.5  # views through a random camera (exposure, blur, JPEG: data.camera)
     exposure_p: float = 0.3  # clean views flattened and re-exposed: low contrast is not haze
+    night_p: float = 0.0  # clean views relit as night streets with lamps: lights are not weather
     seed: int = 0
     workers: int = 1
     eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
@@ -92,7 +93,7 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
     data = SyntheticWeatherDataset(scenes, "train", crop=config.crop, seed=config.seed,
                                    length=config.steps * config.batch, wrong_description_p=0.0,
                                    clean_p=config.clean_p, camera_p=config.camera_p,
-                                   exposure_p=config.exposure_p)
+                                   exposure_p=config.exposure_p, night_p=config.night_p)
     model = DegradationEstimator() if init is None else load_estimator(init).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -198,11 +199,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="training weather and crops (give --init runs a new one)")
     parser.add_argument("--clean-p", type=float, default=EstimatorTrainConfig.clean_p,
                         help="share of training frames without weather")
+    parser.add_argument("--night-p", type=float, default=EstimatorTrainConfig.night_p,
+                        help="share of views relit as night streets with lamps")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
-                                  lr=args.lr, seed=args.seed, clean_p=args.clean_p)
+                                  lr=args.lr, seed=args.seed, clean_p=args.clean_p,
+                                  night_p=args.night_p)
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,

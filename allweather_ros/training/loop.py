@@ -52,6 +52,7 @@ class TrainConfig:
     clean_p: float = 0.05  # share of weather-free frames, which must come back unchanged
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     exposure_p: float = 0.0  # share of clean views re-exposed (data.datasets.reexpose)
+    night_p: float = 0.0  # share of clean views relit as night streets (data.night)
     unplaced_p: float = 0.0  # share of descriptions without where (as estimators answer)
     estimated_p: float = 0.0  # share of descriptions the shipped built-in estimator gives instead
     misstated_p: float = 0.0  # share of slight or clean frames told an overstated description
@@ -91,7 +92,7 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
-        for name in ("exposure_p", "unplaced_p", "estimated_p", "misstated_p",
+        for name in ("exposure_p", "night_p", "unplaced_p", "estimated_p", "misstated_p",
                      "understated_p", "spurious_p", "camera_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -145,7 +146,7 @@ def _dataset(config: TrainConfig):
         default_scenes(*config.scenes), "train", crop=config.crop, seed=config.seed,
         length=max(config.batch_size * 500, 1000),
         wrong_description_p=config.wrong_description_p, clean_p=config.clean_p,
-        type_weights=config.type_weights, exposure_p=config.exposure_p,
+        type_weights=config.type_weights, exposure_p=config.exposure_p, night_p=config.night_p,
         unplaced_p=config.unplaced_p, misstated_p=config.misstated_p,
         understated_p=config.understated_p, spurious_p=config.spurious_p,
         camera_p=config.camera_p)
