@@ -117,6 +117,33 @@ def test_raindrops_are_local_blobs():
         assert untouched.mean() > 0.3
 
 
+def _drops(name, seed):
+    """Connected drops (opacity > 0.5) of a moderate lens-drop layer by renderer `name` on a
+    480x640 frame: (count, median area as a share of the frame)."""
+    sample = run("raindrop", "moderate", seed, photo(480, 640), name)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (sample.strength > 0.5).astype(np.uint8))
+    return count - 1, float(np.median(stats[1:, cv2.CC_STAT_AREA])) / (480 * 640)
+
+
+def test_a_drop_field_is_many_small_drops_where_refraction_is_few_large_ones():
+    for seed in range(3):
+        field, refraction = _drops("field", seed), _drops("refraction", seed)
+        assert field[0] > 2 * refraction[0], (field, refraction)
+        assert field[1] < refraction[1] / 2, (field, refraction)
+
+
+def test_a_water_film_smears_the_scene_under_it_and_leaves_the_rest():
+    for seed in range(3):
+        sample = run("raindrop", "moderate", seed, photo(240, 320), "film")
+        under, free = sample.strength > 0.7, sample.strength < 1e-3
+        assert under.mean() > 0.05 and free.mean() > 0.2
+        degraded, clean = (np.abs(cv2.Laplacian(im, cv2.CV_32F)).mean(axis=2)
+                           for im in (sample.degraded, sample.clean))
+        assert degraded[under].mean() < 0.5 * clean[under].mean()
+        assert np.abs(sample.degraded - sample.clean)[free].max() < 1e-3
+
+
 def _cover(kind, severity, shape, visible):
     """Mean share of the frame where the layer's opacity exceeds `visible`, over six seeds."""
     return float(np.mean([(run(kind, severity, seed, photo(*shape)).strength > visible).mean()

@@ -1,11 +1,12 @@
-"""Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn three
-ways (refracting drops, blurred blobs, and drops running down in trails)."""
+"""Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn five
+ways (large refracting drops, a field of small ones, blurred blobs, drops running down in
+trails, and sheets of water film)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .common import band, scale
+from .common import band, line_kernel, scale, smooth_noise
 
 # Per frame (radius in pixels of a 256-pixel frame). Bands set by the share of the frame the
 # drops cover (about 2%, 13% and 40%), as in lens-drop datasets.
@@ -25,31 +26,25 @@ def _radii(n, severity, rng, s):
     return np.exp(rng.uniform(np.log(low), np.log(high), n)) * s
 
 
-def _composite(image, view, inside, rng, s):
-    """The drops' view over the scene with soft edges and a faint dark rim."""
-    alpha = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), rng.uniform(0.7, 2.5) * s)
-    rim = 4.0 * alpha * (1.0 - alpha) * rng.uniform(0.0, 0.15)
+def _composite(image, view, inside, rng, s, rim=(0.0, 0.15), edge=(0.7, 2.5)):
+    """The drops' view over the scene with soft edges (blur band `edge`, pixels of a 256-pixel
+    frame) and a dark rim (strength band `rim`)."""
+    alpha = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), rng.uniform(*edge) * s)
+    rim = 4.0 * alpha * (1.0 - alpha) * rng.uniform(*rim)
     out = image * (1.0 - alpha[..., None]) + view * alpha[..., None]
     return out * (1.0 - rim[..., None]), np.clip(alpha + rim, 0.0, 1.0)
 
 
-def refracting_drops(image, severity, rng):
-    """Each drop is a tiny out-of-focus lens showing a flipped, shrunken view of the scene
-    around it (or, for flat smears, a blurred local view); sometimes they gather on one side."""
+def _refracted(image, cx, cy, radius, rng, s, blur):
+    """Drops at (cx, cy) of `radius`, each a tiny lens showing a flipped, shrunken view of the
+    scene around it (or, for flat smears, a blurred local view), out of focus by a blur drawn
+    from the band `blur` (pixels of a 256-pixel frame): (the view through the drops, their
+    mask)."""
     h, w = image.shape[:2]
-    s = scale(image.shape)
-    n = _drop_count(image.shape, severity, rng)
-    y0, y1, x0, x1 = 0.0, 1.0, 0.0, 1.0
-    if rng.random() < 0.35:  # drops gathered in one half of the glass
-        side = rng.integers(4)
-        y0, y1, x0, x1 = [(0, 0.5, 0, 1), (0.5, 1, 0, 1), (0, 1, 0, 0.5), (0, 1, 0.5, 1)][side]
-    cy = rng.uniform(y0, y1, n) * h
-    cx = rng.uniform(x0, x1, n) * w
-    radius = _radii(n, severity, rng, s)
+    n = len(radius)
     inverted = rng.random(n) < 0.6
     zoom = np.where(inverted, -rng.uniform(1.5, 5.0, n), rng.uniform(0.2, 0.9, n))
     shift_y = -rng.uniform(0.0, 1.5, n) * radius * np.abs(zoom) * inverted
-
     label = np.zeros((h, w), np.int32)
     for i in range(n):
         axes = (max(1, int(radius[i])), max(1, int(radius[i] * rng.uniform(0.6, 1.0))))
@@ -66,10 +61,69 @@ def refracting_drops(image, severity, rng):
     map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w))
     map_x[inside] = cx[idx] + zoom[idx] * (xx - cx[idx])
     map_y[inside] = cy[idx] + zoom[idx] * (yy - cy[idx]) + shift_y[idx]
-    blurred = cv2.GaussianBlur(image, (0, 0), rng.uniform(1.0, 4.0) * s)
+    blurred = cv2.GaussianBlur(image, (0, 0), rng.uniform(*blur) * s)
     view = cv2.remap(blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    view = view * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08)  # water gathers light
+    return view * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08), inside  # water gathers light
+
+
+def refracting_drops(image, severity, rng):
+    """Large drops, each a tiny out-of-focus lens; sometimes they gather on one side."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = _drop_count(image.shape, severity, rng)
+    y0, y1, x0, x1 = 0.0, 1.0, 0.0, 1.0
+    if rng.random() < 0.35:  # drops gathered in one half of the glass
+        side = rng.integers(4)
+        y0, y1, x0, x1 = [(0, 0.5, 0, 1), (0.5, 1, 0, 1), (0, 1, 0, 0.5), (0, 1, 0.5, 1)][side]
+    cy = rng.uniform(y0, y1, n) * h
+    cx = rng.uniform(x0, x1, n) * w
+    radius = _radii(n, severity, rng, s)
+    view, inside = _refracted(image, cx, cy, radius, rng, s, (1.0, 4.0))
     return _composite(image, view, inside, rng, s)
+
+
+# Drops per 256-pixel frame, and their radius, for a glass plate or windscreen beaded all over
+# (the look of the Raindrop dataset): many small drops, the camera focused on the scene beyond.
+_FIELD_COUNT = {"slight": (50, 110), "moderate": (110, 240), "heavy": (240, 450)}
+_FIELD_RADIUS = (3.0, 8.0)
+
+
+def drop_field(image, severity, rng):
+    """Glass beaded all over with small drops: each a lens, far out of focus, so its edge is as
+    soft as its size and the glass between them scatters a faint veil of light."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = max(1, rng.poisson(band(rng, severity, _FIELD_COUNT) * h * w / (256.0 * s) ** 2))
+    radius = np.exp(rng.uniform(*np.log(_FIELD_RADIUS), n)) * s
+    cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+    view, inside = _refracted(image, cx, cy, radius, rng, s, (1.0, 3.0))
+    out, alpha = _composite(image, view, inside, rng, s, rim=(0.15, 0.4), edge=(0.6, 1.2))
+    veil = rng.uniform(0.0, 0.3) * alpha.mean()  # the wet glass as a whole
+    return out * (1.0 - veil) + veil, np.clip(alpha + veil, 0.0, 1.0)
+
+
+# The share of the glass a film of water covers, per severity.
+_FILM_COVER = {"slight": (0.08, 0.2), "moderate": (0.2, 0.45), "heavy": (0.45, 0.85)}
+
+
+def water_film(image, severity, rng):
+    """A wet lens: irregular sheets of water through which the scene is smeared and brightened
+    (a camera on a vehicle after spray or wipers), running down the glass."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    field = sum(smooth_noise(image.shape, rng, cells) * 0.5**i
+                for i, cells in enumerate((3, 6, 12)))
+    if rng.random() < 0.5:  # water gathers low on the glass
+        field = field + rng.uniform(0.2, 0.8) * np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
+    sheet = (field >= np.quantile(field, 1.0 - band(rng, severity, _FILM_COVER))).astype(
+        np.float32)
+    alpha = cv2.GaussianBlur(sheet, (0, 0), rng.uniform(2.0, 6.0) * s) * rng.uniform(0.75, 1.0)
+    smear = cv2.filter2D(image, -1, line_kernel(rng.uniform(8.0, 30.0) * s,
+                                                rng.uniform(-0.5, 0.5)))
+    smear = cv2.GaussianBlur(smear, (0, 0), rng.uniform(3.0, 8.0) * s)
+    glow = rng.uniform(0.05, 0.25)
+    view = smear * (1.0 - glow) + glow * cv2.GaussianBlur(image, (0, 0), 20.0 * s).mean((0, 1))
+    return image * (1.0 - alpha[..., None]) + view * alpha[..., None], alpha
 
 
 def defocused_blobs(image, severity, rng):
