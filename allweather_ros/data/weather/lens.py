@@ -89,8 +89,8 @@ _FIELD_RADIUS = (3.0, 8.0)
 
 
 def drop_field(image, severity, rng):
-    """Glass beaded all over with small drops: each a lens, far out of focus, so its edge is as
-    soft as its size and the glass between them scatters a faint veil of light."""
+    """Glass beaded all over with small drops: each a lens out of focus, soft-edged with a dark
+    rim, and the wet glass between them scatters a faint veil of light."""
     h, w = image.shape[:2]
     s = scale(image.shape)
     n = max(1, rng.poisson(band(rng, severity, _FIELD_COUNT) * h * w / (256.0 * s) ** 2))
