@@ -79,4 +79,10 @@ def smooth_noise(shape, rng: np.random.Generator, cells: int) -> np.ndarray:
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
 
 
+def fractal_noise(shape, rng: np.random.Generator, cells: tuple[int, ...]) -> np.ndarray:
+    """Octaves of smooth noise, each finer one (more `cells`) at half the weight: shapes with
+    both large masses and ragged edges (fog banks, sheets of water)."""
+    return sum(smooth_noise(shape, rng, c) * 0.5**i for i, c in enumerate(cells))
+
+
 # --------------------------------------------------------------------------- layers

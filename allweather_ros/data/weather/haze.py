@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .common import band, scale, scatter, smooth_noise, tinted
+from .common import band, fractal_noise, scale, scatter, smooth_noise, tinted
 
 _BETA = {"slight": (0.1, 0.35), "moderate": (0.35, 0.9), "heavy": (0.9, 2.2)}
 
@@ -46,8 +46,7 @@ def patchy_fog(image, severity, rng):
     """Fog banks that drift through the scene: the optical depth is fractal noise (several
     octaves of smooth noise), not the scene's depth, so dense and thin patches sit side by side
     at any distance."""
-    octaves = sum(smooth_noise(image.shape, rng, cells) * 0.5**i
-                  for i, cells in enumerate((2, 4, 8, 16)))
+    octaves = fractal_noise(image.shape, rng, (2, 4, 8, 16))
     octaves = (octaves - octaves.min()) / max(float(np.ptp(octaves)), 1e-6)
     contrast = rng.uniform(1.0, 3.0)  # from gentle swells to sharp-edged banks
     density = octaves**contrast

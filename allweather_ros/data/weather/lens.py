@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .common import band, line_kernel, scale, smooth_noise
+from .common import band, fractal_noise, line_kernel, scale
 
 # Per frame (radius in pixels of a 256-pixel frame). Bands set by the share of the frame the
 # drops cover (about 2%, 13% and 40%), as in lens-drop datasets.
@@ -14,15 +14,17 @@ _COUNT = {"slight": (8, 20), "moderate": (20, 45), "heavy": (40, 80)}
 _RADIUS = {"slight": (4, 10), "moderate": (6, 16), "heavy": (8, 24)}
 
 
-def _drop_count(shape, severity, rng) -> int:
-    """Drops are sized in frame units, so their number is per frame too (aspect ratio only):
-    the share of the frame they cover is the same for a training crop and a camera frame."""
+def _drop_count(shape, severity, rng, counts=_COUNT) -> int:
+    """Drops are sized in frame units, so their number (`counts`: per 256-pixel frame, per
+    severity) is per frame too (aspect ratio only): the share of the frame they cover is the
+    same for a training crop and a camera frame."""
     h, w = shape[:2]
-    return max(1, rng.poisson(band(rng, severity, _COUNT) * h * w / (256.0 * scale(shape)) ** 2))
+    return max(1, rng.poisson(band(rng, severity, counts) * h * w / (256.0 * scale(shape)) ** 2))
 
 
-def _radii(n, severity, rng, s):
-    low, high = _RADIUS[severity]
+def _radii(n, sizes, rng, s):
+    """`n` radii drawn log-uniformly from the band `sizes` (pixels of a 256-pixel frame)."""
+    low, high = sizes
     return np.exp(rng.uniform(np.log(low), np.log(high), n)) * s
 
 
@@ -77,7 +79,7 @@ def refracting_drops(image, severity, rng):
         y0, y1, x0, x1 = [(0, 0.5, 0, 1), (0.5, 1, 0, 1), (0, 1, 0, 0.5), (0, 1, 0.5, 1)][side]
     cy = rng.uniform(y0, y1, n) * h
     cx = rng.uniform(x0, x1, n) * w
-    radius = _radii(n, severity, rng, s)
+    radius = _radii(n, _RADIUS[severity], rng, s)
     view, inside = _refracted(image, cx, cy, radius, rng, s, (1.0, 4.0))
     return _composite(image, view, inside, rng, s)
 
@@ -93,8 +95,8 @@ def drop_field(image, severity, rng):
     rim, and the wet glass between them scatters a faint veil of light."""
     h, w = image.shape[:2]
     s = scale(image.shape)
-    n = max(1, rng.poisson(band(rng, severity, _FIELD_COUNT) * h * w / (256.0 * s) ** 2))
-    radius = np.exp(rng.uniform(*np.log(_FIELD_RADIUS), n)) * s
+    n = _drop_count(image.shape, severity, rng, _FIELD_COUNT)
+    radius = _radii(n, _FIELD_RADIUS, rng, s)
     cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
     view, inside = _refracted(image, cx, cy, radius, rng, s, (1.0, 3.0))
     out, alpha = _composite(image, view, inside, rng, s, rim=(0.15, 0.4), edge=(0.6, 1.2))
@@ -109,12 +111,11 @@ _FILM_COVER = {"slight": (0.08, 0.2), "moderate": (0.2, 0.45), "heavy": (0.45, 0
 def water_film(image, severity, rng):
     """A wet lens: irregular sheets of water through which the scene is smeared and brightened
     (a camera on a vehicle after spray or wipers), running down the glass."""
-    h, w = image.shape[:2]
     s = scale(image.shape)
-    field = sum(smooth_noise(image.shape, rng, cells) * 0.5**i
-                for i, cells in enumerate((3, 6, 12)))
+    field = fractal_noise(image.shape, rng, (3, 6, 12))
     if rng.random() < 0.5:  # water gathers low on the glass
-        field = field + rng.uniform(0.2, 0.8) * np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None]
+        low = np.linspace(-0.5, 0.5, image.shape[0], dtype=np.float32)[:, None]
+        field = field + rng.uniform(0.2, 0.8) * low
     sheet = (field >= np.quantile(field, 1.0 - band(rng, severity, _FILM_COVER))).astype(
         np.float32)
     alpha = cv2.GaussianBlur(sheet, (0, 0), rng.uniform(2.0, 6.0) * s) * rng.uniform(0.75, 1.0)
@@ -132,7 +133,7 @@ def defocused_blobs(image, severity, rng):
     h, w = image.shape[:2]
     s = scale(image.shape)
     n = _drop_count(image.shape, severity, rng)
-    radius = _radii(n, severity, rng, s) * rng.uniform(0.8, 1.3)
+    radius = _radii(n, _RADIUS[severity], rng, s) * rng.uniform(0.8, 1.3)
     inside = np.zeros((h, w), np.uint8)
     glints = np.zeros((h, w), np.float32)
     for r in radius:
@@ -156,7 +157,7 @@ def running_trails(image, severity, rng):
     s = scale(image.shape)
     n = _drop_count(image.shape, severity, rng)
     n = max(1, int(n * rng.uniform(0.4, 0.8)))  # trails cover more glass per drop
-    radius = _radii(n, severity, rng, s) * 0.8
+    radius = _radii(n, _RADIUS[severity], rng, s) * 0.8
     inside = np.zeros((h, w), np.uint8)
     for r in radius:
         cy, cx = rng.uniform(0.1, 1.0) * h, rng.uniform(0, w)
