@@ -1,6 +1,7 @@
 """The built-in estimator: shapes at any frame size, the prior it writes, training, weights I/O,
 the describe command, and (with the shipped weights) that it tells heavy haze from a clear view."""
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -28,11 +29,13 @@ from allweather_ros.prior.builtin import (
     severity_choice,
 )
 from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator
+from allweather_ros.training import estimator as estimator_training
 from allweather_ros.training.estimator import (
     EstimatorTrainConfig,
     estimator_loss,
     evaluate_estimator,
     train_estimator,
+    training_data,
 )
 
 SMALL = dict(widths=(8, 16), input_side=32, hidden=16)
@@ -179,6 +182,27 @@ def test_train_and_evaluate_end_to_end(tmp_path):
                                           "types": torch.tensor([1.0, 0, 0, 0]),
                                           "severity": torch.tensor([2, -1, -1, -1])}])
     assert set(metrics["per_type"]) == set(TYPES) and metrics["samples"] == 1
+
+
+def test_type_weights_make_a_type_the_common_single_one():
+    even = EstimatorTrainConfig(steps=40, batch=1, crop=48, clean_p=0.0, camera_p=0.0,
+                                exposure_p=0.0)
+    hazy = replace(even, type_weights={"haze": 50.0})
+
+    def haze_alone(config):
+        alone = [f["types"] for f in training_data(config, skimage_scenes())
+                 if f["types"].sum() == 1]
+        return sum(int(t[TYPES.index("haze")]) for t in alone) / len(alone)
+
+    assert haze_alone(hazy) > 0.8 > 0.5 > haze_alone(even)
+
+
+@pytest.mark.parametrize(("bad", "said"), [("fog=2", "unknown weather types ['fog']"),
+                                            ("haze=lots", "expected TYPE=WEIGHT, got 'haze=lots'")])
+def test_bad_type_weights_are_refused_by_name(bad, said, capsys):
+    with pytest.raises(SystemExit):
+        estimator_training.main(["--type-weights", bad, "--steps", "0"])
+    assert said in capsys.readouterr().err
 
 
 def test_weights_round_trip(tmp_path):

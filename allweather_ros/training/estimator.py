@@ -15,7 +15,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from allweather_ros.data.datasets import SyntheticWeatherDataset, synthetic_test_set
 from allweather_ros.data.sources import default_scenes
+from allweather_ros.data.synthesis import type_probabilities
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import save_weights
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
@@ -44,6 +45,7 @@ class EstimatorTrainConfig:
     camera_p: float = 0.5  # views through a random camera (exposure, blur, JPEG: data.camera)
     exposure_p: float = 0.3  # clean views flattened and re-exposed: low contrast is not haze
     night_p: float = 0.0  # clean views relit as night streets with lamps: lights are not weather
+    type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     seed: int = 0
     workers: int = 1
     eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
@@ -83,17 +85,22 @@ def _schedule(config: EstimatorTrainConfig):
     return factor
 
 
+def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDataset:
+    """The run's weather on the training scenes: one sample per (step, batch slot)."""
+    return SyntheticWeatherDataset(scenes, "train", crop=config.crop, seed=config.seed,
+                                   length=config.steps * config.batch, wrong_description_p=0.0,
+                                   clean_p=config.clean_p, camera_p=config.camera_p,
+                                   exposure_p=config.exposure_p, night_p=config.night_p,
+                                   type_weights=config.type_weights or None)
+
+
 def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
                     resume: bool = True, progress: bool = True, init: str | Path | None = None
                     ) -> tuple[DegradationEstimator, list[float]]:
     """Train from scratch, from `init`'s weights (a fresh schedule: fine-tuning or training
     longer), or on from `out`'s checkpoint; returns the model and the per-step losses."""
     torch.manual_seed(config.seed)
-    scenes = default_scenes() if scenes is None else scenes
-    data = SyntheticWeatherDataset(scenes, "train", crop=config.crop, seed=config.seed,
-                                   length=config.steps * config.batch, wrong_description_p=0.0,
-                                   clean_p=config.clean_p, camera_p=config.camera_p,
-                                   exposure_p=config.exposure_p, night_p=config.night_p)
+    data = training_data(config, default_scenes() if scenes is None else scenes)
     model = DegradationEstimator() if init is None else load_estimator(init).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -186,6 +193,22 @@ def held_out_metrics(model: DegradationEstimator, scenes, config: EstimatorTrain
     return {"test": evaluate_estimator(model, test), "val": evaluate_estimator(model, val)}
 
 
+def _type_weights(text: str) -> dict[str, float]:
+    """"haze=2.5,raindrop=2" -> {"haze": 2.5, "raindrop": 2.0}, checked by type_probabilities."""
+    weights = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected TYPE=WEIGHT, got {item!r}") from None
+    try:
+        type_probabilities(weights)
+    except ValueError as error:  # argparse would print only "invalid value"
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return weights
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(SHIPPED_WEIGHTS), help="safetensors file to write")
@@ -201,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of training frames without weather")
     parser.add_argument("--night-p", type=float, default=EstimatorTrainConfig.night_p,
                         help="share of views relit as night streets with lamps")
+    parser.add_argument("--type-weights", type=_type_weights, default={}, metavar="T=W,...",
+                        help="single-type recipes of these types more often, e.g. haze=2.5")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
                                   lr=args.lr, seed=args.seed, clean_p=args.clean_p,
-                                  night_p=args.night_p)
+                                  night_p=args.night_p, type_weights=args.type_weights)
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,
