@@ -91,7 +91,7 @@ def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDatas
                                    length=config.steps * config.batch, wrong_description_p=0.0,
                                    clean_p=config.clean_p, camera_p=config.camera_p,
                                    exposure_p=config.exposure_p, night_p=config.night_p,
-                                   type_weights=config.type_weights or None)
+                                   type_weights=config.type_weights)
 
 
 def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
