@@ -1,6 +1,7 @@
 """The built-in estimator: shapes at any frame size, the prior it writes, training, weights I/O,
 the describe command, and (with the shipped weights) that it tells heavy haze from a clear view."""
 import json
+import re
 from dataclasses import replace
 
 import cv2
@@ -28,7 +29,7 @@ from allweather_ros.prior.builtin import (
     BuiltinEstimator,
     severity_choice,
 )
-from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator
+from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator, widened
 from allweather_ros.training import estimator as estimator_training
 from allweather_ros.training.estimator import (
     EstimatorTrainConfig,
@@ -202,6 +203,48 @@ def test_type_weights_make_a_type_the_common_single_one():
 def test_bad_type_weights_are_refused_by_name(bad, said, capsys):
     with pytest.raises(SystemExit):
         estimator_training.main(["--type-weights", bad, "--steps", "0"])
+    assert said in capsys.readouterr().err
+
+
+def test_a_widened_estimator_computes_the_same_logits():
+    torch.manual_seed(0)
+    narrow = DegradationEstimator(**SMALL)
+    narrow.train()(torch.rand(4, 3, 40, 40))  # running statistics that are not the defaults
+    narrow.eval()
+    wide = widened(narrow, (12, 24), 40, noise=0.0).eval()
+    assert wide.config == {**narrow.config, "widths": [12, 24], "hidden": 40}
+    frames = torch.rand(3, 3, 50, 70)
+    for ours, theirs in zip(narrow(frames), wide(frames), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    noisy = widened(narrow, (12, 24), 40, noise=0.02).eval()
+    assert not torch.equal(noisy(frames)[0], wide(frames)[0])  # copies free to drift apart
+
+
+@pytest.mark.parametrize(("widths", "hidden", "said"), [
+    ((4, 16), 16, "cannot have fewer units (4) than the one it starts from (8)"),
+    ((8, 16, 32), 16, "widening keeps the 2 stages"),
+])
+def test_widening_refuses_a_narrower_or_deeper_network(widths, hidden, said):
+    with pytest.raises(ValueError, match=re.escape(said)):
+        widened(DegradationEstimator(**SMALL), widths, hidden)
+
+
+def test_training_widens_the_init_it_starts_from(tmp_path):
+    init = save_weights(DegradationEstimator(**SMALL), tmp_path / "narrow.safetensors")
+    config = EstimatorTrainConfig(steps=1, batch=2, crop=48, workers=0, widths=(12, 24),
+                                  hidden=20)
+    model, _ = train_estimator(config, skimage_scenes(), progress=False, init=init)
+    assert model.config["widths"] == [12, 24] and model.config["hidden"] == 20
+    same, _ = train_estimator(replace(config, widths=None, hidden=None), skimage_scenes(),
+                              progress=False, init=init)
+    assert same.config == DegradationEstimator(**SMALL).config
+
+
+@pytest.mark.parametrize("bad", [["--widths", "32,0"], ["--widths", "32,x"], ["--hidden", "-1"]])
+def test_bad_widths_are_refused_by_name(bad, capsys):
+    with pytest.raises(SystemExit):
+        estimator_training.main([*bad, "--steps", "0"])
+    said = f"expected a positive whole number, got {bad[1].split(',')[-1]!r}"
     assert said in capsys.readouterr().err
 
 

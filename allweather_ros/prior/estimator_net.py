@@ -73,6 +73,56 @@ class DegradationEstimator(nn.Module):
         return out[:, :n], out[:, n:].reshape(-1, n, len(SEVERITIES))
 
 
+def _copies(old: int, new: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which old unit each of `new` units copies (the old ones first, then random ones), and how
+    many copies each old unit has."""
+    if new < old:
+        raise ValueError(f"a wider estimator cannot have fewer units ({new}) than the one it "
+                         f"starts from ({old})")
+    source = torch.cat([torch.arange(old), torch.randint(0, old, (new - old,), generator=g)])
+    return source, torch.bincount(source, minlength=old).float()
+
+
+@torch.no_grad()
+def widened(model: DegradationEstimator, widths: tuple[int, ...], hidden: int,
+            noise: float = 0.02, seed: int = 0) -> DegradationEstimator:
+    """`model` in a wider network that computes the same logits (Net2WiderNet): each new unit
+    copies a trained one and the layer after splits the copy's weight among them, so a wider
+    estimator starts where the trained one is instead of from scratch. `noise` (a share of the
+    weights' spread, on the copies' inputs) lets the copies drift apart in training."""
+    if len(widths) != len(model.config["widths"]):
+        raise ValueError(f"widening keeps the {len(model.config['widths'])} stages; got widths "
+                         f"{tuple(widths)}")
+    g = torch.Generator().manual_seed(seed)
+    wide = DegradationEstimator(tuple(widths), model.input_side, model.max_aspect, hidden)
+
+    def perturbed(weight: torch.Tensor, old: int) -> torch.Tensor:
+        copies = weight[old:]
+        copies += noise * copies.std() * torch.randn(copies.shape, generator=g)
+        return weight
+
+    source, count = torch.arange(6), torch.ones(6)  # the frame and its detail layer
+    for narrow_block, wide_block in zip(model.features, wide.features, strict=True):
+        (conv, norm), (wide_conv, wide_norm) = narrow_block[:2], wide_block[:2]
+        inputs = source
+        source, copies = _copies(conv.out_channels, wide_conv.out_channels, g)
+        weight = conv.weight[source][:, inputs] / count[inputs][None, :, None, None]
+        wide_conv.weight.copy_(perturbed(weight, conv.out_channels))
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(wide_norm, name).copy_(getattr(norm, name)[source])
+        count = copies
+    first, last = model.head[0], model.head[2]
+    channels = model.features[-1][0].out_channels
+    pooled = torch.cat([source, channels + source])  # mean-pooled, then max-pooled features
+    units, unit_copies = _copies(first.out_features, hidden, g)
+    weight = first.weight[units][:, pooled] / torch.cat([count[source]] * 2)[None]
+    wide.head[0].weight.copy_(perturbed(weight, first.out_features))
+    wide.head[0].bias.copy_(first.bias[units])
+    wide.head[2].weight.copy_(last.weight[:, units] / unit_copies[units][None])
+    wide.head[2].bias.copy_(last.bias)
+    return wide
+
+
 def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> DegradationEstimator:
     """Rebuild the estimator a safetensors file describes and load it strictly, in eval mode.
 

@@ -29,7 +29,7 @@ from allweather_ros.data.synthesis import type_probabilities
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import save_weights
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
-from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator
+from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator, widened
 
 
 @dataclass
@@ -46,6 +46,8 @@ class EstimatorTrainConfig:
     exposure_p: float = 0.3  # clean views flattened and re-exposed: low contrast is not haze
     night_p: float = 0.0  # clean views relit as night streets with lamps: lights are not weather
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
+    widths: tuple[int, ...] | None = None  # per stage; None: the init's, else the network's default
+    hidden: int | None = None  # the head's hidden units; None likewise
     seed: int = 0
     workers: int = 1
     eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
@@ -94,6 +96,21 @@ def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDatas
                                    type_weights=config.type_weights)
 
 
+def initial_model(config: EstimatorTrainConfig, init: str | Path | None) -> DegradationEstimator:
+    """A new network (config's widths), `init`'s, or `init`'s widened to the config's widths
+    (estimator_net.widened: the trained function in a wider network)."""
+    if init is None:
+        default = DegradationEstimator().config
+        return DegradationEstimator(tuple(config.widths or default["widths"]),
+                                    hidden=config.hidden or default["hidden"])
+    model = load_estimator(init)
+    widths = tuple(config.widths or model.config["widths"])
+    hidden = config.hidden or model.config["hidden"]
+    if (list(widths), hidden) == (model.config["widths"], model.config["hidden"]):
+        return model
+    return widened(model, widths, hidden)  # the same widening whatever the run's seed
+
+
 def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
                     resume: bool = True, progress: bool = True, init: str | Path | None = None
                     ) -> tuple[DegradationEstimator, list[float]]:
@@ -101,7 +118,7 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
     longer), or on from `out`'s checkpoint; returns the model and the per-step losses."""
     torch.manual_seed(config.seed)
     data = training_data(config, default_scenes() if scenes is None else scenes)
-    model = DegradationEstimator() if init is None else load_estimator(init).train()
+    model = initial_model(config, init).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
@@ -209,6 +226,22 @@ def _type_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def _positive(text: str) -> int:
+    """A channel count: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """"32,64,128,192" -> (32, 64, 128, 192)."""
+    return tuple(_positive(w) for w in text.split(","))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(SHIPPED_WEIGHTS), help="safetensors file to write")
@@ -226,12 +259,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of views relit as night streets with lamps")
     parser.add_argument("--type-weights", type=_type_weights, default={}, metavar="T=W,...",
                         help="single-type recipes of these types more often, e.g. haze=2.5")
+    parser.add_argument("--widths", type=_widths, metavar="W,...",
+                        help="channels per stage, e.g. 32,64,128,192 (an --init is widened to "
+                             "them); default: the init's, or 16,32,64,96")
+    parser.add_argument("--hidden", type=_positive, help="the head's hidden units (default: the "
+                                                   "init's, or 64)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
                                   lr=args.lr, seed=args.seed, clean_p=args.clean_p,
-                                  night_p=args.night_p, type_weights=args.type_weights)
+                                  night_p=args.night_p, type_weights=args.type_weights,
+                                  widths=args.widths, hidden=args.hidden)
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,
