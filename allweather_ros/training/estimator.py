@@ -227,7 +227,7 @@ def _type_weights(text: str) -> dict[str, float]:
 
 
 def _positive(text: str) -> int:
-    """A channel count: a positive integer."""
+    """A count of channels or units: a positive whole number."""
     try:
         value = int(text)
     except ValueError:
@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=_widths, metavar="W,...",
                         help="channels per stage, e.g. 32,64,128,192 (an --init is widened to "
                              "them); default: the init's, or 16,32,64,96")
-    parser.add_argument("--hidden", type=_positive, help="the head's hidden units (default: the "
-                                                   "init's, or 64)")
+    parser.add_argument("--hidden", type=_positive,
+                        help="the head's hidden units (default: the init's, or 64)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
