@@ -97,18 +97,18 @@ def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDatas
 
 
 def initial_model(config: EstimatorTrainConfig, init: str | Path | None) -> DegradationEstimator:
-    """A new network (config's widths), `init`'s, or `init`'s widened to the config's widths
-    (estimator_net.widened: the trained function in a wider network)."""
+    """A new network, `init`'s, or `init`'s widened to the config's widths and hidden units
+    (estimator_net.widened: the trained function in a wider network); what the config leaves
+    unset (None) is the init's, or the network's default."""
+    asked = {k: v for k, v in (("widths", config.widths), ("hidden", config.hidden)) if v}
     if init is None:
-        default = DegradationEstimator().config
-        return DegradationEstimator(tuple(config.widths or default["widths"]),
-                                    hidden=config.hidden or default["hidden"])
+        return DegradationEstimator(**asked)
     model = load_estimator(init)
-    widths = tuple(config.widths or model.config["widths"])
-    hidden = config.hidden or model.config["hidden"]
-    if (list(widths), hidden) == (model.config["widths"], model.config["hidden"]):
+    has = {"widths": tuple(model.config["widths"]), "hidden": model.config["hidden"]}
+    wanted = has | asked
+    if wanted == has:
         return model
-    return widened(model, widths, hidden)  # the same widening whatever the run's seed
+    return widened(model, **wanted)  # the same widening whatever the run's seed
 
 
 def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
