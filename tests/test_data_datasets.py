@@ -9,6 +9,7 @@ import torch
 from allweather_ros.data.datasets import (
     PairedFolderDataset,
     SyntheticWeatherDataset,
+    _zoomed,
     balanced_recipes,
     corrupt_description,
     misstate,
@@ -110,6 +111,44 @@ def test_night_p_relights_the_clean_target_before_the_weather(scenes):
     assert all(torch.equal(it["degraded"], it["clean"]) for it in items if not it["types"].any())
     assert np.median([float(it["clean"].median()) for it in items]) < 0.5 * np.median(
         [float(plain[i]["clean"].median()) for i in range(20)])
+
+
+def _relative_gradient(strength: torch.Tensor) -> float:
+    """How finely the weather's opacity varies: small for large, smooth particles."""
+    return float((strength[..., 1:] - strength[..., :-1]).abs().mean() / strength.mean())
+
+
+def test_zoomed_weather_is_drawn_closer_and_cut_to_the_crop(scenes):
+    recipes = [[Degradation("rain", "heavy")], [Degradation("snow", "heavy")]]
+    kwargs = dict(crop=128, seed=1, length=16, recipes=recipes, wrong_description_p=0.0)
+    plain = SyntheticWeatherDataset(scenes, "train", **kwargs)
+    zoomed = SyntheticWeatherDataset(scenes, "train", zoom_p=1.0, max_zoom=3.0, **kwargs)
+    items = [zoomed[i] for i in range(16)]
+    assert all(it["degraded"].shape == it["clean"].shape == (3, 128, 128) for it in items)
+    assert all(it["strength"].shape == (1, 128, 128) for it in items)
+    assert all(torch.equal(it["types"], plain[i]["types"]) for i, it in enumerate(items))
+    fine = np.mean([_relative_gradient(plain[i]["strength"]) for i in range(16)])
+    assert np.mean([_relative_gradient(it["strength"]) for it in items]) < 0.8 * fine
+    again = SyntheticWeatherDataset(scenes, "train", zoom_p=1.0, max_zoom=3.0, **kwargs)
+    assert torch.equal(again[3]["degraded"], items[3]["degraded"])
+    with pytest.raises(ValueError, match="zoom_p needs a crop"):
+        SyntheticWeatherDataset(scenes, "train", crop=None, zoom_p=0.5)
+    with pytest.raises(ValueError, match="max_zoom >= 1"):
+        SyntheticWeatherDataset(scenes, "train", crop=48, zoom_p=0.5, max_zoom=0.5)
+
+
+def test_a_zoomed_window_never_cuts_sparse_weather_away_from_its_label():
+    image = np.random.default_rng(0).uniform(0, 1, (96, 96, 3)).astype(np.float32)
+    strength = np.zeros((96, 96), np.float32)
+    strength[4:10, 80:86] = 1.0  # one drop in a corner
+    windows = 0
+    for seed in range(40):
+        out, weight = _zoomed((image, strength), 32, np.random.default_rng(seed))
+        assert out.shape == (32, 32, 3) and weight.shape == (32, 32)
+        assert weight.mean() >= 0.5 * strength.mean() - 1e-6
+        windows += any(np.array_equal(out, image[y:y + 32, x:x + 32])
+                       for y in range(65) for x in range(65))
+    assert 0 < windows < 40  # some windows hold the drop, the rest shrink the whole view
 
 
 def test_corrupted_descriptions_always_differ_and_use_every_kind():

@@ -206,6 +206,20 @@ def test_bad_type_weights_are_refused_by_name(bad, said, capsys):
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad", ["0.5", "nan", "close"])
+def test_a_zoom_below_one_is_refused_by_name(bad, capsys):
+    with pytest.raises(SystemExit):
+        estimator_training.main(["--zoom-p", "0.5", "--max-zoom", bad, "--steps", "0"])
+    assert f"expected a zoom of at least 1, got '{bad}'" in capsys.readouterr().err
+
+
+def test_zoomed_training_views_keep_the_crop():
+    config = EstimatorTrainConfig(steps=6, batch=1, crop=48, zoom_p=1.0, max_zoom=2.0)
+    data = training_data(config, skimage_scenes())
+    assert (data.zoom_p, data.max_zoom) == (1.0, 2.0)
+    assert all(f["degraded"].shape == (3, 48, 48) for f in data)
+
+
 def test_a_widened_estimator_computes_the_same_logits():
     torch.manual_seed(0)
     narrow = DegradationEstimator(**SMALL)

@@ -160,6 +160,10 @@ class SyntheticWeatherDataset(Dataset):
     `camera_p` the share
     of views through a random camera (`camera`). `renderers` (type -> renderer name) fixes
     which renderer draws each type, e.g. the left-out one; None draws a training renderer.
+    `zoom_p` is the share of samples whose weather is drawn for a view up to `max_zoom` times
+    the crop's side and seen through a crop-sized window of it (`_zoomed`): the renderers size
+    weather to the frame, so without it every crop shows streaks, flakes and drops at one
+    scale, while a photo shows them at any.
     """
 
     def __init__(
@@ -183,6 +187,8 @@ class SyntheticWeatherDataset(Dataset):
         spurious_p: float = 0.0,
         camera_p: float = 0.0,
         renderers: dict[str, str] | None = None,
+        zoom_p: float = 0.0,
+        max_zoom: float = 2.0,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -196,6 +202,10 @@ class SyntheticWeatherDataset(Dataset):
         self.exposure_p, self.night_p, self.unplaced_p = exposure_p, night_p, unplaced_p
         self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
         self.understated_p, self.spurious_p = understated_p, spurious_p
+        if zoom_p and (self.crop is None or max_zoom < 1.0):
+            raise ValueError(f"zoom_p needs a crop and max_zoom >= 1, got crop {self.crop} "
+                             f"and max_zoom {max_zoom}")
+        self.zoom_p, self.max_zoom = zoom_p, max_zoom
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -212,7 +222,10 @@ class SyntheticWeatherDataset(Dataset):
             raise IndexError(f"index {index} outside a dataset of {self.length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         scene = self.scenes[rng.integers(len(self.scenes))]
-        clean = self._view(self._scene(scene), rng).astype(np.float32) / 255.0
+        zoom = 1.0
+        if self.zoom_p and rng.random() < self.zoom_p:
+            zoom = float(np.exp(rng.uniform(0.0, np.log(self.max_zoom))))
+        clean = self._view(self._scene(scene), rng, zoom).astype(np.float32) / 255.0
         if self.night_p and rng.random() < self.night_p:
             clean = night_view(clean, rng)
         elif self.exposure_p and rng.random() < self.exposure_p:
@@ -228,6 +241,9 @@ class SyntheticWeatherDataset(Dataset):
         degraded, clean = sample.degraded, sample.clean
         if through_camera:
             degraded, clean = camera_sensor(degraded, clean, rng)
+        strength = sample.strength
+        if zoom > 1.0:
+            degraded, clean, strength = _zoomed((degraded, clean, strength), self.crop, rng)
         told = sample.degradations
         if self.unplaced_p and rng.random() < self.unplaced_p:
             told = [replace(d, location=None) for d in told]
@@ -246,7 +262,7 @@ class SyntheticWeatherDataset(Dataset):
         return {
             "degraded": _chw(degraded),
             "clean": _chw(clean),
-            "strength": torch.from_numpy(sample.strength[None].copy()),
+            "strength": torch.from_numpy(strength[None].copy()),
             "text": text,
             "true_text": sample.text,
             "description_correct": correct,
@@ -260,24 +276,41 @@ class SyntheticWeatherDataset(Dataset):
             self._cache[scene.name] = scene.load(self.max_side)
         return self._cache[scene.name]
 
-    def _view(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A square crop of random size and place, resized to `crop`: the scene at many scales."""
+    def _view(self, image: np.ndarray, rng: np.random.Generator, zoom: float = 1.0
+              ) -> np.ndarray:
+        """A square crop of random size and place, resized to `crop` (times `zoom`): the scene
+        at many scales."""
         if self.crop is None:
             view = image
         else:
             h, w = image.shape[:2]
             side = min(h, w)
-            size = side if side <= self.crop else round(
-                np.exp(rng.uniform(np.log(self.crop), np.log(side)))
-            )
+            out = round(self.crop * zoom)
+            size = side if side <= out else round(np.exp(rng.uniform(np.log(out), np.log(side))))
             y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
             view = cv2.resize(
-                image[y : y + size, x : x + size], (self.crop, self.crop),
-                interpolation=cv2.INTER_AREA if size > self.crop else cv2.INTER_LINEAR,
+                image[y : y + size, x : x + size], (out, out),
+                interpolation=cv2.INTER_AREA if size > out else cv2.INTER_LINEAR,
             )
         if self.flips and rng.random() < 0.5:
             view = view[:, ::-1]
         return np.ascontiguousarray(view)
+
+
+def _zoomed(images: tuple[np.ndarray, ...], crop: int, rng: np.random.Generator,
+            tries: int = 3):
+    """The same random crop-sized window of each image (weather drawn for the larger view then
+    looks as close up as in a high-resolution photo read in tiles). The last image is the
+    weather's opacity: a window must hold at least half the view's mean of it, so that sparse
+    drops or flakes are not cut away from under their label; failing that, the whole view
+    shrunk to the crop (the weather at its usual scale)."""
+    h, w = images[0].shape[:2]
+    strength = images[-1]
+    for _ in range(tries):
+        y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+        if strength[y:y + crop, x:x + crop].mean() >= 0.5 * strength.mean():
+            return tuple(np.ascontiguousarray(i[y:y + crop, x:x + crop]) for i in images)
+    return tuple(cv2.resize(i, (crop, crop), interpolation=cv2.INTER_AREA) for i in images)
 
 
 def reexpose(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -45,6 +45,8 @@ class EstimatorTrainConfig:
     camera_p: float = 0.5  # views through a random camera (exposure, blur, JPEG: data.camera)
     exposure_p: float = 0.3  # clean views flattened and re-exposed: low contrast is not haze
     night_p: float = 0.0  # clean views relit as night streets with lamps: lights are not weather
+    zoom_p: float = 0.0  # weather drawn for a view up to max_zoom x larger, seen through a crop
+    max_zoom: float = 2.0
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     widths: tuple[int, ...] | None = None  # per stage; None: the init's, else the network's default
     hidden: int | None = None  # the head's hidden units; None likewise
@@ -93,7 +95,8 @@ def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDatas
                                    length=config.steps * config.batch, wrong_description_p=0.0,
                                    clean_p=config.clean_p, camera_p=config.camera_p,
                                    exposure_p=config.exposure_p, night_p=config.night_p,
-                                   type_weights=config.type_weights)
+                                   type_weights=config.type_weights, zoom_p=config.zoom_p,
+                                   max_zoom=config.max_zoom)
 
 
 def initial_model(config: EstimatorTrainConfig, init: str | Path | None) -> DegradationEstimator:
@@ -237,6 +240,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _zoom(text: str) -> float:
+    """The largest zoom of the weather: a number >= 1 (1: weather at its usual scale)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value >= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a zoom of at least 1, got {text!r}")
+    return value
+
+
 def _widths(text: str) -> tuple[int, ...]:
     """"32,64,128,192" -> (32, 64, 128, 192)."""
     return tuple(_positive(w) for w in text.split(","))
@@ -257,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of training frames without weather")
     parser.add_argument("--night-p", type=float, default=EstimatorTrainConfig.night_p,
                         help="share of views relit as night streets with lamps")
+    parser.add_argument("--zoom-p", type=float, default=EstimatorTrainConfig.zoom_p,
+                        help="share of views whose weather is drawn up to --max-zoom times "
+                             "closer (as a large photo read in tiles shows it)")
+    parser.add_argument("--max-zoom", type=_zoom, default=EstimatorTrainConfig.max_zoom,
+                        help="how much closer at most (>= 1)")
     parser.add_argument("--type-weights", type=_type_weights, default={}, metavar="T=W,...",
                         help="single-type recipes of these types more often, e.g. haze=2.5")
     parser.add_argument("--widths", type=_widths, metavar="W,...",
@@ -270,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
                                   lr=args.lr, seed=args.seed, clean_p=args.clean_p,
                                   night_p=args.night_p, type_weights=args.type_weights,
-                                  widths=args.widths, hidden=args.hidden)
+                                  widths=args.widths, hidden=args.hidden, zoom_p=args.zoom_p,
+                                  max_zoom=args.max_zoom)
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,
