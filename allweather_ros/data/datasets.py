@@ -306,9 +306,10 @@ def _zoomed(images: tuple[np.ndarray, ...], crop: int, rng: np.random.Generator,
     shrunk to the crop (the weather at its usual scale)."""
     h, w = images[0].shape[:2]
     strength = images[-1]
+    enough = 0.5 * strength.mean()
     for _ in range(tries):
         y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
-        if strength[y:y + crop, x:x + crop].mean() >= 0.5 * strength.mean():
+        if strength[y:y + crop, x:x + crop].mean() >= enough:
             return tuple(np.ascontiguousarray(i[y:y + crop, x:x + crop]) for i in images)
     return tuple(cv2.resize(i, (crop, crop), interpolation=cv2.INTER_AREA) for i in images)
 

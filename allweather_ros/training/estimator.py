@@ -229,26 +229,26 @@ def _type_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def _at_least(text: str, kind: type, low: float, expected: str):
+    """`text` read as `kind` (int or float) of at least `low` (nan is not); else an argparse
+    error that says what was `expected`."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     """A count of channels or units: a positive whole number."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+    return _at_least(text, int, 1, "a positive whole number")
 
 
 def _zoom(text: str) -> float:
     """The largest zoom of the weather: a number >= 1 (1: weather at its usual scale)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value >= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a zoom of at least 1, got {text!r}")
-    return value
+    return _at_least(text, float, 1.0, "a zoom of at least 1")
 
 
 def _widths(text: str) -> tuple[int, ...]:
