@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -88,11 +89,13 @@ def _train(args: argparse.Namespace) -> int:
     from .training.loop import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
+    overrides = {}
     for override in args.set or []:
         key, _, value = override.partition("=")
         if key not in TrainConfig.__dataclass_fields__:
             raise ValueError(f"--set {override}: unknown training option {key!r}")
-        setattr(config, key, type(getattr(config, key))(value))
+        overrides[key] = type(getattr(config, key))(value)
+    config = dataclasses.replace(config, **overrides)  # checked again, as the YAML was
     print(f"trained weights: {train(config, resume=not args.restart)}")
     return 0
 

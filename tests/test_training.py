@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import TINY
 
+from allweather_ros.cli import main
 from allweather_ros.model import LDRNet
 from allweather_ros.model.weights import load_weights
 from allweather_ros.network_io import read_metadata
@@ -64,6 +65,23 @@ def test_clean_p_sets_the_share_of_weather_free_training_frames():
     frames = _dataset(TrainConfig(crop=24, clean_p=0.8))
     clean = sum(float(frames[i]["types"].sum()) == 0 for i in range(40))
     assert clean >= 24  # 32 expected; 5% (the default) would give about 2
+
+
+def test_a_train_override_on_the_command_line_is_checked_too(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text(f"out: {tmp_path / 'run'}\nsteps: 2\n")
+    assert main(["train", "--config", str(config), "--set", "max_zoom=0.5"]) == 2
+    assert "max_zoom must be >= 1, got 0.5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any data or checkpoint is made
+
+
+def test_zoom_p_draws_the_training_weather_closer():
+    plain, zoomed = (_dataset(TrainConfig(crop=32, clean_p=0.0, zoom_p=p, max_zoom=3.0))
+                     for p in (0.0, 1.0))
+    for i in range(4):
+        a, b = plain[i], zoomed[i]
+        assert b["degraded"].shape == b["clean"].shape == a["degraded"].shape
+        assert not torch.equal(a["clean"], b["clean"])  # the same draw, seen through a window
 
 
 def test_estimated_p_gives_that_share_the_estimators_own_words():
@@ -180,7 +198,8 @@ def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkey
 @pytest.mark.parametrize("field, value", [("precision", "fp16"), ("log_every", 0),
                                           ("max_minutes", -1.0),
                                           ("misstated_p", 1.5), ("understated_p", 2.0),
-                                          ("spurious_p", 1.2), ("camera_p", -0.1)])
+                                          ("spurious_p", 1.2), ("camera_p", -0.1),
+                                          ("zoom_p", 1.5), ("max_zoom", 0.5)])
 def test_bad_speed_and_data_options_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})

@@ -59,6 +59,8 @@ class TrainConfig:
     understated_p: float = 0.0  # share of moderate or heavy frames told every tier lower
     spurious_p: float = 0.0  # share of frames of any weather told a weather that is not there too
     camera_p: float = 0.0  # share of views through a random camera (data.camera)
+    zoom_p: float = 0.0  # share of views whose weather is drawn up to max_zoom x closer
+    max_zoom: float = 2.0
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
     lr: float = 2e-4
@@ -93,9 +95,11 @@ class TrainConfig:
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         for name in ("exposure_p", "night_p", "unplaced_p", "estimated_p", "misstated_p",
-                     "understated_p", "spurious_p", "camera_p"):
+                     "understated_p", "spurious_p", "camera_p", "zoom_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.max_zoom < 1:
+            raise ValueError(f"max_zoom must be >= 1, got {self.max_zoom}")
         if self.type_weights:
             from ..data.synthesis import type_probabilities
             type_probabilities(self.type_weights)
@@ -149,7 +153,7 @@ def _dataset(config: TrainConfig):
         type_weights=config.type_weights, exposure_p=config.exposure_p, night_p=config.night_p,
         unplaced_p=config.unplaced_p, misstated_p=config.misstated_p,
         understated_p=config.understated_p, spurious_p=config.spurious_p,
-        camera_p=config.camera_p)
+        camera_p=config.camera_p, zoom_p=config.zoom_p, max_zoom=config.max_zoom)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
