@@ -85,6 +85,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_value(override: str, default, text: str):
+    """`text` as the type of the option's `default`: numbers and words cast as they are, yes/no,
+    lists and mappings read as YAML (bool("false") would be True)."""
+    if not isinstance(default, (bool, list, dict)):
+        return type(default)(text)
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, type(default)):
+        kind = {bool: "true or false", list: "a YAML list, e.g. [a, b]",
+                dict: "a YAML mapping, e.g. {rain: 2.0}"}[type(default)]
+        raise ValueError(f"--set {override}: expected {kind}")
+    return value
+
+
 def _train(args: argparse.Namespace) -> int:
     from .training.loop import TrainConfig, train
 
@@ -94,7 +109,7 @@ def _train(args: argparse.Namespace) -> int:
         key, _, value = override.partition("=")
         if key not in TrainConfig.__dataclass_fields__:
             raise ValueError(f"--set {override}: unknown training option {key!r}")
-        overrides[key] = type(getattr(config, key))(value)
+        overrides[key] = _option_value(override, getattr(config, key), value)
     config = dataclasses.replace(config, **overrides)  # checked again, as the YAML was
     print(f"trained weights: {train(config, resume=not args.restart)}")
     return 0
@@ -343,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "runs under torchrun for several GPUs")
     train.add_argument("--config", required=True, help="training YAML, e.g. config/train_rt.yaml")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a scalar option, e.g. --set steps=100")
+                       help="override an option of the YAML, e.g. --set steps=100, "
+                            "--set channels_last=false, --set 'type_weights={rain: 2.0}'")
     train.add_argument("--restart", action="store_true",
                        help="ignore an existing checkpoint in the output folder")
     train.set_defaults(func=_train)

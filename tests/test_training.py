@@ -75,6 +75,26 @@ def test_a_train_override_on_the_command_line_is_checked_too(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # refused before any data or checkpoint is made
 
 
+@pytest.mark.parametrize("override, field, value", [
+    ("channels_last=false", "channels_last", False), ("lr=3e-5", "lr", 3e-5),
+    ("type_weights={rain: 2.0}", "type_weights", {"rain": 2.0}),
+    ("scenes=[a, b]", "scenes", ["a", "b"])])
+def test_train_overrides_take_the_option_type(tmp_path, monkeypatch, override, field, value):
+    config = tmp_path / "train.yaml"
+    config.write_text("channels_last: true\n")
+    taken = []
+    monkeypatch.setattr(loop, "train", lambda config, resume: taken.append(config) or "w")
+    assert main(["train", "--config", str(config), "--set", override]) == 0
+    assert getattr(taken[0], field) == value
+
+
+def test_a_list_option_given_a_word_is_refused_by_name(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("steps: 2\n")
+    assert main(["train", "--config", str(config), "--set", "scenes=footage"]) == 2
+    assert "--set scenes=footage: expected a YAML list" in capsys.readouterr().err
+
+
 def test_zoom_p_draws_the_training_weather_closer():
     plain, zoomed = (_dataset(TrainConfig(crop=32, clean_p=0.0, zoom_p=p, max_zoom=3.0))
                      for p in (0.0, 1.0))
