@@ -213,6 +213,29 @@ def test_a_zoom_below_one_is_refused_by_name(bad, capsys):
     assert f"expected a zoom of at least 1, got '{bad}'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("bad", "said"), [
+    (["--clean-p", "1.5"], "clean_p must lie in [0, 1), got 1.5"),
+    (["--clean-p", "1"], "clean_p must lie in [0, 1), got 1.0"),
+    (["--night-p", "-0.1"], "night_p must lie in [0, 1], got -0.1"),
+    (["--zoom-p", "nan"], "zoom_p must lie in [0, 1], got nan"),
+    (["--steps", "0"], "steps must be >= 1, got 0"),
+    (["--lr", "0"], "lr must be > 0, got 0.0"),
+])
+def test_bad_shares_and_counts_are_refused_before_any_training(bad, said, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training began on a config that should have been refused")
+
+    monkeypatch.setattr(estimator_training, "train_estimator", no_training)
+    with pytest.raises(SystemExit):
+        estimator_training.main(bad)
+    assert said in capsys.readouterr().err
+
+
+def test_a_bad_share_is_refused_from_python_too():
+    with pytest.raises(ValueError, match=re.escape("camera_p must lie in [0, 1], got 2")):
+        EstimatorTrainConfig(camera_p=2)
+
+
 def test_zoomed_training_views_keep_the_crop():
     config = EstimatorTrainConfig(steps=6, batch=1, crop=48, zoom_p=1.0, max_zoom=2.0)
     data = training_data(config, skimage_scenes())

@@ -30,6 +30,7 @@ from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import save_weights
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
 from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator, widened
+from allweather_ros.training.checks import check_weather_options
 
 
 @dataclass
@@ -55,6 +56,15 @@ class EstimatorTrainConfig:
     eval_repeats: int = 8  # the balanced test grid (31 recipes) this many times
     val_samples: int = 400
     checkpoint_every: int = 200
+
+    def __post_init__(self):
+        """Refuse a bad run by name before any data is made, from the command line or Python."""
+        for name in ("steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_weather_options(self, ("noise_p", "camera_p", "exposure_p", "night_p", "zoom_p"))
 
 
 def estimator_loss(types_logits, severity_logits, types, severity):
@@ -286,11 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
-                                  lr=args.lr, seed=args.seed, clean_p=args.clean_p,
-                                  night_p=args.night_p, type_weights=args.type_weights,
-                                  widths=args.widths, hidden=args.hidden, zoom_p=args.zoom_p,
-                                  max_zoom=args.max_zoom)
+    try:
+        config = EstimatorTrainConfig(steps=args.steps, batch=args.batch, workers=args.workers,
+                                      lr=args.lr, seed=args.seed, clean_p=args.clean_p,
+                                      night_p=args.night_p, type_weights=args.type_weights,
+                                      widths=args.widths, hidden=args.hidden,
+                                      zoom_p=args.zoom_p, max_zoom=args.max_zoom)
+    except ValueError as error:  # a share outside [0, 1], no steps, ...: said before any work
+        parser.error(str(error))
     scenes = default_scenes()
     began = time.time()
     model, losses = train_estimator(config, scenes, out=args.out, resume=not args.restart,

@@ -26,6 +26,7 @@ from ..model.losses import RestorationLoss, worse_than_input
 from ..model.weights import save_weights
 from ..runtime.torch_backend import native_bf16
 from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import check_weather_options
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -86,23 +87,15 @@ class TrainConfig:
         if not 0 <= self.restart_step < self.steps:
             raise ValueError(f"restart_step must lie in [0, steps), got {self.restart_step} "
                              f"with steps {self.steps}")
-        if not 0 <= self.clean_p < 1:
-            raise ValueError(f"clean_p must lie in [0, 1), got {self.clean_p}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_minutes < 0:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
-        for name in ("exposure_p", "night_p", "unplaced_p", "estimated_p", "misstated_p",
-                     "understated_p", "spurious_p", "camera_p", "zoom_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.max_zoom < 1:
-            raise ValueError(f"max_zoom must be >= 1, got {self.max_zoom}")
-        if self.type_weights:
-            from ..data.synthesis import type_probabilities
-            type_probabilities(self.type_weights)
+        check_weather_options(self, ("exposure_p", "night_p", "unplaced_p", "estimated_p",
+                                     "misstated_p", "understated_p", "spurious_p", "camera_p",
+                                     "zoom_p"))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
