@@ -15,7 +15,7 @@ from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 from allweather_ros.evaluation import synthetic, synthetic_report
 from allweather_ros.evaluation.harm import harm_report, tone_error
-from allweather_ros.evaluation.scoring import degradations_of, standard_error
+from allweather_ros.evaluation.scoring import degradations_of, group_of, standard_error
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
@@ -163,6 +163,11 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     assert harm["cost_db"]["generic"]["n"] == len(data) - 1  # weather frames only
     assert harm["cost_db"]["generic"]["se"] == 0.0  # costs nothing on every frame
     assert harm["cost_db"]["heavy"]["se"] > 0.0  # darkening costs each frame differently
+    by_type = harm["cost_db_by_group"]["heavy"]  # which weather pays it
+    assert set(by_type) == {group_of(degradations_of(item)) for item in light} - {"clean"}
+    assert sum(c["n"] for c in by_type.values()) == harm["cost_db"]["heavy"]["n"]
+    assert sum(c["mean"] * c["n"] for c in by_type.values()) == pytest.approx(
+        harm["cost_db"]["heavy"]["mean"] * harm["cost_db"]["heavy"]["n"])
     assert harm["clean_psnr"]["mean"] == 100.0  # returned untouched (capped from infinity)
     assert harm["clean_generic_psnr"] == {"mean": 100.0, "lowest": 100.0, "n": 1}
     assert harm["tone_error"]["clean"]["input"] == 0.0
@@ -215,6 +220,11 @@ def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
     report = synthetic_report.write(result, out, "allweather eval --synthetic").read_text()
     assert "## The left-out renderer" in report and "cost of one tier higher" in report
     assert "cost of heavy (dB, mean ± s.e. / worst)" in report
+    heavy_by_type = result["harm"]["cost_db_by_group"]["heavy"]
+    assert heavy_by_type
+    for group, cost in heavy_by_type.items():  # a row per type, n beside each cell
+        assert f"cost of heavy on {group} frames" in report
+        assert f"{cost['mean']:.2f} ± {cost['se']:.2f} / {cost['worst']:.2f}, {cost['n']}" in report
     assert "cost of false haze" in report and "clean frames, told moderate haze" in report
     assert (out / "renderers_sheet.jpg").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())

@@ -43,9 +43,11 @@ def harm_report(full, test, encoder) -> dict:
     weather), the generic text, and the truth with FALSE_HAZE (frames without haze). Costs are
     PSNR(told the truth) - PSNR(told that), in dB, over the frames with weather: a clean frame
     told the truth may come back untouched (PSNR capped at PSNR_CAP), so clean frames told the
-    generic text or the false haze are given as their PSNR."""
+    generic text or the false haze are given as their PSNR. Each cost is also given per group
+    of frames (a type, or mixtures): a mean over all frames hides which weather pays it."""
     restore = Restorer(full, encoder)
     costs = defaultdict(list)
+    costs_by_group = defaultdict(lambda: defaultdict(list))
     slight_gain = defaultdict(list)
     clean_psnr, clean_generic_psnr, clean_hazed_psnr = [], [], []
     tones = defaultdict(lambda: {"input": [], "restored": []})
@@ -72,6 +74,7 @@ def harm_report(full, test, encoder) -> dict:
         else:
             for name in told.keys() - {"truth"}:
                 costs[name].append(psnr["truth"] - psnr[name])
+                costs_by_group[name][group].append(psnr["truth"] - psnr[name])
             if light and group != "mixture":
                 slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
         if light and group in ("clean", "rain", "snow"):
@@ -88,6 +91,8 @@ def harm_report(full, test, encoder) -> dict:
 
     return {
         "cost_db": {name: summary(v) for name, v in costs.items()},
+        "cost_db_by_group": {name: {g: summary(v) for g, v in sorted(by_group.items())}
+                             for name, by_group in costs_by_group.items()},
         "clean_psnr": lowest(clean_psnr),
         "clean_generic_psnr": lowest(clean_generic_psnr),
         "clean_false_haze_psnr": lowest(clean_hazed_psnr),

@@ -83,6 +83,10 @@ def renderer_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# The costs also broken down by type: the wrong words whose cost the issue bounds.
+BY_GROUP_COSTS = ("one_tier_higher", "heavy")
+
+
 def harm_table(harms: dict[str, dict]) -> str:
     """The do-no-harm figures side by side for each test set (columns)."""
     names = list(harms)
@@ -90,6 +94,11 @@ def harm_table(harms: dict[str, dict]) -> str:
     for key in ("one_tier_higher", "one_tier_lower", "heavy", "generic", "false_haze"):
         rows.append((f"cost of {key.replace('_', ' ')} (dB, mean ± s.e. / worst)",
                      [_cost(h["cost_db"].get(key)) for h in harms.values()]))
+    for key in BY_GROUP_COSTS:
+        by_group = [h.get("cost_db_by_group", {}).get(key, {}) for h in harms.values()]
+        rows += [(f"cost of {key.replace('_', ' ')} on {g} frames (dB, mean ± s.e. / worst, n)",
+                  [_cost(costs.get(g), with_n=True) for costs in by_group])
+                 for g in sorted({g for costs in by_group for g in costs})]
     for key, told in (("clean_psnr", "so"), ("clean_generic_psnr", "the generic text"),
                       ("clean_false_haze_psnr", "moderate haze")):
         rows.append((f"clean frames, told {told} (dB, mean / lowest)",
@@ -107,8 +116,11 @@ def harm_table(harms: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _cost(d) -> str:
-    return "-" if d is None else f"{d['mean']:.2f} ± {d['se']:.2f} / {d['worst']:.2f}"
+def _cost(d, with_n: bool = False) -> str:
+    if d is None:
+        return "-"
+    text = f"{d['mean']:.2f} ± {d['se']:.2f} / {d['worst']:.2f}"
+    return f"{text}, {d['n']}" if with_n else text
 
 
 def _pair(d, a, b, sep=" / ", fmt="{:.2f}") -> str:
