@@ -46,8 +46,7 @@ def harm_report(full, test, encoder) -> dict:
     generic text or the false haze are given as their PSNR. Each cost is also given per group
     of frames (a type, or mixtures): a mean over all frames hides which weather pays it."""
     restore = Restorer(full, encoder)
-    costs = defaultdict(list)
-    costs_by_group = defaultdict(lambda: defaultdict(list))
+    costs = defaultdict(lambda: defaultdict(list))  # told -> group -> cost per frame
     slight_gain = defaultdict(list)
     clean_psnr, clean_generic_psnr, clean_hazed_psnr = [], [], []
     tones = defaultdict(lambda: {"input": [], "restored": []})
@@ -73,8 +72,7 @@ def harm_report(full, test, encoder) -> dict:
             clean_hazed_psnr.append(psnr["false_haze"])
         else:
             for name in told.keys() - {"truth"}:
-                costs[name].append(psnr["truth"] - psnr[name])
-                costs_by_group[name][group].append(psnr["truth"] - psnr[name])
+                costs[name][group].append(psnr["truth"] - psnr[name])
             if light and group != "mixture":
                 slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
         if light and group in ("clean", "rain", "snow"):
@@ -90,9 +88,10 @@ def harm_report(full, test, encoder) -> dict:
                 "n": len(values)} if values else None
 
     return {
-        "cost_db": {name: summary(v) for name, v in costs.items()},
+        "cost_db": {name: summary([c for v in by_group.values() for c in v])
+                    for name, by_group in costs.items()},
         "cost_db_by_group": {name: {g: summary(v) for g, v in sorted(by_group.items())}
-                             for name, by_group in costs_by_group.items()},
+                             for name, by_group in costs.items()},
         "clean_psnr": lowest(clean_psnr),
         "clean_generic_psnr": lowest(clean_generic_psnr),
         "clean_false_haze_psnr": lowest(clean_hazed_psnr),

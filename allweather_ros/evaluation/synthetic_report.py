@@ -95,7 +95,7 @@ def harm_table(harms: dict[str, dict]) -> str:
         rows.append((f"cost of {key.replace('_', ' ')} (dB, mean ± s.e. / worst)",
                      [_cost(h["cost_db"].get(key)) for h in harms.values()]))
     for key in BY_GROUP_COSTS:
-        by_group = [h.get("cost_db_by_group", {}).get(key, {}) for h in harms.values()]
+        by_group = [h["cost_db_by_group"].get(key, {}) for h in harms.values()]
         rows += [(f"cost of {key.replace('_', ' ')} on {g} frames (dB, mean ± s.e. / worst, n)",
                   [_cost(costs.get(g), with_n=True) for costs in by_group])
                  for g in sorted({g for costs in by_group for g in costs})]
