@@ -68,7 +68,7 @@ def test_the_pack_holds_the_training_photos_and_the_checkpoint_within_the_budget
     pack = tmp / "pack"
     assert sorted(str(p.relative_to(pack / "scenes")) for p in (pack / "scenes").rglob("*")
                   if p.is_file()) == sorted(photos["train"])
-    assert json.loads((pack / "manifest.json").read_text())["step"] == 2
+    assert json.loads((pack / "manifest.json").read_text())["runs"] == {"cpu": 2}
     assert "of 64 MiB" in printed
     assert (pack / "text_encoder" / "model.fp16.safetensors.xz").stat().st_size < 30 * 2 ** 20
 
@@ -94,8 +94,8 @@ def test_the_packed_encoder_encodes_descriptions_as_the_bundled_one(packed, tmp_
 
 def test_training_on_the_pack_resumes_its_checkpoint(packed):
     tmp, _, env, _ = packed
-    printed = _run("train", tmp / "pack", "--out", tmp / "gpu", "--config", tmp / "train.yaml",
-                   "--steps", 3, "--workers", 0, env=env)
+    printed = _run("train", tmp / "pack", "--run", "cpu", "--out", tmp / "gpu", "--config",
+                   tmp / "train.yaml", "--steps", 3, "--workers", 0, env=env)
     assert checkpoint_progress(tmp / "gpu" / "last.safetensors")["step"] == 5
     assert (tmp / "gpu" / "weights.safetensors").is_file()
     assert "steps: 5, restart_step: 2" in printed

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 from allweather_ros.model import LDRNet, build_model
 from allweather_ros.model.profile import parse_size, profile
 from allweather_ros.runtime.backend import Backend, BackendUnavailable

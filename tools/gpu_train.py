@@ -3,18 +3,21 @@
 A lent machine has no network and takes at most 64 MiB of working tree (the repository
 included), so what training reads is packed here first:
 
-    .venv/bin/python tools/gpu_train.py pack runs/gpu_pack            # here, about 45 MiB
+    .venv/bin/python tools/gpu_train.py pack runs/gpu_pack            # here, about 50 MiB
     python3 tools/gpu_train.py train runs/gpu_pack --out $OUT/rt       # there (carry runs/gpu_pack)
+    python3 tools/gpu_train.py train runs/gpu_pack --run rt_noprior --out $OUT/rt_noprior
 
 The pack holds the training split's photos (shrunk to the 768 px the dataset loads them at,
-JPEG), the checkpoint to resume from, and the text encoder with every word-piece row that no
-description can use zeroed and its weights rounded to fp16, compressed: the descriptions use
-a few dozen of its 30,522 word pieces (an encoded description moves by about 1e-3; a text
-with any other word piece is refused, not silently mis-encoded). `train` resumes the checkpoint
-with the training YAML's recipe on the GPU, many synthesis workers feeding it, restarts the
-cosine at the checkpoint's step for `--steps` more, stops after `--minutes` with the checkpoint
-written, and prints the YAML lines that continue the same schedule on the CPU: copy
-OUT/rt/last.safetensors to checkpoints/rt/ and run `allweather train --config ...`.
+JPEG), the checkpoints to resume from (by default the shipped network's and its no-prior
+ablation's, so that both legs share a recipe), and the text encoder with every word-piece
+row that no description can use zeroed and its weights rounded to fp16, compressed: the
+descriptions use a few dozen of its 30,522 word pieces (an encoded description moves by about
+1e-3; a text with any other word piece is refused, not silently mis-encoded). `train`
+resumes one run's checkpoint with its training YAML's recipe on the GPU, many synthesis
+workers feeding it, restarts the cosine at the checkpoint's step for `--steps` more, stops
+after `--minutes` with the checkpoint written, and prints the YAML lines that continue the
+same schedule on the CPU: copy OUT/<run>/last.safetensors to checkpoints/<run>/ and run
+`allweather train --config ...`.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ BUDGET = 64 * 2 ** 20  # what may travel to the device machine: the repository a
 ENCODER = "text_encoder"
 PACKED_WEIGHTS = "model.fp16.safetensors.xz"
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+DEFAULT_CHECKPOINTS = [ROOT / "checkpoints" / run / "last.safetensors"
+                       for run in ("rt", "rt_noprior")]
 SCENE_SIDE = 768  # SyntheticWeatherDataset's max_side: the photos as training loads them
 
 
@@ -154,15 +159,20 @@ def pack(args: argparse.Namespace) -> int:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(scene.load(SCENE_SIDE), cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, args.quality])
         target.write_bytes(jpeg.tobytes())  # the name is kept: it decides the split
-    checkpoint = Path(args.checkpoint)
-    shutil.copy2(checkpoint, out / "last.safetensors")
-    manifest = {"scenes": len(scenes), "checkpoint": str(checkpoint),
-                "step": checkpoint_progress(checkpoint)["step"],
-                ENCODER: pack_text_encoder(out / ENCODER)}
+    runs = {}
+    for checkpoint in map(Path, args.checkpoint or DEFAULT_CHECKPOINTS):
+        run = checkpoint.parent.name  # checkpoints/<run>/last.safetensors
+        if run in runs:
+            raise SystemExit(f"two checkpoints of run {run!r}: pack one per folder name")
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(checkpoint, out / "checkpoints" / f"{run}.safetensors")
+        runs[run] = checkpoint_progress(checkpoint)["step"]
+    manifest = {"scenes": len(scenes), "runs": runs, ENCODER: pack_text_encoder(out / ENCODER)}
     (out / "manifest.json").write_text(json.dumps(manifest))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     tree = _tracked_bytes()
-    print(f"{out}: {manifest['scenes']} photos, checkpoint at step {manifest['step']}, "
+    steps = ", ".join(f"{run} at step {step}" for run, step in runs.items())
+    print(f"{out}: {manifest['scenes']} photos, checkpoints {steps}, "
           f"{size / 2 ** 20:.1f} MiB (+ {tree / 2 ** 20:.1f} MiB of repository = "
           f"{(size + tree) / 2 ** 20:.1f} of {BUDGET / 2 ** 20:.0f} MiB)")
     if size + tree > BUDGET:
@@ -177,21 +187,25 @@ def train_on_pack(args: argparse.Namespace) -> int:
     from allweather_ros.training.checkpoint import checkpoint_progress
     from allweather_ros.training.loop import TrainConfig, train
 
-    start = checkpoint_progress(pack_dir / "last.safetensors")["step"]
-    config = TrainConfig.from_yaml(args.config)
+    checkpoint = pack_dir / "checkpoints" / f"{args.run}.safetensors"
+    if not checkpoint.is_file():
+        raise SystemExit(f"the pack holds no checkpoint of run {args.run!r}: "
+                         f"{sorted(p.stem for p in checkpoint.parent.glob('*.safetensors'))}")
+    start = checkpoint_progress(checkpoint)["step"]
+    config = TrainConfig.from_yaml(args.config or ROOT / "config" / f"train_{args.run}.yaml")
     config = dataclasses.replace(
         config, out=str(out), steps=start + args.steps, restart_step=start,
         lr=args.lr or config.lr, max_minutes=args.minutes, threads=0,
         batch_size=args.batch_size or config.batch_size,
         workers=args.workers if args.workers is not None else max((os.cpu_count() or 2) - 2, 1))
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(pack_dir / "last.safetensors", out / "last.safetensors")
+    shutil.copy2(checkpoint, out / "last.safetensors")
     with tempfile.TemporaryDirectory() as tmp:
         weights = train(config, encoder=unpack_text_encoder(pack_dir, Path(tmp)))
     reached = checkpoint_progress(out / "last.safetensors")["step"]
     print(f"trained steps {start}-{reached} into {out} ({weights.name} beside it); on the CPU, "
-          f"with {out / 'last.safetensors'} in checkpoints/rt/, the same schedule goes on with "
-          f"the YAML's steps: {config.steps}, restart_step: {start}, lr: {config.lr}")
+          f"with {out / 'last.safetensors'} in checkpoints/{args.run}/, the same schedule goes "
+          f"on with the YAML's steps: {config.steps}, restart_step: {start}, lr: {config.lr}")
     return 0
 
 
@@ -200,12 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="here: photos, checkpoint and text encoder into a folder")
     p.add_argument("pack")
-    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "rt" / "last.safetensors"))
+    p.add_argument("--checkpoint", action="append",
+                   help="a checkpoints/<run>/last.safetensors to resume there, repeatable "
+                        "(default: rt and rt_noprior)")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of the photos")
     t = sub.add_parser("train", help="there: resume the packed checkpoint on the GPU")
     t.add_argument("pack")
     t.add_argument("--out", required=True)
-    t.add_argument("--config", default=str(ROOT / "config" / "train_rt.yaml"))
+    t.add_argument("--run", default="rt", help="which packed checkpoint to resume")
+    t.add_argument("--config", help="training YAML (default: config/train_<run>.yaml)")
     t.add_argument("--minutes", type=float, default=8.0, help="stop, checkpoint written, after")
     t.add_argument("--steps", type=int, default=20000, help="the cosine's span after the resume")
     t.add_argument("--lr", type=float, default=0.0, help="restart learning rate (0: the YAML's)")
