@@ -50,6 +50,19 @@ class PriorEncoding(Protocol):
     def __call__(self, tokens) -> PriorCache: ...
 
 
+def checked_frame(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` if it is a frame the pipeline restores, float RGB (H, W, 3) in [0, 1]; else a
+    ValueError. Integer samples are refused rather than guessed at: read as floats they are
+    hundreds of times too bright and the network answers with garbage (NaN) without a word."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got shape {rgb.shape}")
+    if rgb.dtype.kind != "f":
+        hint = (f": divide by {np.iinfo(rgb.dtype).max} first (media.read_rgb and the node "
+                "do)" if rgb.dtype.kind in "ui" else "")
+        raise ValueError(f"expected float RGB samples in [0, 1], got {rgb.dtype}{hint}")
+    return rgb
+
+
 @dataclass
 class Restoration:
     """What one frame gives: all arrays are (H, W[, 3]) at the frame's own size."""
@@ -214,12 +227,13 @@ class Pipeline:
         """Describe `rgb` with the provider, here and now, and use that prior from now on."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
-        self.set_prior(self.provider.describe(rgb), camera)
+        self.set_prior(self.provider.describe(checked_frame(rgb)), camera)
         return self.prior_of(camera)
 
     def process(self, rgb: np.ndarray, camera: str = "") -> Restoration:
         """Restore one float32 RGB frame (H, W, 3) in [0, 1] of `camera` with its prior."""
         start = time.perf_counter()
+        checked_frame(rgb)
         entry = self._camera(camera)
         if entry.refresher is not None:
             entry.refresher.submit(rgb)

@@ -150,3 +150,15 @@ def test_each_camera_has_its_own_prior_from_the_shared_provider(pipeline_config,
         assert built.describe("front")["refresher"]["primary"] == "fixed"
     finally:
         built.close()
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.full((8, 8, 3), 200, np.uint8), "got uint8: divide by 255"),
+    (np.zeros((8, 8, 3), np.uint16), "got uint16: divide by 65535"),
+    (np.zeros((8, 8), np.float32), r"shape \(H, W, 3\), got shape \(8, 8\)"),
+    (np.zeros((8, 8, 4), np.float32), "got shape"),
+])
+def test_a_frame_that_is_not_float_rgb_is_refused_with_what_to_do(pipeline, frame, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.process(frame)
+    assert np.isfinite(pipeline.process(np.zeros((8, 8, 3), np.float32)).restored).all()

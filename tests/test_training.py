@@ -13,6 +13,7 @@ from allweather_ros.network_io import read_metadata
 from allweather_ros.prior.builtin import BuiltinEstimator
 from allweather_ros.training import loop
 from allweather_ros.training.checkpoint import (
+    average_checkpoints,
     checkpoint_progress,
     load_checkpoint,
     model_from_checkpoint,
@@ -128,14 +129,20 @@ def test_unknown_weather_in_type_weights_is_refused(tmp_path):
         TrainConfig.from_yaml(path)
 
 
-def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path):
-    torch.manual_seed(0)
-    model = LDRNet(**TINY)
+def _trained_one_step(model: LDRNet) -> torch.optim.Optimizer:
+    """An Adam optimizer that has taken one step on `model`, so that it holds state."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.rand(1, 3, 16, 16), *model.encode_prior(torch.randn(1, 3, 24),
                                                         torch.ones(1, 3, dtype=torch.bool))
           ).restored.sum().backward()
     optimizer.step()
+    return optimizer
+
+
+def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = LDRNet(**TINY)
+    optimizer = _trained_one_step(model)
     path = save_checkpoint(tmp_path / "c.safetensors", model, optimizer, {"step": 7})
     fresh = LDRNet(**TINY)
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-3)
@@ -223,3 +230,33 @@ def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkey
 def test_bad_speed_and_data_options_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_averaged_checkpoints_hold_the_mean_network_and_resume_from_the_last(tmp_path):
+    nets, optimizers, paths = [], [], []
+    for step in (4, 9):
+        torch.manual_seed(step)
+        net = LDRNet(**TINY)
+        optimizer = _trained_one_step(net)
+        nets.append(net)
+        optimizers.append(optimizer)
+        paths.append(save_checkpoint(tmp_path / f"{step}.safetensors", net, optimizer,
+                                     {"step": step}))
+    out = average_checkpoints(paths, tmp_path / "soup.safetensors")
+    resumed = LDRNet(**TINY)
+    resumed_opt = torch.optim.Adam(resumed.parameters(), lr=1e-3)
+    assert load_checkpoint(out, resumed, resumed_opt) == {"step": 9}
+    for name, value in resumed.state_dict().items():
+        first, last = nets[0].state_dict()[name], nets[1].state_dict()[name]
+        assert torch.allclose(value, (first + last) / 2, atol=1e-6), name
+    assert any(not torch.equal(v, nets[1].state_dict()[k])
+               for k, v in resumed.state_dict().items())
+    last_state = optimizers[1].state_dict()["state"]
+    for index, entry in resumed_opt.state_dict()["state"].items():
+        assert torch.equal(entry["exp_avg"], last_state[index]["exp_avg"])
+    assert [entry["step"] for entry in read_metadata(out)["averaged"]] == [4, 9]
+    wider = LDRNet(**{**TINY, "width": TINY["width"] * 2})
+    other = save_checkpoint(tmp_path / "wider.safetensors", wider,
+                            torch.optim.Adam(wider.parameters()), {"step": 1})
+    with pytest.raises(ValueError, match="another network"):
+        average_checkpoints([paths[0], other], tmp_path / "no.safetensors")

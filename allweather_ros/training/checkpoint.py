@@ -2,9 +2,14 @@
 
 Optimizer state is flattened into named tensors (`optim.<param>.<key>`); scalars and the
 schedule go into the file's JSON metadata, so nothing is ever unpickled.
+
+    python -m allweather_ros.training.checkpoint A.safetensors B.safetensors --out C.safetensors
+
+averages the networks of checkpoints along one run (a weight soup), see `average_checkpoints`.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -74,3 +79,44 @@ def checkpoint_progress(path: Path) -> dict:
     """A checkpoint's progress (step, epoch, seconds), read from its metadata alone."""
     with safe_open(str(path), framework="pt") as f:
         return json.loads(f.metadata()["progress"])
+
+
+def average_checkpoints(sources: list[Path], out: Path) -> Path:
+    """The mean of `sources`' networks (points of one run, e.g. before and after a leg: a soup
+    keeps what each leg gained in common and evens out what one leg over-fitted), with the last
+    source's optimizer state and progress, so that training resumes from the average."""
+    if len(sources) < 2:
+        raise ValueError("averaging needs at least two checkpoints")
+    sums: dict[str, torch.Tensor] = {}
+    network = None
+    for path in sources:
+        with safe_open(str(path), framework="pt") as f:
+            network = network or json.loads(f.metadata()["config"])
+            if json.loads(f.metadata()["config"]) != network:
+                raise ValueError(f"{path} holds another network than {sources[0]}")
+            for key in (k for k in f.keys() if k.startswith("model.")):
+                tensor = f.get_tensor(key).double()
+                sums[key] = sums[key] + tensor if key in sums else tensor
+    with safe_open(str(sources[-1]), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = dict(f.metadata())
+    for key, total in sums.items():
+        if tensors[key].is_floating_point():
+            tensors[key] = (total / len(sources)).to(tensors[key].dtype)
+    metadata["averaged"] = json.dumps([checkpoint_progress(p) for p in sources])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=metadata)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Average the networks of training checkpoints.")
+    parser.add_argument("sources", nargs="+", type=Path, help="checkpoints of one run")
+    parser.add_argument("--out", required=True, type=Path, help="the averaged checkpoint")
+    args = parser.parse_args(argv)
+    print(average_checkpoints(args.sources, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""tools/real_restoration_check.py on a tiny labelled set: figures per type and severity for
+each weights file, a heavy veil changed far more than a clean photo, and the same weights
+named twice give the same figures."""
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from allweather_ros.data.sources import skimage_scenes
+from allweather_ros.data.synthesis import synthesize
+from allweather_ros.description import Degradation
+from allweather_ros.evaluation import real
+from allweather_ros.model.weights import PACKAGED
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from real_restoration_check import main  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp_path, capsys):
+    photo = cv2.resize(skimage_scenes()[1].load(), (128, 96), interpolation=cv2.INTER_AREA)
+    photo = photo.astype(np.float32) / 255.0
+    labels = {"clean.png": {}, "haze.png": {"haze": "heavy"}}
+    for i, (name, types) in enumerate(labels.items()):
+        recipe = [Degradation(t, s) for t, s in types.items()]
+        frame = synthesize(photo, np.random.default_rng(i), recipe).degraded
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor((frame * 255 + 0.5).astype(np.uint8),
+                                                       cv2.COLOR_RGB2BGR))
+    (tmp_path / real.LABELS_FILE).write_text(json.dumps(
+        {"photos": [{"file": n, "types": t} for n, t in labels.items()]}))
+    shipped = str(PACKAGED / "rt.safetensors")
+    out = tmp_path / "figures.json"
+    assert main(["--real", str(tmp_path), "--weights", "", shipped, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert sorted(result) == ["clean", "haze", "haze/heavy"]
+    for group in result.values():
+        assert group["shipped"] == group[shipped]  # the same network, the same figures
+        assert all(np.isfinite([r["change"], r["shift"]]).all() for r in group.values())
+    clean, haze = result["clean"]["shipped"], result["haze/heavy"]["shipped"]
+    assert clean["n"] == haze["n"] == 1
+    assert haze["change"] > 5 * max(clean["change"], 0.1)
+    assert "| haze/heavy | 1 |" in capsys.readouterr().out
