@@ -5,8 +5,9 @@ The real set (tools/real_weather_set.py) has no clean truth, so this is a no-ref
 the default pipeline (built-in estimator, restorer), one or more weights side by side: per
 labelled type and severity, the mean absolute change of a frame, the shift of its mean
 brightness (both in 8-bit levels), and how many photos came out darker by more than 2 levels.
-A restorer that leaves real streaks in place changes little; one that mostly darkens shows a
-shift about as large as its change.
+A restorer that leaves real streaks in place changes little. Taking out bright streaks,
+flakes or a veil darkens a frame as a tone shift does, so a large shift is read beside the
+photos, not alone.
 
     .venv/bin/python tools/real_restoration_check.py --weights OLD.safetensors NEW.safetensors
 """
