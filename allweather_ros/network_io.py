@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 PACKAGED = Path(__file__).resolve().parent / "weights"
 """The weights shipped in the package."""
 INPUTS = ("image", "prior_kv", "prior_bias")
@@ -40,3 +42,16 @@ def read_metadata(path: str | Path) -> dict:
 
     with safe_open(str(path), framework="np") as f:
         return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+
+def checked_frame(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` if it is a frame the restorer and the estimators take, float RGB (H, W, 3) in [0, 1];
+    else a ValueError. Integer samples are refused rather than guessed at: read as floats they
+    are hundreds of times too bright and the networks answer with garbage without a word."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got shape {rgb.shape}")
+    if rgb.dtype.kind != "f":
+        hint = (f": divide by {np.iinfo(rgb.dtype).max} first (media.read_rgb and the node "
+                "do)" if rgb.dtype.kind in "ui" else "")
+        raise ValueError(f"expected float RGB samples in [0, 1], got {rgb.dtype}{hint}")
+    return rgb

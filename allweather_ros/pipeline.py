@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .network_io import PACKAGED, PriorCache
+from .network_io import PACKAGED, PriorCache, checked_frame
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.refresher import PriorRefresher
@@ -48,19 +48,6 @@ class PriorEncoding(Protocol):
     config: dict
 
     def __call__(self, tokens) -> PriorCache: ...
-
-
-def checked_frame(rgb: np.ndarray) -> np.ndarray:
-    """`rgb` if it is a frame the pipeline restores, float RGB (H, W, 3) in [0, 1]; else a
-    ValueError. Integer samples are refused rather than guessed at: read as floats they are
-    hundreds of times too bright and the network answers with garbage (NaN) without a word."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got shape {rgb.shape}")
-    if rgb.dtype.kind != "f":
-        hint = (f": divide by {np.iinfo(rgb.dtype).max} first (media.read_rgb and the node "
-                "do)" if rgb.dtype.kind in "ui" else "")
-        raise ValueError(f"expected float RGB samples in [0, 1], got {rgb.dtype}{hint}")
-    return rgb
 
 
 @dataclass

@@ -329,3 +329,8 @@ def test_shipped_estimator_tells_heavy_haze_from_clear():
     hazy, clear = np.array(hazy), np.array(clear)
     assert (hazy > clear).mean() >= 5 / 6
     assert np.median(hazy) > 0.5 > np.median(clear)
+
+
+def test_the_estimator_refuses_integer_frames_instead_of_reading_them_as_floats():
+    with pytest.raises(ValueError, match="got uint8: divide by 255"):
+        BuiltinEstimator().describe(np.full((48, 64, 3), 200, np.uint8))

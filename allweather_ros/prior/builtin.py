@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe, placed
-from allweather_ros.network_io import read_metadata
+from allweather_ros.network_io import checked_frame, read_metadata
 from allweather_ros.prior.calibration import TypeCalibration
 from allweather_ros.prior.estimator_input import estimator_input, tiles
 from allweather_ros.prior.parse import NO_SEVERITY
@@ -116,9 +116,7 @@ class BuiltinEstimator(PriorProvider):
 
     def estimate(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-type probabilities (4,) and per-type severity distributions (4, 3)."""
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
-        types, severity = self._logits(frame)
+        types, severity = self._logits(checked_frame(frame))
         views = tiles(frame, self.tile_side, MAX_TILES) if self.tile_side else [frame]
         if len(views) > 1:
             tile_types, tile_severity = map(np.stack, zip(*map(self._logits, views), strict=True))

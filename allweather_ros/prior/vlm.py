@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from allweather_ros.network_io import checked_frame
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider, prior_from_text
 from allweather_ros.prior.text_encoder import MAX_TOKENS
 
@@ -154,6 +155,5 @@ def _to_pil(frame: np.ndarray):
     """float RGB (H, W, 3) in [0, 1] -> 8-bit PIL image, the input VLM processors expect."""
     from PIL import Image
 
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected an RGB frame of shape (H, W, 3), got {frame.shape}")
-    return Image.fromarray((np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return Image.fromarray((np.clip(checked_frame(frame), 0.0, 1.0) * 255.0 + 0.5)
+                           .astype(np.uint8))
