@@ -26,8 +26,10 @@ import numpy as np
 from .network_io import PACKAGED, PriorCache, checked_frame
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
+from .prior.providers import NoPrior
 from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
+from .prior.uncertainty import coarsen
 from .runtime.backend import Backend
 from .runtime.registry import auto_without_cuda, cuda_possible, parse_backend
 from .working_resolution import downscale, guided_upsample, upsample_map, working_size
@@ -211,10 +213,13 @@ class Pipeline:
         self._camera(camera).state = self._encoded(prior)
 
     def refresh_now(self, rgb: np.ndarray, camera: str = "") -> Prior:
-        """Describe `rgb` with the provider, here and now, and use that prior from now on."""
+        """Describe `rgb` with the provider, here and now, and use that prior from now on,
+        coarsened (prior/uncertainty.py) as a refresher would have published it."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
-        self.set_prior(self.provider.describe(checked_frame(rgb)), camera)
+        estimate = self.provider.describe(checked_frame(rgb))
+        self.set_prior(coarsen(estimate, NoPrior(self.encoder).describe(None),
+                               self.config.min_confidence, self.encoder), camera)
         return self.prior_of(camera)
 
     def process(self, rgb: np.ndarray, camera: str = "") -> Restoration:
@@ -356,7 +361,6 @@ def _torch_parts(config: PipelineConfig):
 def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipeline:
     """Backend, prior encoding, text encoder and provider, refreshed asynchronously (the node)
     or, with `asynchronous=False`, on request through `refresh_now` (offline evaluation)."""
-    from .prior.providers import NoPrior
 
     parts = _onnx_parts(config) if torch_free(config) else _torch_parts(config)
     backend, prior_encoding, encoder, load_estimator_net = parts

@@ -1,15 +1,17 @@
 """The pipeline restores frames with the cached prior and swaps priors without stopping."""
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY, HashEncoder, trained_like
 
+from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
-from allweather_ros.pipeline import Pipeline
-from allweather_ros.prior.prior import prior_from_text
+from allweather_ros.pipeline import Pipeline, PipelineConfig
+from allweather_ros.prior.prior import PriorProvider, prior_from_text
 from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
 
 
@@ -162,3 +164,29 @@ def test_a_frame_that_is_not_float_rgb_is_refused_with_what_to_do(pipeline, fram
     with pytest.raises(ValueError, match=message):
         pipeline.process(frame)
     assert np.isfinite(pipeline.process(np.zeros((8, 8, 3), np.float32)).restored).all()
+
+
+class _Says(PriorProvider):
+    """Says `text` at `confidence`, whatever the frame."""
+
+    name = "says"
+
+    def __init__(self, text, confidence):
+        self.said = replace(prior_from_text(text, self.name, None), confidence=confidence)
+
+    def describe(self, frame):
+        return self.said
+
+
+@pytest.mark.parametrize("provider, min_confidence, told", [
+    (_Says("heavy rain", 0.4), 0.0, "heavy rain streaks"),
+    (_Says("heavy rain", 0.1), 0.5, GENERIC_TEXT),  # unsure: coarsened, as a refresher does
+])
+def test_refresh_now_publishes_what_a_refresher_would(provider, min_confidence, told):
+    torch.manual_seed(0)
+    model = trained_like(LDRNet(**TINY))
+    encoder = HashEncoder()
+    pipeline = Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
+                        initial=prior_from_text("rain", "fixed", encoder), provider=provider,
+                        config=PipelineConfig(min_confidence=min_confidence))
+    assert told in pipeline.refresh_now(np.zeros((8, 8, 3), np.float32)).text
