@@ -1,6 +1,6 @@
 """tools/real_restoration_check.py on a tiny labelled set: figures per type and severity for
-each weights file, a heavy veil changed far more than a clean photo, and the same weights
-named twice give the same figures."""
+each weights file, a heavy veil changed far more than a clean photo, the same weights named
+twice give the same figures, and the contact sheet holds a row per type."""
 import json
 import sys
 from pathlib import Path
@@ -33,8 +33,9 @@ def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp
     (tmp_path / real.LABELS_FILE).write_text(json.dumps(
         {"photos": [{"file": n, "types": t} for n, t in labels.items()]}))
     shipped = str(PACKAGED / "rt.safetensors")
-    out = tmp_path / "figures.json"
-    assert main(["--real", str(tmp_path), "--weights", "", shipped, "--json", str(out)]) == 0
+    out, sheet = tmp_path / "figures.json", tmp_path / "sheet.jpg"
+    assert main(["--real", str(tmp_path), "--weights", "", shipped, "--json", str(out),
+                 "--sheet", str(sheet), "--per-type", "1"]) == 0
     result = json.loads(out.read_text())
     assert sorted(result) == ["clean", "haze", "haze/heavy"]
     for group in result.values():
@@ -44,3 +45,5 @@ def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp
     assert clean["n"] == haze["n"] == 1
     assert haze["change"] > 5 * max(clean["change"], 0.1)
     assert "| haze/heavy | 1 |" in capsys.readouterr().out
+    picture = cv2.imread(str(sheet))  # two rows (a photo of each type), input and two outputs
+    assert picture.shape[0] == 2 * (160 + 4) and picture.shape[1] == 3 * 213 + 2 * 4

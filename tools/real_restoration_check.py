@@ -9,7 +9,11 @@ A restorer that leaves real streaks in place changes little. Taking out bright s
 flakes or a veil darkens a frame as a tone shift does, so a large shift is read beside the
 photos, not alone.
 
-    .venv/bin/python tools/real_restoration_check.py --weights OLD.safetensors NEW.safetensors
+    .venv/bin/python tools/real_restoration_check.py --weights OLD.safetensors NEW.safetensors \
+        --sheet real_sheet.jpg
+
+`--sheet` also writes a contact sheet to look at (input, then each weights' output, a few
+photos of each type): the photos are for research use, so keep it local, never commit it.
 """
 from __future__ import annotations
 
@@ -29,32 +33,69 @@ from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 DEFAULT_SET = Path.home() / ".cache" / "allweather_ros" / "real_weather"
 DARKER = 2.0  # levels of mean brightness lost that count a photo as darkened
+SHEET_HEIGHT = 160  # pixels of each contact-sheet row
+GAP = 4
 
 
-def measure(pipeline, rgb: np.ndarray) -> tuple[float, float]:
-    """(mean absolute change, mean brightness shift) of one frame, in 8-bit levels."""
+def measure(pipeline, rgb: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(mean absolute change, mean brightness shift) of one frame, in 8-bit levels, and the
+    restored frame."""
     pipeline.refresh_now(rgb)
     restored = pipeline.process(rgb).restored
     return (float(np.abs(restored - rgb).mean() * 255),
-            float((restored.mean() - rgb.mean()) * 255))
+            float((restored.mean() - rgb.mean()) * 255), restored)
 
 
-def check(folder: Path, weights: list[str], max_side: int) -> dict:
-    """{group: {weights: {n, change, shift, darkened}}}, group a type or type/severity."""
+def sheet_choice(photos: list, per_type: int) -> set[Path]:
+    """`per_type` photos of each primary type, spread over the set's order (its sources)."""
+    by_type = collections.defaultdict(list)
+    for photo in photos:
+        by_type[photo.primary].append(photo)
+    return {group[i * len(group) // per_type].file for group in by_type.values()
+            for i in range(min(per_type, len(group)))}
+
+
+def sheet_row(frames: list[np.ndarray], caption: str) -> np.ndarray:
+    """One contact-sheet row, 8-bit BGR: the frames side by side, the caption on the first."""
+    tiles = [cv2.resize(f, (max(1, round(f.shape[1] * SHEET_HEIGHT / f.shape[0])),
+                            SHEET_HEIGHT), interpolation=cv2.INTER_AREA) for f in frames]
+    gap = np.ones((SHEET_HEIGHT, GAP, 3), np.float32)
+    row = np.hstack([x for tile in tiles for x in (tile, gap)][:-1])
+    row = cv2.cvtColor((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    cv2.putText(row, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1)
+    return row
+
+
+def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = None,
+          per_type: int = 3) -> dict:
+    """{group: {weights: {n, change, shift, darkened}}}, group a type or type/severity; with
+    `sheet`, `per_type` photos of each type written there, input then each weights' output."""
     pipelines = {w or "shipped": build_pipeline(PipelineConfig(weights=w), asynchronous=False)
                  for w in weights}
+    photos = load_labels(folder)
+    shown = sheet_choice(photos, per_type) if sheet else set()
     measured = collections.defaultdict(lambda: collections.defaultdict(list))
-    for photo in load_labels(folder):
+    rows = []
+    for photo in photos:
         rgb = read_rgb(photo.file)
         scale = max_side / max(rgb.shape[:2])
         if scale < 1:
             rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         severity = photo.types.get(photo.primary) or "unjudged"
         groups = [photo.primary] + ([f"{photo.primary}/{severity}"] if photo.types else [])
+        restored = []
         for name, pipeline in pipelines.items():
-            values = measure(pipeline, rgb)
+            change, shift, frame = measure(pipeline, rgb)
+            restored.append(frame)
             for group in groups:
-                measured[group][name].append(values)
+                measured[group][name].append((change, shift))
+        if photo.file in shown:
+            rows.append(sheet_row([rgb, *restored], f"{groups[-1]}: {photo.file.name}"))
+    if rows:
+        width = max(r.shape[1] for r in rows)
+        cv2.imwrite(str(sheet), np.vstack([np.pad(r, ((0, GAP), (0, width - r.shape[1]),
+                                                      (0, 0)), constant_values=255)
+                                           for r in rows]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return {group: {name: {"n": len(v), "change": float(np.mean([c for c, _ in v])),
                            "shift": float(np.mean([s for _, s in v])),
                            "darkened": sum(s < -DARKER for _, s in v)}
@@ -81,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="restorer weights, compared side by side (default: shipped)")
     parser.add_argument("--max-side", type=int, default=640, help="photos shrunk to this side")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--sheet", type=Path, help="also write a contact sheet here (JPEG)")
+    parser.add_argument("--per-type", type=int, default=3, help="photos of each type on it")
     args = parser.parse_args(argv)
-    result = check(args.real, args.weights, args.max_side)
+    result = check(args.real, args.weights, args.max_side, args.sheet, args.per_type)
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
