@@ -14,6 +14,7 @@ other backend keeps the torch models.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -212,14 +213,19 @@ class Pipeline:
         its next frame hands it to the backend."""
         self._camera(camera).state = self._encoded(prior)
 
+    @functools.cached_property
+    def _generic(self) -> Prior:
+        """The generic prior an unsure synchronous estimate is coarsened towards."""
+        return NoPrior(self.encoder).describe(None)
+
     def refresh_now(self, rgb: np.ndarray, camera: str = "") -> Prior:
         """Describe `rgb` with the provider, here and now, and use that prior from now on,
         coarsened (prior/uncertainty.py) as a refresher would have published it."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
         estimate = self.provider.describe(checked_frame(rgb))
-        self.set_prior(coarsen(estimate, NoPrior(self.encoder).describe(None),
-                               self.config.min_confidence, self.encoder), camera)
+        self.set_prior(coarsen(estimate, self._generic, self.config.min_confidence,
+                               self.encoder), camera)
         return self.prior_of(camera)
 
     def process(self, rgb: np.ndarray, camera: str = "") -> Restoration:

@@ -160,11 +160,11 @@ def pack(args: argparse.Namespace) -> int:
                                 [cv2.IMWRITE_JPEG_QUALITY, args.quality])
         target.write_bytes(jpeg.tobytes())  # the name is kept: it decides the split
     runs = {}
+    (out / "checkpoints").mkdir(parents=True)
     for checkpoint in map(Path, args.checkpoint or DEFAULT_CHECKPOINTS):
         run = checkpoint.parent.name  # checkpoints/<run>/last.safetensors
         if run in runs:
             raise SystemExit(f"two checkpoints of run {run!r}: pack one per folder name")
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         shutil.copy2(checkpoint, out / "checkpoints" / f"{run}.safetensors")
         runs[run] = checkpoint_progress(checkpoint)["step"]
     manifest = {"scenes": len(scenes), "runs": runs, ENCODER: pack_text_encoder(out / ENCODER)}

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, inst
 from allweather_ros.evaluation.real import load_labels  # noqa: E402
 from allweather_ros.media import read_rgb  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
+from allweather_ros.working_resolution import downscale, working_size  # noqa: E402
 
 DEFAULT_SET = Path.home() / ".cache" / "allweather_ros" / "real_weather"
 DARKER = 2.0  # levels of mean brightness lost that count a photo as darkened
@@ -78,9 +79,8 @@ def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = 
     rows = []
     for photo in photos:
         rgb = read_rgb(photo.file)
-        scale = max_side / max(rgb.shape[:2])
-        if scale < 1:
-            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        smaller = working_size(*rgb.shape[:2], max_side)
+        rgb = rgb if smaller is None else downscale(rgb, smaller)
         severity = photo.types.get(photo.primary) or "unjudged"
         groups = [photo.primary] + ([f"{photo.primary}/{severity}"] if photo.types else [])
         restored = []

@@ -91,8 +91,9 @@ def average_checkpoints(sources: list[Path], out: Path) -> Path:
     network = None
     for path in sources:
         with safe_open(str(path), framework="pt") as f:
-            network = network or json.loads(f.metadata()["config"])
-            if json.loads(f.metadata()["config"]) != network:
+            config = json.loads(f.metadata()["config"])
+            network = network or config
+            if config != network:
                 raise ValueError(f"{path} holds another network than {sources[0]}")
             for key in (k for k in f.keys() if k.startswith("model.")):
                 tensor = f.get_tensor(key).double()
