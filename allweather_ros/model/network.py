@@ -37,6 +37,34 @@ class LDRBlock(nn.Module):
         return self.aggregate(m, x + x_int), m, weights, indices
 
 
+class FrameGate(nn.Module):
+    """How much of the restorer's correction the frame itself bears out, per pixel.
+
+    Told "heavy" of a slight frame, the restorer scrubs it: it trusts the description more than
+    the frame (#17). This gate reads the encoder's features, which never see the prior, and the
+    correction's local mean and magnitude, and scales the correction down where the frame does
+    not bear out one that size. It is fitted with the rest of the network frozen
+    (`allweather_ros.training.frame_gate`), on frames told wrong and overstated descriptions
+    as often as the restorer was trained with them.
+    """
+
+    def __init__(self, channels: int, hidden: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.body = nn.Sequential(nn.Conv2d(channels + 6, hidden, 3, padding=1), nn.GELU(),
+                                  conv1x1(hidden, 1))
+        nn.init.zeros_(self.body[2].weight)
+        nn.init.constant_(self.body[2].bias, 3.0)  # nearly open: sigmoid(3) = 0.95
+
+    def forward(self, features: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        """features (B, C, H/stride, W/stride), correction (B, 3, H, W) -> gate (B, 1, H, W)."""
+        local = torch.cat([F.avg_pool2d(correction, self.stride),
+                           F.avg_pool2d(correction.abs(), self.stride)], dim=1)
+        gate = torch.sigmoid(self.body(torch.cat([features, local], dim=1)))
+        return F.interpolate(gate, size=correction.shape[-2:], mode="bilinear",
+                             align_corners=False)
+
+
 def _stage(channels: int, blocks: int, expand: int) -> nn.Sequential:
     return nn.Sequential(*(NAFBlock(channels, expand) for _ in range(blocks)))
 
@@ -58,7 +86,9 @@ class LDRNet(nn.Module):
     correction by clamp((M - floor) / span, 0, 1), M the degradation map the network measured:
     where it measures no weather the frame passes unchanged, so a clean or lightly degraded
     region is not made worse. Chosen for each trained set of weights on the validation split
-    (`python -m allweather_ros.evaluation.gate`) and stored in their config.
+    (`python -m allweather_ros.evaluation.gate`) and stored in their config. The frame gate
+    (`frame_gate` hidden channels; 0: none) then scales what is left of the correction by how
+    far the frame itself bears it out (`FrameGate`).
     """
 
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1),
@@ -66,7 +96,7 @@ class LDRNet(nn.Module):
                  ldr_blocks: int = 1, prior_dim: int = 384, heads: int = 4,
                  num_experts: int = 8, top_k: int = 2, expert_expand: int = 2,
                  smooth_kernel: int = 3, block_expand: int = 2, ffn_expand: int = 2,
-                 gate_floor: float = 0.0, gate_span: float = 0.0):
+                 gate_floor: float = 0.0, gate_span: float = 0.0, frame_gate: int = 0):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
         self.config = config  # the constructor arguments: saved beside the weights
@@ -86,6 +116,7 @@ class LDRNet(nn.Module):
             self.downs.append(nn.Conv2d(ch, 2 * ch, 2, stride=2))
             ch *= 2
         self.middle = _stage(ch, middle_blocks, block_expand)
+        self.frame_gate = FrameGate(ch, frame_gate, self.multiple) if frame_gate else None
         self.prior_embedding = PriorEmbedding(prior_dim, ch)
         self.ldr = nn.ModuleList(
             LDRBlock(ch, heads, num_experts, top_k, expert_expand, smooth_kernel, ffn_expand)
@@ -132,6 +163,7 @@ class LDRNet(nn.Module):
             skips.append(feat)
             feat = down(feat)
         feat = self.middle(feat)
+        frame_features = feat
         maps, weights, indices = [], None, None
         for i, blk in enumerate(self.ldr):
             feat, m, weights, indices = blk(feat, prior_kv[:, 2 * i:2 * i + 2], prior_bias)
@@ -144,6 +176,9 @@ class LDRNet(nn.Module):
                                  align_corners=False)
         restored = gated(x, restored, strength, self.config["gate_floor"],
                          self.config["gate_span"])
+        if self.frame_gate is not None:
+            correction = restored - x
+            restored = x + self.frame_gate(frame_features, correction) * correction
         return LDROutput(restored[..., :h, :w], strength[..., :h, :w], weights, indices)
 
 

@@ -1,0 +1,70 @@
+"""The frame gate: a part of the restorer fitted on its own, which scales the correction down
+where the frame does not bear it out, and leaves the rest of the network as it was."""
+import numpy as np
+import onnxruntime as ort
+import torch
+from conftest import TINY, random_prior, trained_like
+
+from allweather_ros.model import LDRNet
+from allweather_ros.model.losses import psnr_loss
+from allweather_ros.model.weights import load_weights, save_weights
+from allweather_ros.network_io import read_metadata
+from allweather_ros.runtime.export import export_onnx
+from allweather_ros.training.frame_gate import fit_frame_gate, with_frame_gate
+from allweather_ros.training.loop import TrainConfig
+
+
+def _restorer() -> LDRNet:
+    torch.manual_seed(0)
+    return trained_like(LDRNet(**{**TINY, "prior_dim": 384})).eval()
+
+
+def test_a_fresh_gate_passes_the_same_share_of_the_correction_everywhere():
+    plain = _restorer()
+    gated = with_frame_gate(plain, hidden=4)
+    image = torch.rand(1, 3, 24, 32)
+    cache = plain.encode_prior(*random_prior(5, 384))
+    with torch.no_grad():
+        before, after = plain(image, *cache).restored, gated(image, *cache).restored
+    assert not torch.allclose(before, image)
+    share = torch.sigmoid(torch.tensor(3.0))
+    assert torch.allclose(after - image, share * (before - image), atol=1e-6)
+    trainable = {n for n, p in gated.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("frame_gate.") for n in trainable)
+
+
+def test_psnr_loss_weighs_each_frame_in_decibels_up_to_its_cap():
+    target = torch.zeros(2, 3, 4, 4)
+    pred = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    # 20 dB and 40 dB frames: the mean of their log10(MSE) is -3, i.e. 30 dB on average
+    assert abs(psnr_loss(pred, target, 0.0).item() + 3.0) < 1e-5
+    capped = psnr_loss(pred, target, 1e-3).item()  # the 40 dB frame counts as about 30 dB
+    assert abs(capped - (np.log10(1e-2 + 1e-3) + np.log10(1e-4 + 1e-3)) / 2) < 1e-5
+
+
+def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkeypatch):
+    weights = save_weights(_restorer(), tmp_path / "plain.safetensors", {"note": "kept"})
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(crop=32, batch_size=2, workers=0, threads=1, misstated_p=1.0, seed=3)
+    out = fit_frame_gate(weights, config, tmp_path / "gated.safetensors", hidden=4, steps=3)
+    before, after = load_weights(weights).state_dict(), load_weights(out).state_dict()
+    assert load_weights(out).config["frame_gate"] == 4
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    gate = {k: v for k, v in after.items() if k.startswith("frame_gate.")}
+    assert not torch.all(gate["frame_gate.body.2.weight"] == 0), "the gate learnt something"
+    meta = read_metadata(out)
+    assert meta["note"] == "kept" and meta["frame_gate"]["steps"] == 3
+
+
+def test_a_gated_network_exports_to_onnx_with_the_same_output(tmp_path):
+    net = with_frame_gate(_restorer(), hidden=4)
+    torch.nn.init.normal_(net.frame_gate.body[2].weight, std=0.5)  # a gate that varies
+    path = export_onnx(net, tmp_path / "gated.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = torch.rand(1, 3, 37, 53)
+    cache = net.encode_prior(*random_prior(6, 384))
+    with torch.no_grad():
+        want = net(image, *cache).restored.numpy()
+    got = session.run(None, {"image": image.numpy(), "prior_kv": cache.kv.detach().numpy(),
+                             "prior_bias": cache.bias.numpy()})[0]
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
