@@ -31,6 +31,10 @@ def test_a_fresh_gate_passes_the_same_share_of_the_correction_everywhere():
     assert torch.allclose(after - image, share * (before - image), atol=1e-6)
     trainable = {n for n, p in gated.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("frame_gate.") for n in trainable)
+    refitted = with_frame_gate(gated, hidden=8)  # a gate fitted again starts afresh
+    assert refitted.config["frame_gate"] == 8
+    with torch.no_grad():
+        assert torch.allclose(refitted(image, *cache).restored, after, atol=1e-6)
 
 
 def test_psnr_loss_weighs_each_frame_in_decibels_up_to_its_cap():

@@ -28,9 +28,11 @@ MSE_FLOOR = 3e-4  # PSNR capped at about 35 dB: frames restored past it must not
 
 
 def with_frame_gate(model: LDRNet, hidden: int) -> LDRNet:
-    """The same network and weights plus a fresh frame gate, the only part left trainable."""
+    """The same network and weights plus a fresh frame gate (replacing any it had), the only
+    part left trainable."""
     net = LDRNet(**{**model.config, "frame_gate": hidden})
-    missing, unexpected = net.load_state_dict(model.state_dict(), strict=False)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("frame_gate.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith("frame_gate.") for key in missing):
         raise ValueError(f"{unexpected or missing} do not fit {model.config}")
     for name, parameter in net.named_parameters():
