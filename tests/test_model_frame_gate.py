@@ -5,6 +5,7 @@ import onnxruntime as ort
 import torch
 from conftest import TINY, random_prior, trained_like
 
+from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
 from allweather_ros.model.losses import psnr_loss
 from allweather_ros.model.weights import load_weights, save_weights
@@ -58,6 +59,22 @@ def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkey
     assert not torch.all(gate["frame_gate.body.2.weight"] == 0), "the gate learnt something"
     meta = read_metadata(out)
     assert meta["note"] == "kept" and meta["frame_gate"]["steps"] == 3
+
+
+def test_the_no_prior_ablation_gets_its_gate_fitted_on_the_generic_text(tmp_path, monkeypatch):
+    told = []
+
+    class Recording:
+        def encode_batch(self, texts):
+            told.extend(texts)
+            return torch.zeros(len(texts), 3, 384), torch.ones(len(texts), 3, dtype=torch.bool)
+
+    weights = save_weights(_restorer(), tmp_path / "plain.safetensors")
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(prior="none", crop=32, batch_size=2, workers=0, threads=1)
+    fit_frame_gate(weights, config, tmp_path / "gated.safetensors", hidden=4, steps=2,
+                   encoder=Recording())
+    assert told == [GENERIC_TEXT] * 4
 
 
 def test_a_gated_network_exports_to_onnx_with_the_same_output(tmp_path):
