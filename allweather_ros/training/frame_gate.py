@@ -19,11 +19,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..description import GENERIC_TEXT
 from ..model import LDRNet
 from ..model.losses import psnr_loss
 from ..model.weights import load_weights, read_metadata, save_weights
-from .loop import TrainConfig, _collate, _dataset, cosine_lr
+from .loop import TrainConfig, _collate, _dataset, cosine_lr, told
 
 MSE_FLOOR = 3e-4  # PSNR capped at about 35 dB: frames restored past it must not dominate
 
@@ -62,9 +61,7 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
                                 num_workers=config.workers, collate_fn=_collate):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, steps, lr, lr * 0.02)
-            texts = (batch["text"] if config.prior == "text"
-                     else [GENERIC_TEXT] * len(batch["text"]))  # the no-prior ablation's
-            tokens, mask = encoder.encode_batch(texts)
+            tokens, mask = encoder.encode_batch(told(config, batch["text"]))
             restored = net(batch["degraded"], *net.encode_prior(tokens, mask)).restored
             loss = psnr_loss(restored, batch["clean"], MSE_FLOOR)
             optimizer.zero_grad(set_to_none=True)

@@ -153,6 +153,12 @@ def _dataset(config: TrainConfig):
     return torch.utils.data.ConcatDataset([synthetic, *paired])
 
 
+def told(config: TrainConfig, texts: list[str]) -> list[str]:
+    """What the network is told of a batch: each sample's description, or the generic text for
+    the no-prior ablation (`prior: none`)."""
+    return texts if config.prior == "text" else [GENERIC_TEXT] * len(texts)
+
+
 def with_estimates(texts: list[str], frames: torch.Tensor, estimator, share: float,
                    generator: torch.Generator) -> list[str]:
     """`texts` with a `share` of them replaced by `estimator`'s description of the frame: the
@@ -225,7 +231,7 @@ def train_model(config: TrainConfig, resume: bool = True,
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, config.steps, config.lr, config.min_lr,
                                         config.restart_step)
-            texts = batch["text"] if config.prior == "text" else [GENERIC_TEXT] * len(batch["text"])
+            texts = told(config, batch["text"])
             if estimator is not None:
                 draw = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
                 texts = with_estimates(texts, batch["degraded"], estimator,
