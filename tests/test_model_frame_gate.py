@@ -7,7 +7,7 @@ from conftest import TINY, random_prior, trained_like
 
 from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
-from allweather_ros.model.losses import psnr_loss
+from allweather_ros.model.losses import harm_loss, psnr_loss
 from allweather_ros.model.weights import load_weights, save_weights
 from allweather_ros.network_io import read_metadata
 from allweather_ros.runtime.export import export_onnx
@@ -47,11 +47,21 @@ def test_psnr_loss_weighs_each_frame_in_decibels_up_to_its_cap():
     assert abs(capped - (np.log10(1e-2 + 1e-3) + np.log10(1e-4 + 1e-3)) / 2) < 1e-5
 
 
+def test_harm_loss_counts_only_the_frames_made_worse_than_they_came_in():
+    target = torch.zeros(2, 3, 4, 4)
+    degraded = torch.full((2, 3, 4, 4), 0.1)  # both frames came in at 20 dB
+    pred = torch.stack([torch.full((3, 4, 4), 0.01), torch.full((3, 4, 4), 0.2)])
+    # the first is restored (40 dB: counts nothing), the second made 6 dB worse (14 dB)
+    assert abs(harm_loss(pred, degraded, target, 0.0).item() - np.log10(4.0) / 2) < 1e-5
+    assert harm_loss(degraded, degraded, target, 0.0).item() == 0.0
+
+
 def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkeypatch):
     weights = save_weights(_restorer(), tmp_path / "plain.safetensors", {"note": "kept"})
     monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
     config = TrainConfig(crop=32, batch_size=2, workers=0, threads=1, misstated_p=1.0, seed=3)
-    out = fit_frame_gate(weights, config, tmp_path / "gated.safetensors", hidden=4, steps=3)
+    out = fit_frame_gate(weights, config, tmp_path / "gated.safetensors", hidden=4, steps=3,
+                         harm_weight=2.0)
     before, after = load_weights(weights).state_dict(), load_weights(out).state_dict()
     assert load_weights(out).config["frame_gate"] == 4
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -59,6 +69,7 @@ def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkey
     assert not torch.all(gate["frame_gate.body.2.weight"] == 0), "the gate learnt something"
     meta = read_metadata(out)
     assert meta["note"] == "kept" and meta["frame_gate"]["steps"] == 3
+    assert meta["frame_gate"]["harm_weight"] == 2.0
 
 
 def test_the_no_prior_ablation_gets_its_gate_fitted_on_the_generic_text(tmp_path, monkeypatch):

@@ -73,3 +73,13 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, mse_floor: float) -> tor
     counts them, where a pixel loss lets the heavy frames' large errors outweigh the rest."""
     mse = (pred - target).pow(2).flatten(1).mean(1)
     return torch.log10(mse + mse_floor).mean()
+
+
+def harm_loss(pred: torch.Tensor, degraded: torch.Tensor, target: torch.Tensor,
+              mse_floor: float) -> torch.Tensor:
+    """Mean over the batch of how far each frame came out worse than it went in, in tenths of a
+    decibel of the same capped PSNR as `psnr_loss`; frames restored better count zero. A
+    restorer must never make a frame worse: this prices exactly that, which a mean gain hides."""
+    worse = torch.log10((pred - target).pow(2).flatten(1).mean(1) + mse_floor) - torch.log10(
+        (degraded - target).pow(2).flatten(1).mean(1) + mse_floor)
+    return worse.clamp(min=0).mean()

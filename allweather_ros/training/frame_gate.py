@@ -5,6 +5,9 @@ because it was told "heavy" costs little beside a heavy frame restored a little 
 trusts the words. The gate is fitted on each frame's PSNR instead (`losses.psnr_loss`, capped),
 so a slight frame made 2 dB worse weighs as much as a heavy frame restored 2 dB less. Frames,
 descriptions and their misstatements come from the restorer's own recipe (its training YAML).
+`--harm-weight` adds `losses.harm_loss`, the decibels by which a frame came out worse than it
+went in: a knob from "gain most" (0, the shipped gates) towards "never worse" (2: frames made
+worse and the cost of "heavy" on slight about halved, for about 0.5 dB of mean gain; model card).
 
     python -m allweather_ros.training.frame_gate --weights allweather_ros/weights/rt.safetensors \
         --config config/train_rt.yaml --steps 1200 --seed 35 --out gated.safetensors
@@ -20,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..model import LDRNet
-from ..model.losses import psnr_loss
+from ..model.losses import harm_loss, psnr_loss
 from ..model.weights import load_weights, read_metadata, save_weights
 from .loop import TrainConfig, _collate, _dataset, cosine_lr, told
 
@@ -41,7 +44,8 @@ def with_frame_gate(model: LDRNet, hidden: int) -> LDRNet:
 
 
 def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hidden: int = 32,
-                   steps: int = 1200, lr: float = 3e-3, encoder=None) -> Path:
+                   steps: int = 1200, lr: float = 3e-3, harm_weight: float = 0.0,
+                   encoder=None) -> Path:
     """Fit the gate for `steps` batches of `config`'s training frames; write the gated weights
     (the restorer's metadata kept, with the fit's settings) to `out`."""
     from ..prior.text_encoder import TextEncoder
@@ -64,6 +68,9 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
             tokens, mask = encoder.encode_batch(told(config, batch["text"]))
             restored = net(batch["degraded"], *net.encode_prior(tokens, mask)).restored
             loss = psnr_loss(restored, batch["clean"], MSE_FLOOR)
+            if harm_weight:
+                loss = loss + harm_weight * harm_loss(restored, batch["degraded"], batch["clean"],
+                                                      MSE_FLOOR)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -76,7 +83,7 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
     bar.close()
     meta = {k: v for k, v in read_metadata(weights).items() if k != "config"}
     meta["frame_gate"] = {"weights": str(weights), "hidden": hidden, "steps": steps, "lr": lr,
-                          "seed": config.seed, "mse_floor": MSE_FLOOR,
+                          "harm_weight": harm_weight, "seed": config.seed, "mse_floor": MSE_FLOOR,
                           "batch_size": config.batch_size, "crop": config.crop}
     return save_weights(net, out, meta)
 
@@ -90,12 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=32, help="the gate's hidden channels")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--harm-weight", type=float, default=0.0,
+                        help="weight of the frames-made-worse term (losses.harm_loss); 0: none")
     parser.add_argument("--seed", type=int, default=35)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
     config.seed, config.batch_size = args.seed, args.batch_size
-    out = fit_frame_gate(args.weights, config, args.out, args.hidden, args.steps, args.lr)
+    out = fit_frame_gate(args.weights, config, args.out, args.hidden, args.steps, args.lr,
+                         args.harm_weight)
     print(json.dumps({"out": str(out), **read_metadata(out)["frame_gate"]}))
     return 0
 
