@@ -6,8 +6,8 @@ trusts the words. The gate is fitted on each frame's PSNR instead (`losses.psnr_
 so a slight frame made 2 dB worse weighs as much as a heavy frame restored 2 dB less. Frames,
 descriptions and their misstatements come from the restorer's own recipe (its training YAML).
 `--harm-weight` adds `losses.harm_loss`, the decibels by which a frame came out worse than it
-went in: a knob from "gain most" (0, the shipped gates) towards "never worse" (2: frames made
-worse and the cost of "heavy" on slight about halved, for about 0.5 dB of mean gain; model card).
+went in: a knob from "gain most" (0, the shipped gates) towards "never worse" (2: the cost of
+"heavy" on slight halved and a third fewer frames made worse, for about 0.5 dB of mean gain).
 
     python -m allweather_ros.training.frame_gate --weights allweather_ros/weights/rt.safetensors \
         --config config/train_rt.yaml --steps 1200 --seed 35 --out gated.safetensors
