@@ -119,6 +119,26 @@ def test_the_estimate_is_coarsened_as_the_pipeline_does():
         assert said in encoder.texts and unsaid not in encoder.texts
 
 
+class NamedEstimator(DoubtfulEstimator):
+    name = "builtin"
+
+
+def test_a_paired_dataset_names_the_full_column_by_what_it_was_told(tmp_path):
+    data = SyntheticWeatherDataset(skimage_scenes(), "train", crop=32, length=2,
+                                   wrong_description_p=0.0, flips=False,
+                                   recipes=[[Degradation("rain", "moderate")]])
+    paired = [{k: item[k] for k in ("degraded", "clean", "types")} for item in data]
+    for estimator, told in ((NamedEstimator(), "built-in estimate"), (None, "generic text")):
+        result = synthetic.evaluate(LDRNet(**TINY), paired, estimator=estimator,
+                                    encoder=FixedEncoder(), median_kernel=3, min_confidence=0.1)
+        assert result["full_told"] == told
+        text = synthetic_report.write(result, tmp_path, "allweather eval --paired D").read_text()
+        assert text.startswith("# Paired dataset") and f"| full ({told}) |" in text
+        assert "full (true text)" not in text
+    assert synthetic.evaluate(LDRNet(**TINY), data, encoder=FixedEncoder(),
+                              median_kernel=3)["full_told"] == "true text"
+
+
 class _Out:
     def __init__(self, restored):
         self.restored = restored

@@ -97,6 +97,10 @@ def renderer_examples(full: LDRNet, scenes, encoder, crop: int = 256) -> list[di
     return shown
 
 
+# How the report names a provider's estimate (the full model's column when it has no true text).
+ESTIMATE_LABELS = {"builtin": "built-in estimate"}
+
+
 def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
              encoder=None, median_kernel: int = 5, examples: int = 6,
              min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
@@ -119,6 +123,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     usage = defaultdict(lambda: torch.zeros(full.config["num_experts"]))
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
     worse = defaultdict(list)  # method -> whether it made each frame worse than its input
+    told = set()  # what the full model was told: a paired dataset has no true text
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -131,6 +136,9 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         outputs = {"input": degraded, "classical": classical.restore(degraded, truth, kernel)}
         outputs["full"], top1 = methods["full"](
             item["degraded"], item.get("true_text") or estimate or GENERIC_TEXT)
+        told.add("true text" if item.get("true_text") else
+                 ESTIMATE_LABELS.get(estimator.name, f"{estimator.name} estimate")
+                 if estimate is not None else "generic text")
         usage[group] += torch.bincount(top1, minlength=full.config["num_experts"]).float()
         if "no_prior" in methods:
             outputs["no_prior"], _ = methods["no_prior"](item["degraded"], GENERIC_TEXT)
@@ -146,7 +154,8 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
             shown.append({"group": group, "severity": severity,
                           "clean": clean, **outputs})
-    return {"samples": len(test), "median_kernel": kernel, **_summarise(scores),
+    return {"samples": len(test), "median_kernel": kernel, "full_told": " or ".join(sorted(told)),
+            **_summarise(scores),
             "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
                             for r, ms in sorted(by_renderer.items())},
             "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},

@@ -18,6 +18,12 @@ METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prio
                 "full": "full (true text)", "full_estimated": "full (built-in estimate)"}
 
 
+def method_names(result: dict) -> dict[str, str]:
+    """METHOD_NAMES, the full model's column named by what it was told (`evaluate`'s
+    "full_told": a paired dataset has no true text, so there it reads the estimate)."""
+    return {**METHOD_NAMES, "full": f"full ({result.get('full_told', 'true text')})"}
+
+
 IMAGES = ("examples", "renderer_examples")
 SHEET_TILE = 160  # pixels high per frame in the renderers' sheet (a row per renderer)
 
@@ -30,8 +36,9 @@ def to_json(result: dict) -> dict:
 
 def table(result: dict) -> str:
     """Markdown: PSNR / SSIM per degradation type (rows) and method (columns)."""
-    methods = [m for m in METHOD_NAMES if m in result["overall"]]
-    head = "| type | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |"
+    names = method_names(result)
+    methods = [m for m in names if m in result["overall"]]
+    head = "| type | " + " | ".join(names[m] for m in methods) + " |"
     lines = [head, "|---" * (len(methods) + 1) + "|"]
     rows = {**result["by_type"], "all weather": result["overall"]}
     for group, scores in rows.items():
@@ -42,9 +49,9 @@ def table(result: dict) -> str:
 
 def worse_line(result: dict) -> str:
     """How many frames each method made worse than they came in, the do-no-harm count."""
-    counts = result["frames_made_worse"]
-    methods = [m for m in METHOD_NAMES if m in counts]
-    listed = ", ".join(f"{METHOD_NAMES[m]} {counts[m]['frames']}" for m in methods)
+    counts, names = result["frames_made_worse"], method_names(result)
+    methods = [m for m in names if m in counts]
+    listed = ", ".join(f"{names[m]} {counts[m]['frames']}" for m in methods)
     return (f"Frames made worse (more than {WORSE_DB} dB below the input; a clean frame "
             f"changed at all), of {counts[methods[0]]['n']}: {listed}.\n\n")
 
@@ -55,7 +62,7 @@ def paired_line(result: dict) -> str:
     if not paired:
         return ""
     listed = "; ".join(
-        f"{' minus '.join(METHOD_NAMES[m] for m in key.split(' - '))} "
+        f"{' minus '.join(method_names(result)[m] for m in key.split(' - '))} "
         f"{d['mean']:+.2f} ± {d['se']:.2f}" for key, d in paired.items())
     n = next(iter(paired.values()))["n"]
     return (f"Paired over the {n} weather frames, mean ± standard error (dB; a fresh draw of "
@@ -63,8 +70,9 @@ def paired_line(result: dict) -> str:
 
 
 def severity_table(result: dict) -> str:
-    methods = [m for m in METHOD_NAMES if m in result["overall"]]
-    lines = ["| type / severity | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |",
+    names = method_names(result)
+    methods = [m for m in names if m in result["overall"]]
+    lines = ["| type / severity | " + " | ".join(names[m] for m in methods) + " |",
              "|---" * (len(methods) + 1) + "|"]
     for key, scores in result["by_type_severity"].items():
         lines.append(f"| {key} | " + " | ".join(f"{scores[m]['psnr']:.2f}" for m in methods)
@@ -74,8 +82,9 @@ def severity_table(result: dict) -> str:
 
 def renderer_table(result: dict) -> str:
     """PSNR / SSIM of single-type frames per renderer: does the gain hold on every one?"""
-    methods = [m for m in METHOD_NAMES if m in result["overall"]]
-    lines = ["| renderer | " + " | ".join(METHOD_NAMES[m] for m in methods) + " |",
+    names = method_names(result)
+    methods = [m for m in names if m in result["overall"]]
+    lines = ["| renderer | " + " | ".join(names[m] for m in methods) + " |",
              "|---" * (len(methods) + 1) + "|"]
     for key, scores in result["by_renderer"].items():
         cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
@@ -153,10 +162,11 @@ def contact_sheet(result: dict, path: Path) -> list[str]:
     """One row per example, one column per method then the ground truth; returns the columns."""
     if not result["examples"]:
         return []
-    columns = [m for m in METHOD_NAMES if m in result["examples"][0]] + ["clean"]
+    names = method_names(result)
+    columns = [m for m in names if m in result["examples"][0]] + ["clean"]
     rows = [np.concatenate([ex[c] for c in columns], axis=1) for ex in result["examples"]]
     _write_sheet(rows, path)
-    return [METHOD_NAMES.get(c, "ground truth") for c in columns]
+    return [names.get(c, "ground truth") for c in columns]
 
 
 def expert_usage_plot(result: dict, path: Path) -> None:
@@ -210,16 +220,23 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         left_out += (f"## Every renderer, held-out scenes\n\nRows: {labels}. Columns: "
                      f"slight input, restored, truth; heavy input, restored, truth.\n\n"
                      f"![renderers](renderers_sheet.jpg)\n\n")
+    kernel = f"median {result['median_kernel']}x{result['median_kernel']}"
+    if "split" in result:  # evaluate_synthetic's
+        about = (f"# Synthetic {result['split']} split\n\nReproduce: `{command}`\n\n"
+                 f"{result['samples']} frames of held-out scenes, every type and mixture at "
+                 f"every severity, fixed seed.")
+        told = ("the true description, and (where scored) the built-in estimator's, exactly "
+                "as the pipeline uses it")
+    else:  # a paired dataset's: its frames come with their types, not with descriptions
+        about = (f"# Paired dataset\n\nReproduce: `{command}`\n\n{result['samples']} "
+                 f"degraded frames with their clean truth, typed by the dataset's folders.")
+        told = f"the {result.get('full_told', 'true text')}, as the pipeline reads a frame"
     report = out / "report.md"
     report.write_text(
-        f"# Synthetic {result.get('split', 'test')} split\n\nReproduce: `{command}`\n\n"
-        f"{result['samples']} frames of held-out scenes, every type and mixture at every "
-        f"severity, fixed seed. PSNR (dB) / SSIM on RGB, scikit-image. Classical: dark "
-        f"channel prior for haze, median {result['median_kernel']}x{result['median_kernel']} "
-        f"(chosen on the validation split) for rain, snow and lens drops, chained for "
-        f"mixtures, each told the true type. No prior: the same network trained with the "
-        f"generic text. Full: told the true description, and (where scored) the built-in "
-        f"estimator's, exactly as the pipeline uses it.\n\n{table(result)}\n\n"
+        f"{about} PSNR (dB) / SSIM on RGB, scikit-image. Classical: dark channel prior for "
+        f"haze, {kernel} (chosen on the validation split) for rain, snow and lens drops, "
+        f"chained for mixtures, each told the true type. No prior: the same network trained "
+        f"with the generic text. Full: told {told}.\n\n{table(result)}\n\n"
         f"{worse_line(result)}{paired_line(result)}{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
