@@ -28,6 +28,8 @@ def test_committed_manifest_is_well_formed(tool):
     manifest = tool.load_manifest()
     assert any("never to train" in line for line in manifest["about"])
     assert all(re.fullmatch(r"[0-9a-f]{40}", s["commit"]) for s in manifest["sources"].values())
+    for pair in manifest["pairs"]:
+        assert set(pair) == {"repo", "type", "input", "gt", "note"} and pair["type"] in TYPES
     for photo in manifest["photos"]:
         assert set(photo) <= {"repo", "path", "types", "note", "calibrate"}, photo
         assert all(t in TYPES and (s is None or s in SEVERITIES)
@@ -50,6 +52,8 @@ def mirror(tmp_path):
     (repo / "img").mkdir(parents=True)
     _git(repo, "init", "-q")
     cv2.imwrite(str(repo / "img" / "street.png"), np.full((1200, 1600, 3), 100, np.uint8))
+    cv2.imwrite(str(repo / "img" / "street_clean.png"), np.full((1200, 1600, 3), 90, np.uint8))
+    cv2.imwrite(str(repo / "img" / "small.png"), np.full((100, 100, 3), 90, np.uint8))
     (repo / "img" / "lfs.jpg").write_text("version https://git-lfs.github.com/spec/v1\n")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "grey")
@@ -75,6 +79,22 @@ def test_build_extracts_the_recorded_commit_shrunk_with_labels(tool, mirror, tmp
     assert photo.types == {"rain": "heavy"} and photo.primary == "rain"
     source = json.loads((out / real.LABELS_FILE).read_text())["photos"][0]["source"]
     assert source == {"repo": "someone/photos", "commit": first, "path": "img/street.png"}
+
+
+def test_pairs_are_extracted_as_a_paired_dataset_the_evaluation_reads(tool, mirror, tmp_path):
+    from allweather_ros.data.datasets import PairedFolderDataset
+
+    mirrors, first = mirror
+    pair = {"repo": "someone/photos", "type": "haze", "input": "img/street.png",
+            "gt": "img/street_clean.png", "note": "test"}
+    manifest = {**_manifest(first), "pairs": [pair]}
+    assert tool.build_pairs(mirrors, tmp_path / "pairs", 800, manifest) == 1
+    (item,) = PairedFolderDataset(tmp_path / "pairs" / "haze", crop=None)
+    assert item["types"].tolist() == [0, 0, 0, 1] and item["degraded"].shape == (3, 600, 800)
+    assert abs(float(item["degraded"].mean() - item["clean"].mean()) * 255 - 10) < 1
+    with pytest.raises(ValueError, match="differ in size"):
+        tool.build_pairs(mirrors, tmp_path / "bad", 800,
+                         {**manifest, "pairs": [{**pair, "input": "img/small.png"}]})
 
 
 def test_missing_mirror_says_how_to_clone(tool, tmp_path):

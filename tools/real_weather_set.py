@@ -10,6 +10,11 @@ with a `labels.json` that `allweather eval --real` reads.
 
     python tools/real_weather_set.py build [--mirrors DIR] [--out DIR] [--max-side 1024]
     python tools/real_weather_set.py list       # photos per type and per source
+    python tools/real_weather_set.py pairs [--mirrors DIR] [--out DIR] [--max-side 640]
+
+`pairs` extracts the manifest's few real pairs (real weather beside its clean scene, the only
+real photos with a truth) as OUT/<type>/{input,gt}/NAME.png, which `allweather eval --paired
+OUT/<type>` scores.
 
 A clone of OWNER/NAME is looked for under the mirrors folder (default $ALLWEATHER_MIRRORS, else
 ~/.cache/allweather_ros/mirrors) as OWNER+NAME, OWNER+NAME/repo or OWNER/NAME, bare or not;
@@ -34,13 +39,16 @@ DEFAULT_MIRRORS = Path(os.environ.get("ALLWEATHER_MIRRORS",
                                       Path.home() / ".cache" / "allweather_ros" / "mirrors"))
 DEFAULT_OUT = Path(os.environ.get("ALLWEATHER_REAL_SET",
                                   Path.home() / ".cache" / "allweather_ros" / "real_weather"))
+DEFAULT_PAIRS_OUT = Path(os.environ.get("ALLWEATHER_REAL_PAIRS",
+                                        Path.home() / ".cache" / "allweather_ros" / "real_pairs"))
 LABELS_FILE = "labels.json"  # allweather_ros.evaluation.real.LABELS_FILE
 JPEG_QUALITY = 95
 
 
 def load_manifest(path: Path = MANIFEST) -> dict:
     manifest = json.loads(path.read_text())
-    missing = {p["repo"] for p in manifest["photos"]} - set(manifest["sources"])
+    missing = ({p["repo"] for p in manifest["photos"] + manifest.get("pairs", [])}
+               - set(manifest["sources"]))
     if missing:
         raise ValueError(f"{path}: photos from repositories without a commit: {sorted(missing)}")
     return manifest
@@ -113,6 +121,28 @@ def build(mirrors: Path, out: Path, max_side: int, manifest: dict) -> int:
     return len(labels)
 
 
+def build_pairs(mirrors: Path, out: Path, max_side: int, manifest: dict) -> int:
+    """Extract every pair into `out`/<type>/input and /gt under one name (PNG: no JPEG loss on
+    either side of a comparison); returns the pair count."""
+    pairs = manifest.get("pairs", [])
+    git_dirs = {p["repo"]: find_mirror(mirrors, p["repo"], manifest["sources"][p["repo"]]["commit"])
+                for p in pairs}
+    for pair in pairs:
+        commit = manifest["sources"][pair["repo"]]["commit"]
+        degraded, clean = (extract(git_dirs[pair["repo"]], commit, pair[side], max_side)
+                           for side in ("input", "gt"))
+        if degraded.shape != clean.shape:
+            raise ValueError(f"{pair['input']} {degraded.shape[:2]} and {pair['gt']} "
+                             f"{clean.shape[:2]} differ in size: not a pair")
+        name = f"{pair['repo'].replace('/', '+')}+{Path(pair['input']).stem}.png"
+        for side, image in (("input", degraded), ("gt", clean)):
+            target = out / pair["type"] / side / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), image):
+                raise OSError(f"cannot write {target}")
+    return len(pairs)
+
+
 def counts(manifest: dict) -> str:
     """Photos per primary type, per type present, and per source, as text."""
     photos = manifest["photos"]
@@ -140,12 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--max-side", type=int, default=1024,
                       help="shrink photos whose longer side is larger (pixels)")
     sub.add_parser("list", help="photos per type and per source")
+    pairs = sub.add_parser("pairs", help="extract the real pairs into <out>/<type>/{input,gt}")
+    pairs.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS,
+                       help=f"folder of local clones (default {DEFAULT_MIRRORS})")
+    pairs.add_argument("--out", type=Path, default=DEFAULT_PAIRS_OUT,
+                       help=f"the pairs' folder (default {DEFAULT_PAIRS_OUT})")
+    pairs.add_argument("--max-side", type=int, default=640,
+                       help="shrink images whose longer side is larger (pixels)")
     args = parser.parse_args(argv)
     manifest = load_manifest()
     if args.command == "list":
         print(counts(manifest))
         return 0
     try:
+        if args.command == "pairs":
+            count = build_pairs(args.mirrors, args.out, args.max_side, manifest)
+            print(f"{count} pairs in {args.out}/<type>/{{input,gt}}")
+            return 0
         count = build(args.mirrors, args.out, args.max_side, manifest)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"real_weather_set: error: {exc}", file=sys.stderr)
