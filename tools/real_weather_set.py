@@ -159,24 +159,24 @@ def counts(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def _extraction(sub, command: str, help_: str, out: Path, max_side: int) -> None:
+    """A subcommand that extracts images from the mirrors into `out`."""
+    parser = sub.add_parser(command, help=help_)
+    parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS,
+                        help=f"folder of local clones (default {DEFAULT_MIRRORS})")
+    parser.add_argument("--out", type=Path, default=out, help=f"where to (default {out})")
+    parser.add_argument("--max-side", type=int, default=max_side,
+                        help="shrink images whose longer side is larger (pixels)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("build", help="extract the photos and labels.json into a folder")
-    make.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS,
-                      help=f"folder of local clones (default {DEFAULT_MIRRORS})")
-    make.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                      help=f"the set's folder (default {DEFAULT_OUT})")
-    make.add_argument("--max-side", type=int, default=1024,
-                      help="shrink photos whose longer side is larger (pixels)")
+    _extraction(sub, "build", "extract the photos and labels.json into a folder", DEFAULT_OUT,
+                1024)
     sub.add_parser("list", help="photos per type and per source")
-    pairs = sub.add_parser("pairs", help="extract the real pairs into <out>/<type>/{input,gt}")
-    pairs.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS,
-                       help=f"folder of local clones (default {DEFAULT_MIRRORS})")
-    pairs.add_argument("--out", type=Path, default=DEFAULT_PAIRS_OUT,
-                       help=f"the pairs' folder (default {DEFAULT_PAIRS_OUT})")
-    pairs.add_argument("--max-side", type=int, default=640,
-                       help="shrink images whose longer side is larger (pixels)")
+    _extraction(sub, "pairs", "extract the real pairs into <out>/<type>/{input,gt}",
+                DEFAULT_PAIRS_OUT, 640)
     args = parser.parse_args(argv)
     manifest = load_manifest()
     if args.command == "list":
