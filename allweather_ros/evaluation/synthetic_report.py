@@ -21,7 +21,7 @@ METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prio
 def method_names(result: dict) -> dict[str, str]:
     """METHOD_NAMES, the full model's column named by what it was told (`evaluate`'s
     "full_told": a paired dataset has no true text, so there it reads the estimate)."""
-    return {**METHOD_NAMES, "full": f"full ({result.get('full_told', 'true text')})"}
+    return {**METHOD_NAMES, "full": f"full ({result['full_told']})"}
 
 
 IMAGES = ("examples", "renderer_examples")
@@ -61,8 +61,9 @@ def paired_line(result: dict) -> str:
     paired = result.get("paired_db", {})
     if not paired:
         return ""
+    names = method_names(result)
     listed = "; ".join(
-        f"{' minus '.join(method_names(result)[m] for m in key.split(' - '))} "
+        f"{' minus '.join(names[m] for m in key.split(' - '))} "
         f"{d['mean']:+.2f} ± {d['se']:.2f}" for key, d in paired.items())
     n = next(iter(paired.values()))["n"]
     return (f"Paired over the {n} weather frames, mean ± standard error (dB; a fresh draw of "
@@ -230,7 +231,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
     else:  # a paired dataset's: its frames come with their types, not with descriptions
         about = (f"# Paired dataset\n\nReproduce: `{command}`\n\n{result['samples']} "
                  f"degraded frames with their clean truth, typed by the dataset's folders.")
-        told = f"the {result.get('full_told', 'true text')}, as the pipeline reads a frame"
+        told = f"the {result['full_told']}, as the pipeline reads a frame"
     report = out / "report.md"
     report.write_text(
         f"{about} PSNR (dB) / SSIM on RGB, scikit-image. Classical: dark channel prior for "

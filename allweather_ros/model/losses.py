@@ -67,12 +67,16 @@ class RestorationLoss(nn.Module):
         return loss
 
 
+def _log_mse(pred: torch.Tensor, target: torch.Tensor, mse_floor: float) -> torch.Tensor:
+    """Each frame's log10(MSE + mse_floor): minus a tenth of its PSNR, capped."""
+    return torch.log10((pred - target).pow(2).flatten(1).mean(1) + mse_floor)
+
+
 def psnr_loss(pred: torch.Tensor, target: torch.Tensor, mse_floor: float) -> torch.Tensor:
     """Mean over the batch of log10(MSE + mse_floor), i.e. minus a tenth of each frame's PSNR,
     capped at -10 log10(mse_floor) dB: every frame's decibels weigh alike, as the evaluation
     counts them, where a pixel loss lets the heavy frames' large errors outweigh the rest."""
-    mse = (pred - target).pow(2).flatten(1).mean(1)
-    return torch.log10(mse + mse_floor).mean()
+    return _log_mse(pred, target, mse_floor).mean()
 
 
 def harm_loss(pred: torch.Tensor, degraded: torch.Tensor, target: torch.Tensor,
@@ -80,6 +84,5 @@ def harm_loss(pred: torch.Tensor, degraded: torch.Tensor, target: torch.Tensor,
     """Mean over the batch of how far each frame came out worse than it went in, in tenths of a
     decibel of the same capped PSNR as `psnr_loss`; frames restored better count zero. A
     restorer must never make a frame worse: this prices exactly that, which a mean gain hides."""
-    worse = torch.log10((pred - target).pow(2).flatten(1).mean(1) + mse_floor) - torch.log10(
-        (degraded - target).pow(2).flatten(1).mean(1) + mse_floor)
+    worse = _log_mse(pred, target, mse_floor) - _log_mse(degraded, target, mse_floor)
     return worse.clamp(min=0).mean()
