@@ -99,6 +99,8 @@ class RecordingEncoder(FixedEncoder):
 class DoubtfulEstimator:
     """Always 'heavy snow', at confidence 0.2."""
 
+    name = "doubtful"
+
     def describe(self, frame):
         return Prior(text=describe([Degradation("snow", "heavy")]),
                      labels={t: float(t == "snow") for t in TYPES}, severity="heavy",
@@ -137,6 +139,21 @@ def test_a_paired_dataset_names_the_full_column_by_what_it_was_told(tmp_path):
         assert "full (true text)" not in text
     assert synthetic.evaluate(LDRNet(**TINY), data, encoder=FixedEncoder(),
                               median_kernel=3)["full_told"] == "true text"
+
+
+def test_the_end_to_end_column_is_named_by_the_provider_that_estimated(tmp_path):
+    data = SyntheticWeatherDataset(skimage_scenes(), "train", crop=32, length=2,
+                                   wrong_description_p=0.0, flips=False,
+                                   recipes=[[Degradation("rain", "moderate")]])
+    for estimator, name in ((NamedEstimator(), "built-in estimate"),
+                            (DoubtfulEstimator(), "doubtful estimate")):
+        result = synthetic.evaluate(LDRNet(**TINY), data, estimator=estimator,
+                                    encoder=FixedEncoder(), median_kernel=3, min_confidence=0.1)
+        assert result["estimate_name"] == name
+        text = synthetic_report.write({**result, "split": "val"}, tmp_path,
+                                      "allweather eval --synthetic").read_text()
+        assert f"| full (true text) | full ({name}) |" in text
+        assert f"(where scored) the {name}," in text
 
 
 class _Out:

@@ -99,3 +99,16 @@ def test_training_on_the_pack_resumes_its_checkpoint(packed):
     assert checkpoint_progress(tmp / "gpu" / "last.safetensors")["step"] == 5
     assert (tmp / "gpu" / "weights.safetensors").is_file()
     assert "steps: 5, restart_step: 2" in printed
+
+
+def test_a_fresh_run_trains_the_yaml_network_from_its_first_step_into_an_empty_folder(packed):
+    tmp, _, env, _ = packed
+    args = ("train", tmp / "pack", "--fresh", "--run", "new", "--out", tmp / "fresh",
+            "--config", tmp / "train.yaml", "--steps", 3, "--workers", 0)
+    printed = _run(*args, env=env)
+    assert checkpoint_progress(tmp / "fresh" / "last.safetensors")["step"] == 3
+    assert "steps: 3, restart_step: 0" in printed
+    again = subprocess.run([sys.executable, "tools/gpu_train.py", *map(str, args)], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "holds a checkpoint already" in again.stderr
+    assert checkpoint_progress(tmp / "fresh" / "last.safetensors")["step"] == 3

@@ -193,7 +193,8 @@ def test_bf16_channels_last_run_with_camera_and_misstated_frames_logs_averages(t
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [2, 4]
     assert all(math.isfinite(entry["loss"]) for entry in log)
-    assert all(entry["samples_per_s"] > 0 and 0 <= entry["data_wait"] <= 1 for entry in log)
+    assert all(entry["samples_per_s"] > 0 and 0 <= entry["data_wait"] <= 1
+               and 0 <= entry["text_wait"] <= 1 for entry in log)
     state = load_weights(weights).state_dict()
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
@@ -260,3 +261,22 @@ def test_averaged_checkpoints_hold_the_mean_network_and_resume_from_the_last(tmp
                             torch.optim.Adam(wider.parameters()), {"step": 1})
     with pytest.raises(ValueError, match="another network"):
         average_checkpoints([paths[0], other], tmp_path / "no.safetensors")
+
+
+def test_synthesis_workers_compute_on_one_opencv_thread_each(tmp_path, monkeypatch):
+    """OpenCV's own threads in every worker would crowd out the process feeding the network."""
+    import cv2
+
+    real_init = loop._one_thread_worker
+
+    def recording_init(worker_id):
+        real_init(worker_id)
+        (tmp_path / f"worker{worker_id}").write_text(str(cv2.getNumThreads()))
+
+    monkeypatch.setattr(loop, "_one_thread_worker", recording_init)
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=1, steps=2, checkpoint_every=2, out=str(tmp_path / "run"),
+                         threads=1)
+    train(config)
+    assert (tmp_path / "worker0").read_text() == "1"

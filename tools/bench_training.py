@@ -4,7 +4,8 @@ Each variant trains `--steps` steps of the given training YAML from fresh weight
 temporary folder (synthesis workers, losses, optimizer and all) and its figure is read from
 log.jsonl: the first half of the steps warms up (worker start, oneDNN's kernels), the second
 half is measured. `data wait` is the share of the measured time spent waiting on the weather
-synthesis: near 1, more `workers` (or cores) would pay more than faster arithmetic.
+synthesis: near 1, more `workers` (or cores) would pay more than faster arithmetic. `text wait`
+is the share spent encoding descriptions not yet in the text encoder's cache.
 
     .venv/bin/python tools/bench_training.py [--config config/train_rt.yaml] [--steps 60]
 """
@@ -58,14 +59,16 @@ def main(argv: list[str] | None = None) -> int:
                                           channels_last=channels_last)
             line = measure(variant, args.steps, Path(tmp) / name)
             results.append({"variant": name, "samples_per_s": line["samples_per_s"],
-                            "data_wait": line["data_wait"], "loss": line["loss"]})
+                            "data_wait": line["data_wait"], "text_wait": line["text_wait"],
+                            "loss": line["loss"]})
     print(f"\n{Path(args.config).name}: batch {config.batch_size} of {config.crop} px, "
           f"{config.workers} synthesis worker(s), {config.threads or 'default'} torch thread(s), "
           f"{args.steps} steps per variant (half measured); precision auto trains "
           f"{resolved_precision('auto', torch.device('cpu'))} on this CPU")
-    print("| variant | samples/s | data wait |\n|---|---|---|")
+    print("| variant | samples/s | data wait | text wait |\n|---|---|---|---|")
     for r in results:
-        print(f"| {r['variant']} | {r['samples_per_s']:.2f} | {r['data_wait']:.0%} |")
+        print(f"| {r['variant']} | {r['samples_per_s']:.2f} | {r['data_wait']:.0%} "
+              f"| {r['text_wait']:.0%} |")
     if args.json:
         print(json.dumps(results))
     return 0

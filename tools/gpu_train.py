@@ -6,6 +6,7 @@ included), so what training reads is packed here first:
     .venv/bin/python tools/gpu_train.py pack runs/gpu_pack            # here, about 50 MiB
     python3 tools/gpu_train.py train runs/gpu_pack --out $OUT/rt       # there (carry runs/gpu_pack)
     python3 tools/gpu_train.py train runs/gpu_pack --run rt_noprior --out $OUT/rt_noprior
+    python3 tools/gpu_train.py train runs/gpu_pack --fresh --config my.yaml --run mine --out ...
 
 The pack holds the training split's photos (shrunk to the 768 px the dataset loads them at,
 JPEG), the checkpoints to resume from (by default the shipped network's and its no-prior
@@ -17,7 +18,9 @@ resumes one run's checkpoint with its training YAML's recipe on the GPU, many sy
 workers feeding it, restarts the cosine at the checkpoint's step for `--steps` more, stops
 after `--minutes` with the checkpoint written, and prints the YAML lines that continue the
 same schedule on the CPU: copy OUT/<run>/last.safetensors to checkpoints/<run>/ and run
-`allweather train --config ...`.
+`allweather train --config ...`. Two runs side by side share the cores: give each `--workers`
+of at most (cores - 4) / 2, so that the processes feeding the GPU keep a core each.
+`--fresh` trains a YAML's network (another variant or recipe) from its first step instead.
 """
 from __future__ import annotations
 
@@ -96,9 +99,9 @@ def pack_text_encoder(out: Path) -> dict:
     return {"vocabulary": keep, "sha256": file_sha256(out / PACKED_WEIGHTS)}
 
 
-def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
-    """The packed encoder, weights back in fp32 under `into`, refusing texts outside the
-    packed vocabulary."""
+def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192, device: str = "cpu"):
+    """The packed encoder, weights back in fp32 under `into`, run on `device`, refusing texts
+    outside the packed vocabulary."""
     from safetensors.numpy import load, save_file
 
     from allweather_ros.prior.text_encoder import (
@@ -128,7 +131,8 @@ def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192):
                                  f"of {text!r}: pack again with this description vocabulary")
             return tokens
 
-    return PackedTextEncoder(into, file_sha256(into / WEIGHT_FILE), cache_size=cache_size)
+    return PackedTextEncoder(into, file_sha256(into / WEIGHT_FILE), device=device,
+                             cache_size=cache_size)
 
 
 def _tracked_bytes() -> int:
@@ -184,24 +188,38 @@ def pack(args: argparse.Namespace) -> int:
 def train_on_pack(args: argparse.Namespace) -> int:
     pack_dir, out = Path(args.pack).resolve(), Path(args.out)
     os.environ["ALLWEATHER_SCENES"] = str(pack_dir / "scenes")  # read when sources is imported
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the loop's choice, one process
+    if device == "cpu":
+        print("no CUDA device: training on the CPU", file=sys.stderr)
     from allweather_ros.training.checkpoint import checkpoint_progress
     from allweather_ros.training.loop import TrainConfig, train
 
     checkpoint = pack_dir / "checkpoints" / f"{args.run}.safetensors"
-    if not checkpoint.is_file():
+    if args.fresh:
+        if not args.config:
+            raise SystemExit("--fresh trains the --config YAML's network from its first step: "
+                             "name the YAML")
+        start = 0
+    elif checkpoint.is_file():
+        start = checkpoint_progress(checkpoint)["step"]
+    else:
         raise SystemExit(f"the pack holds no checkpoint of run {args.run!r}: "
                          f"{sorted(p.stem for p in checkpoint.parent.glob('*.safetensors'))}")
-    start = checkpoint_progress(checkpoint)["step"]
     config = TrainConfig.from_yaml(args.config or ROOT / "config" / f"train_{args.run}.yaml")
-    config = dataclasses.replace(
+    config = dataclasses.replace(  # two torch threads: the synthesis workers have the others
         config, out=str(out), steps=start + args.steps, restart_step=start,
-        lr=args.lr or config.lr, max_minutes=args.minutes, threads=0,
+        lr=args.lr or config.lr, max_minutes=args.minutes, threads=2,
         batch_size=args.batch_size or config.batch_size,
         workers=args.workers if args.workers is not None else max((os.cpu_count() or 2) - 2, 1))
+    if (out / "last.safetensors").exists():
+        raise SystemExit(f"{out} holds a checkpoint already: choose an empty --out")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(checkpoint, out / "last.safetensors")
+    if not args.fresh:
+        shutil.copy2(checkpoint, out / "last.safetensors")
     with tempfile.TemporaryDirectory() as tmp:
-        weights = train(config, encoder=unpack_text_encoder(pack_dir, Path(tmp)))
+        weights = train(config, encoder=unpack_text_encoder(pack_dir, Path(tmp), device=device))
     reached = checkpoint_progress(out / "last.safetensors")["step"]
     print(f"trained steps {start}-{reached} into {out} ({weights.name} beside it); on the CPU, "
           f"with {out / 'last.safetensors'} in checkpoints/{args.run}/, the same schedule goes "
@@ -223,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", required=True)
     t.add_argument("--run", default="rt", help="which packed checkpoint to resume")
     t.add_argument("--config", help="training YAML (default: config/train_<run>.yaml)")
+    t.add_argument("--fresh", action="store_true",
+                   help="train the --config YAML's network (a new variant or recipe) from its "
+                        "first step instead of resuming a packed checkpoint")
     t.add_argument("--minutes", type=float, default=8.0, help="stop, checkpoint written, after")
     t.add_argument("--steps", type=int, default=20000, help="the cosine's span after the resume")
     t.add_argument("--lr", type=float, default=0.0, help="restart learning rate (0: the YAML's)")

@@ -124,6 +124,8 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     by_renderer = defaultdict(lambda: defaultdict(list))  # "type:renderer" -> method -> scores
     worse = defaultdict(list)  # method -> whether it made each frame worse than its input
     told = set()  # what the full model was told: a paired dataset has no true text
+    estimate_name = None if estimator is None else ESTIMATE_LABELS.get(
+        estimator.name, f"{estimator.name} estimate")
     shown = []
     for item in tqdm(test, desc="eval", leave=False):
         truth = degradations_of(item)
@@ -137,8 +139,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         outputs["full"], top1 = methods["full"](
             item["degraded"], item.get("true_text") or estimate or GENERIC_TEXT)
         told.add("true text" if item.get("true_text") else
-                 ESTIMATE_LABELS.get(estimator.name, f"{estimator.name} estimate")
-                 if estimate is not None else "generic text")
+                 estimate_name if estimate is not None else "generic text")
         usage[group] += torch.bincount(top1, minlength=full.config["num_experts"]).float()
         if "no_prior" in methods:
             outputs["no_prior"], _ = methods["no_prior"](item["degraded"], GENERIC_TEXT)
@@ -155,6 +156,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             shown.append({"group": group, "severity": severity,
                           "clean": clean, **outputs})
     return {"samples": len(test), "median_kernel": kernel, "full_told": " or ".join(sorted(told)),
+            "estimate_name": estimate_name,
             **_summarise(scores),
             "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
                             for r, ms in sorted(by_renderer.items())},

@@ -14,14 +14,15 @@ import numpy as np  # noqa: E402
 from ..frames import quantize  # noqa: E402
 from .scoring import WORSE_DB  # noqa: E402
 
-METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prior",
-                "full": "full (true text)", "full_estimated": "full (built-in estimate)"}
+METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prior"}
 
 
 def method_names(result: dict) -> dict[str, str]:
-    """METHOD_NAMES, the full model's column named by what it was told (`evaluate`'s
-    "full_told": a paired dataset has no true text, so there it reads the estimate)."""
-    return {**METHOD_NAMES, "full": f"full ({result['full_told']})"}
+    """METHOD_NAMES and the full model's columns, named by what it was told (`evaluate`'s
+    "full_told": a paired dataset has no true text, so there it reads the estimate) and by
+    which provider estimated ("estimate_name": the built-in estimator, a VLM, a fixed text)."""
+    return {**METHOD_NAMES, "full": f"full ({result['full_told']})",
+            "full_estimated": f"full ({result['estimate_name']})"}
 
 
 IMAGES = ("examples", "renderer_examples")
@@ -226,8 +227,8 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         about = (f"# Synthetic {result['split']} split\n\nReproduce: `{command}`\n\n"
                  f"{result['samples']} frames of held-out scenes, every type and mixture at "
                  f"every severity, fixed seed.")
-        told = ("the true description, and (where scored) the built-in estimator's, exactly "
-                "as the pipeline uses it")
+        told = (f"the true description, and (where scored) the {result['estimate_name']}, "
+                f"exactly as the pipeline uses it")
     else:  # a paired dataset's: its frames come with their types, not with descriptions
         about = (f"# Paired dataset\n\nReproduce: `{command}`\n\n{result['samples']} "
                  f"degraded frames with their clean truth, typed by the dataset's folders.")

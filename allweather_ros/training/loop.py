@@ -153,6 +153,15 @@ def _dataset(config: TrainConfig):
     return torch.utils.data.ConcatDataset([synthetic, *paired])
 
 
+def _one_thread_worker(_worker_id: int) -> None:
+    """A synthesis worker computes on one core: the workers are the parallelism, and OpenCV's
+    own threads in each (one per core by default) would crowd out the process that feeds the
+    network (torch already gives each worker one thread)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def told(config: TrainConfig, texts: list[str]) -> list[str]:
     """What the network is told of a batch: each sample's description, or the generic text for
     the no-prior ablation (`prior: none`)."""
@@ -198,7 +207,9 @@ def train_model(config: TrainConfig, resume: bool = True,
     progress = {"step": 0, "epoch": 0, "seconds": 0.0}
     if resume and last.is_file():
         progress = load_checkpoint(last, net, optimizer)
-    encoder = encoder or TextEncoder(cache_size=8192)
+    # on the training device: a description not yet cached costs a forward pass per text,
+    # which on a GPU machine's busy CPU (every core synthesising weather) set the pace
+    encoder = encoder or TextEncoder(device=str(device), cache_size=8192)
     estimator = None
     if config.estimated_p and config.prior == "text":
         from ..prior.builtin import BuiltinEstimator
@@ -215,7 +226,8 @@ def train_model(config: TrainConfig, resume: bool = True,
     deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else math.inf
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
     window = []  # (loss, psnr) since the last log line
-    window_started, waited = time.monotonic(), 0.0  # waited: seconds spent on the loader
+    # seconds spent waiting on the loader and encoding the descriptions since the last log line
+    window_started, waited, encoding = time.monotonic(), 0.0, 0.0
     while progress["step"] < config.steps:
         for ds in getattr(dataset, "datasets", [dataset]):
             ds.set_epoch(progress["epoch"])
@@ -223,7 +235,8 @@ def train_model(config: TrainConfig, resume: bool = True,
             sampler.set_epoch(progress["epoch"])
         loader = DataLoader(dataset, config.batch_size, shuffle=sampler is None, sampler=sampler,
                             num_workers=config.workers, drop_last=True,
-                            persistent_workers=False, collate_fn=_collate)
+                            persistent_workers=False, collate_fn=_collate,
+                            worker_init_fn=_one_thread_worker)
         asked = time.monotonic()
         for batch in loader:
             waited += time.monotonic() - asked
@@ -236,7 +249,9 @@ def train_model(config: TrainConfig, resume: bool = True,
                 draw = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
                 texts = with_estimates(texts, batch["degraded"], estimator,
                                        config.estimated_p, draw)
+            encode_started = time.monotonic()
             tokens, mask = encoder.encode_batch(texts)
+            encoding += time.monotonic() - encode_started
             degraded = batch["degraded"].to(device, memory_format=layout)
             clean = batch["clean"].to(device)
             with autocast:
@@ -264,9 +279,9 @@ def train_model(config: TrainConfig, resume: bool = True,
                     "step": progress["step"], "loss": sum(losses) / len(window),
                     "psnr": sum(psnrs) / len(window),
                     "samples_per_s": len(window) * config.batch_size * world / seconds,
-                    "data_wait": waited / seconds}) + "\n")
+                    "data_wait": waited / seconds, "text_wait": encoding / seconds}) + "\n")
                 window.clear()
-                window_started, waited = time.monotonic(), 0.0
+                window_started, waited, encoding = time.monotonic(), 0.0, 0.0
             done = progress["step"] >= config.steps or _past(deadline, world, device)
             if rank == 0 and (progress["step"] % config.checkpoint_every == 0 or done):
                 progress["seconds"] = time.monotonic() - started
