@@ -280,3 +280,34 @@ def test_synthesis_workers_compute_on_one_opencv_thread_each(tmp_path, monkeypat
                          threads=1)
     train(config)
     assert (tmp_path / "worker0").read_text() == "1"
+
+
+def _forked_worker(answers):
+    import cv2
+    import numpy as np
+
+    loop._one_thread_worker(0)
+    cv2.GaussianBlur(np.zeros((256, 256, 3), np.float32), (31, 31), 5)
+    answers.put(cv2.getNumThreads())
+
+
+def test_a_worker_forked_from_a_parent_whose_opencv_threads_ran_does_not_hang():
+    """Resizing the thread pool a fork inherited hangs the worker (seen with 1 thread)."""
+    import multiprocessing
+
+    import cv2
+    import numpy as np
+
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    worker = context.Process(target=_forked_worker, args=(answers,))
+    frame = np.random.rand(2000, 2000, 3).astype(np.float32)
+    for _ in range(5):  # the parent's pool has threads now, as after a worker-less epoch
+        cv2.GaussianBlur(frame, (31, 31), 5)
+    worker.start()
+    worker.join(30)
+    hung = worker.is_alive()
+    if hung:
+        worker.kill()
+    assert not hung and worker.exitcode == 0
+    assert answers.get(timeout=5) == 1

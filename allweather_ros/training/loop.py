@@ -156,10 +156,11 @@ def _dataset(config: TrainConfig):
 def _one_thread_worker(_worker_id: int) -> None:
     """A synthesis worker computes on one core: the workers are the parallelism, and OpenCV's
     own threads in each (one per core by default) would crowd out the process that feeds the
-    network (torch already gives each worker one thread)."""
+    network (torch already gives each worker one thread). 0 runs OpenCV sequentially; 1 would
+    resize the thread pool the worker inherited by fork, which hangs it."""
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(0)
 
 
 def told(config: TrainConfig, texts: list[str]) -> list[str]:
