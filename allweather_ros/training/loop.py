@@ -209,7 +209,7 @@ def train_model(config: TrainConfig, resume: bool = True,
     if resume and last.is_file():
         progress = load_checkpoint(last, net, optimizer)
     # on the training device: a description not yet cached costs a forward pass per text,
-    # which on a GPU machine's busy CPU (every core synthesising weather) set the pace
+    # the likeliest cause of a lent GPU trained at the CPU's pace (every core synthesising)
     encoder = encoder or TextEncoder(device=str(device), cache_size=8192)
     estimator = None
     if config.estimated_p and config.prior == "text":
