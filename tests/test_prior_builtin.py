@@ -334,3 +334,12 @@ def test_shipped_estimator_tells_heavy_haze_from_clear():
 def test_the_estimator_refuses_integer_frames_instead_of_reading_them_as_floats():
     with pytest.raises(ValueError, match="got uint8: divide by 255"):
         BuiltinEstimator().describe(np.full((48, 64, 3), 200, np.uint8))
+
+
+def test_a_diverging_estimator_run_stops_and_names_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimator_training, "estimator_loss",
+                        lambda *args: estimator_loss(*args) * float("nan"))
+    config = EstimatorTrainConfig(steps=12, batch=2, crop=64, workers=0, checkpoint_every=100)
+    out = tmp_path / "estimator.safetensors"
+    with pytest.raises(FloatingPointError, match="estimator.train.pt"):
+        train_estimator(config, skimage_scenes(), out=out, progress=False)

@@ -19,6 +19,7 @@ from allweather_ros.training.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from allweather_ros.training.finite_steps import MAX_IN_A_ROW
 from allweather_ros.training.loop import (
     TrainConfig,
     _collate,
@@ -311,3 +312,48 @@ def test_a_worker_forked_from_a_parent_whose_opencv_threads_ran_does_not_hang():
         worker.kill()
     assert not hung and worker.exitcode == 0
     assert answers.get(timeout=5) == 1
+
+
+def _loss_spoiled_at(steps: set[int]):
+    """RestorationLoss whose value is NaN at the given (0-based) calls."""
+    calls = iter(range(10**6))
+
+    class Spoiled(loop.RestorationLoss):
+        def forward(self, restored, clean):
+            loss = super().forward(restored, clean)
+            return loss * math.nan if next(calls) in steps else loss
+
+    return Spoiled
+
+
+def test_a_step_with_a_non_finite_loss_is_skipped_and_logged(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "RestorationLoss", _loss_spoiled_at({1, 2}))
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=0, steps=4, out=str(tmp_path / "run"), threads=1,
+                         log_every=2, map_weight=0.0)
+    weights = train(config)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["skipped"] for entry in log] == [1, 2]  # so far: steps 2 and 3
+    assert all(torch.isfinite(v).all() for v in load_weights(weights).state_dict().values()
+               if v.is_floating_point())
+    state, _ = model_from_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert all(torch.isfinite(v).all() for v in state.state_dict().values())
+
+
+def test_a_run_whose_gradient_stays_non_finite_stops_with_its_checkpoint_intact(tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("ALLWEATHER_SCENES", str(tmp_path / "no_scenes"))
+    config = TrainConfig(model=str(_tiny_model_file(tmp_path)), crop=32, batch_size=2,
+                         workers=0, steps=3, checkpoint_every=3, out=str(tmp_path / "run"),
+                         threads=1, map_weight=0.0)
+    train(config)
+    saved, _ = model_from_checkpoint(tmp_path / "run" / "last.safetensors")
+    monkeypatch.setattr(loop, "RestorationLoss", _loss_spoiled_at(set(range(10**6))))
+    config.steps, config.checkpoint_every = 3 + 2 * MAX_IN_A_ROW, 1
+    with pytest.raises(FloatingPointError, match=f"{MAX_IN_A_ROW} steps in a row.*resume from"):
+        train(config)
+    after, progress = model_from_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert progress["step"] == 3 + MAX_IN_A_ROW - 1
+    for name, value in after.state_dict().items():
+        assert torch.equal(value, saved.state_dict()[name]), name

@@ -31,6 +31,7 @@ from allweather_ros.model.weights import save_weights
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
 from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator, widened
 from allweather_ros.training.checks import check_weather_options
+from allweather_ros.training.finite_steps import FiniteSteps
 
 
 @dataclass
@@ -150,6 +151,8 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
                         sampler=range(start * config.batch, config.steps * config.batch),
                         persistent_workers=False)
     model.train()
+    finite = FiniteSteps(optimizer, "lower the lr" if checkpoint is None else
+                        f"resume from {checkpoint} (the last saved) with a lower lr")
     g = torch.Generator().manual_seed(config.seed + start)
     bar = tqdm(loader, total=config.steps - start, initial=0, desc="estimator",
                disable=not progress, mininterval=10.0)
@@ -158,7 +161,7 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
         loss = estimator_loss(*model(frames), batch["types"], batch["severity"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        finite.step(loss)
         scheduler.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}", refresh=False)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..model import LDRNet
 from ..model.losses import harm_loss, psnr_loss
 from ..model.weights import load_weights, read_metadata, save_weights
+from .finite_steps import FiniteSteps
 from .loop import TrainConfig, _collate, _dataset, cosine_lr, told
 
 MSE_FLOOR = 3e-4  # PSNR capped at about 35 dB: frames restored past it must not dominate
@@ -56,6 +57,7 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
     net = with_frame_gate(load_weights(weights), hidden)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=lr)
+    finite = FiniteSteps(optimizer)
     encoder = encoder or TextEncoder(cache_size=8192)
     dataset = _dataset(config)
     step, epoch, bar = 0, 0, tqdm(total=steps, desc="frame gate")
@@ -73,7 +75,7 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
                                                       MSE_FLOOR)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            finite.step(loss)
             step += 1
             bar.update(1)
             bar.set_postfix(psnr=f"{-10 * loss.item():.2f}")

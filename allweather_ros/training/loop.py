@@ -27,6 +27,7 @@ from ..model.weights import save_weights
 from ..runtime.torch_backend import native_bf16
 from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import check_weather_options
+from .finite_steps import FiniteSteps
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -227,6 +228,7 @@ def train_model(config: TrainConfig, resume: bool = True,
     deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes else math.inf
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
     window = []  # (loss, psnr) since the last log line
+    finite = FiniteSteps(optimizer, f"resume from {last} (the last saved) with a lower lr")
     # seconds spent waiting on the loader and encoding the descriptions since the last log line
     window_started, waited, encoding = time.monotonic(), 0.0, 0.0
     while progress["step"] < config.steps:
@@ -266,7 +268,7 @@ def train_model(config: TrainConfig, resume: bool = True,
                     result.degradation_map.float() - batch["strength"].to(device)).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            finite.step(loss)
             progress["step"] = step + 1
             mse = (result.restored.detach().float().clamp(0, 1) - clean).pow(2).mean().item()
             psnr = 10 * math.log10(1 / max(mse, 1e-10))
@@ -280,7 +282,8 @@ def train_model(config: TrainConfig, resume: bool = True,
                     "step": progress["step"], "loss": sum(losses) / len(window),
                     "psnr": sum(psnrs) / len(window),
                     "samples_per_s": len(window) * config.batch_size * world / seconds,
-                    "data_wait": waited / seconds, "text_wait": encoding / seconds}) + "\n")
+                    "data_wait": waited / seconds, "text_wait": encoding / seconds,
+                    "skipped": finite.skipped}) + "\n")
                 window.clear()
                 window_started, waited, encoding = time.monotonic(), 0.0, 0.0
             done = progress["step"] >= config.steps or _past(deadline, world, device)
