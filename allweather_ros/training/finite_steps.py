@@ -17,14 +17,13 @@ class FiniteSteps:
     """`step()` in place of `optimizer.step()`, after `loss.backward()`. `skipped` counts the
     steps skipped so far; `advice` ends the error a diverged run stops with (where to resume)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, advice: str = "lower the lr",
-                 limit: int = MAX_IN_A_ROW):
-        self.optimizer, self.advice, self.limit = optimizer, advice, limit
+    def __init__(self, optimizer: torch.optim.Optimizer, advice: str = "lower the lr"):
+        self.optimizer, self.advice = optimizer, advice
         self.skipped, self.in_a_row = 0, 0
 
     def step(self, loss: torch.Tensor) -> bool:
         """Step where the gradient's norm is finite; else skip, and raise FloatingPointError
-        after `limit` in a row. Under DDP the gradient read is the all-reduced one, so every
+        after MAX_IN_A_ROW in a row. Under DDP the gradient read is the all-reduced one, so every
         rank decides alike."""
         grads = [p.grad for group in self.optimizer.param_groups for p in group["params"]
                  if p.grad is not None]
@@ -33,7 +32,7 @@ class FiniteSteps:
             self.in_a_row = 0
             return True
         self.skipped, self.in_a_row = self.skipped + 1, self.in_a_row + 1
-        if self.in_a_row >= self.limit:
+        if self.in_a_row >= MAX_IN_A_ROW:
             raise FloatingPointError(
                 f"training diverged: {self.in_a_row} steps in a row had a non-finite gradient "
                 f"(last loss {loss.item()}) and left the weights as they were; {self.advice}")
