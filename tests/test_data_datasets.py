@@ -379,3 +379,27 @@ def test_spurious_weather_is_added_beside_the_truth_haze_most_often(scenes):
         told, truth = parse(item["text"]).severities, parse(item["true_text"]).severities
         assert not item["description_correct"] and set(truth) < set(told)
         assert len(set(told) - set(truth)) == 1 and all(told[t] == s for t, s in truth.items())
+
+
+def test_unsaid_haze_leaves_only_the_haze_out_and_keeps_the_true_target(scenes):
+    """A frame with haze told everything but the haze (the estimator's costliest miss); frames
+    without haze keep their words; the target is the true clean frame either way."""
+    from allweather_ros.prior.parse import parse
+
+    kwargs = dict(crop=24, length=80, wrong_description_p=0.0, type_weights={"haze": 3.0})
+    told_plain = SyntheticWeatherDataset(scenes, "train", **kwargs)
+    unsaid = SyntheticWeatherDataset(scenes, "train", unsaid_haze_p=1.0, **kwargs)
+    hazy = 0
+    for i in range(80):
+        item, plain = unsaid[i], told_plain[i]
+        truth = parse(item["true_text"]).severities
+        told = parse(item["text"]).severities
+        assert torch.equal(item["clean"], plain["clean"])
+        assert torch.equal(item["degraded"], plain["degraded"])
+        if "haze" in truth:
+            hazy += 1
+            assert not item["description_correct"] and "haze" not in told
+            assert told == {t: s for t, s in truth.items() if t != "haze"}
+        else:
+            assert item["description_correct"] and item["text"] == item["true_text"]
+    assert 10 < hazy < 80

@@ -228,7 +228,8 @@ def test_a_time_limit_stops_the_run_with_its_checkpoint_written(tmp_path, monkey
 @pytest.mark.parametrize("field, value", [("precision", "fp16"), ("log_every", 0),
                                           ("max_minutes", -1.0),
                                           ("misstated_p", 1.5), ("understated_p", 2.0),
-                                          ("spurious_p", 1.2), ("camera_p", -0.1),
+                                          ("spurious_p", 1.2), ("unsaid_haze_p", 1.5),
+                                          ("camera_p", -0.1),
                                           ("zoom_p", 1.5), ("max_zoom", 0.5)])
 def test_bad_speed_and_data_options_are_refused(field, value):
     with pytest.raises(ValueError, match=field):

@@ -60,6 +60,7 @@ class TrainConfig:
     misstated_p: float = 0.0  # share of slight or clean frames told an overstated description
     understated_p: float = 0.0  # share of moderate or heavy frames told every tier lower
     spurious_p: float = 0.0  # share of frames of any weather told a weather that is not there too
+    unsaid_haze_p: float = 0.0  # share of frames with haze told everything but the haze
     camera_p: float = 0.0  # share of views through a random camera (data.camera)
     zoom_p: float = 0.0  # share of views whose weather is drawn up to max_zoom x closer
     max_zoom: float = 2.0
@@ -95,8 +96,8 @@ class TrainConfig:
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         check_weather_options(self, ("exposure_p", "night_p", "unplaced_p", "estimated_p",
-                                     "misstated_p", "understated_p", "spurious_p", "camera_p",
-                                     "zoom_p"))
+                                     "misstated_p", "understated_p", "spurious_p", "unsaid_haze_p",
+                                     "camera_p", "zoom_p"))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -147,7 +148,8 @@ def _dataset(config: TrainConfig):
         type_weights=config.type_weights, exposure_p=config.exposure_p, night_p=config.night_p,
         unplaced_p=config.unplaced_p, misstated_p=config.misstated_p,
         understated_p=config.understated_p, spurious_p=config.spurious_p,
-        camera_p=config.camera_p, zoom_p=config.zoom_p, max_zoom=config.max_zoom)
+        unsaid_haze_p=config.unsaid_haze_p, camera_p=config.camera_p, zoom_p=config.zoom_p,
+        max_zoom=config.max_zoom)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]
