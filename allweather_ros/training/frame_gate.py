@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -86,7 +87,8 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
     meta = {k: v for k, v in read_metadata(weights).items() if k != "config"}
     meta["frame_gate"] = {"weights": str(weights), "hidden": hidden, "steps": steps, "lr": lr,
                           "harm_weight": harm_weight, "seed": config.seed, "mse_floor": MSE_FLOOR,
-                          "batch_size": config.batch_size, "crop": config.crop}
+                          "batch_size": config.batch_size, "crop": config.crop,
+                          "recipe": asdict(config)}  # the frames it was fitted on
     return save_weights(net, out, meta)
 
 
