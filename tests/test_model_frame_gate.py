@@ -71,6 +71,7 @@ def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkey
     assert meta["note"] == "kept" and meta["frame_gate"]["steps"] == 3
     assert meta["frame_gate"]["harm_weight"] == 2.0
     assert meta["frame_gate"]["recipe"]["misstated_p"] == 1.0  # the frames it was fitted on
+    assert meta["frame_gate"]["recipe"]["seed"] == 3
 
 
 def test_the_no_prior_ablation_gets_its_gate_fitted_on_the_generic_text(tmp_path, monkeypatch):

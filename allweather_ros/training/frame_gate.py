@@ -86,9 +86,8 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
     bar.close()
     meta = {k: v for k, v in read_metadata(weights).items() if k != "config"}
     meta["frame_gate"] = {"weights": str(weights), "hidden": hidden, "steps": steps, "lr": lr,
-                          "harm_weight": harm_weight, "seed": config.seed, "mse_floor": MSE_FLOOR,
-                          "batch_size": config.batch_size, "crop": config.crop,
-                          "recipe": asdict(config)}  # the frames it was fitted on
+                          "harm_weight": harm_weight, "mse_floor": MSE_FLOOR,
+                          "recipe": asdict(config)}  # the frames it saw: seed, batch, crop
     return save_weights(net, out, meta)
 
 
