@@ -25,6 +25,7 @@ from allweather_ros.description import (
 from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
+    MISSTATEMENT_COST_BY_TYPE,
     SHIPPED_WEIGHTS,
     BuiltinEstimator,
     severity_choice,
@@ -99,12 +100,25 @@ def test_severity_leans_low_because_overstating_costs_more(distribution, tier):
     assert SEVERITIES[severity_choice(np.array(distribution))] == tier
 
 
+@pytest.mark.parametrize("distribution, tier", [
+    ([0.1, 0.4, 0.5], "heavy"),  # a tier too high costs rain little: the likelier tier is said
+    ([0.3, 0.5, 0.2], "moderate"),
+    ([0.85, 0.15, 0.0], "slight"),
+    ([0.6, 0.1, 0.3], "moderate"),  # "heavy" on slight rain still costs
+])
+def test_rain_is_priced_apart(distribution, tier):
+    prices = MISSTATEMENT_COST_BY_TYPE["rain"]
+    assert prices[+1] < prices[-1] < MISSTATEMENT_COST[+1]
+    assert SEVERITIES[severity_choice(np.array(distribution), "rain")] == tier
+
+
 def test_described_severity_is_the_cost_aware_choice(tmp_path):
     severities = np.log(np.array([[0.1, 0.4, 0.5]] * 4))  # softmax gives back these
-    provider = _estimator(tmp_path / "e.safetensors", [3.0, -3.0, -3.0, -3.0], severities)
+    provider = _estimator(tmp_path / "e.safetensors", [3.0, -3.0, 3.0, -3.0], severities)
     prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
-    assert prior.text == describe([Degradation("rain", "moderate", WHOLE_FRAME)])
-    assert prior.severity == "moderate"
+    assert prior.text == describe([Degradation("rain", "heavy", WHOLE_FRAME),
+                                   Degradation("snow", "moderate", WHOLE_FRAME)])
+    assert prior.severity == "heavy"
 
 
 def test_only_a_type_the_estimator_is_sure_of_is_placed(tmp_path):
