@@ -186,6 +186,20 @@ class HazeEncoder(HeavyEncoder):
     word = "moderate haze"
 
 
+def test_the_truth_an_evaluation_tells_is_the_true_text():
+    """Placed where the weather lies: told the truth unplaced, the restorer hedges and the
+    do-no-harm figures would be measured against less than the truth."""
+    data = SyntheticWeatherDataset(skimage_scenes(), "train", crop=48, length=12,
+                                   wrong_description_p=0.0, flips=False, seed=3)
+    items = list(data)
+    placed = [item for item in items if any(d.location for d in degradations_of(item))]
+    assert placed, "the synthesis places most weather"
+    for item in items:
+        assert describe(degradations_of(item)) == item["true_text"]
+    paired = {"types": torch.tensor([1.0, 0.0, 0.0, 0.0]), "severity": None}
+    assert degradations_of(paired) == [Degradation("rain", "moderate")]
+
+
 def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     data = SyntheticWeatherDataset(
         skimage_scenes(), "train", crop=48, length=4, wrong_description_p=0.0, flips=False,

@@ -132,13 +132,18 @@ def understate(degradations: list[Degradation]) -> str:
 
 
 def labels(degradations: list[Degradation]) -> dict[str, torch.Tensor]:
-    """Multi-hot weather types (4,) and per-type severity index (4,), -1 where absent."""
+    """Multi-hot weather types (4,), per-type severity index (4,) and per-type location index
+    into LOCATIONS (4,), -1 where absent (or, for the location, unplaced): the truth an
+    evaluation tells the restorer must say where the weather lies, as the true text does."""
     types = torch.zeros(len(TYPES))
     severity = torch.full((len(TYPES),), -1, dtype=torch.long)
+    location = torch.full((len(TYPES),), -1, dtype=torch.long)
     for d in degradations:
         types[TYPES.index(d.type)] = 1.0
         severity[TYPES.index(d.type)] = SEVERITIES.index(d.severity)
-    return {"types": types, "severity": severity}
+        if d.location is not None:
+            location[TYPES.index(d.type)] = LOCATIONS.index(d.location)
+    return {"types": types, "severity": severity, "location": location}
 
 
 def balanced_recipes() -> list[list[Degradation]]:

@@ -6,15 +6,19 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ..description import SEVERITIES, TYPES, Degradation
+from ..description import LOCATIONS, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
 
 
 def degradations_of(item: dict) -> list[Degradation]:
-    """The true degradations of a dataset item, from its labels ("moderate" where a paired
-    dataset gives no severity: only the classical baseline reads it, and it ignores it)."""
-    severity = item.get("severity")
-    return [Degradation(t, "moderate" if severity is None else SEVERITIES[int(severity[i])])
+    """The true degradations of a dataset item, from its labels, placed where the item says
+    ("moderate" where a paired dataset gives no severity: only the classical baseline reads
+    it, and it ignores it). Placed, so that `describe` of them is the item's true text: the
+    restorer reads an unplaced description as a hedge and restores less."""
+    severity, location = item.get("severity"), item.get("location")
+    return [Degradation(t, "moderate" if severity is None else SEVERITIES[int(severity[i])],
+                        None if location is None or location[i] < 0
+                        else LOCATIONS[int(location[i])])
             for i, t in enumerate(TYPES) if item["types"][i] > 0]
 
 
