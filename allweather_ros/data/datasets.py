@@ -139,10 +139,11 @@ def labels(degradations: list[Degradation]) -> dict[str, torch.Tensor]:
     severity = torch.full((len(TYPES),), -1, dtype=torch.long)
     location = torch.full((len(TYPES),), -1, dtype=torch.long)
     for d in degradations:
-        types[TYPES.index(d.type)] = 1.0
-        severity[TYPES.index(d.type)] = SEVERITIES.index(d.severity)
+        i = TYPES.index(d.type)
+        types[i] = 1.0
+        severity[i] = SEVERITIES.index(d.severity)
         if d.location is not None:
-            location[TYPES.index(d.type)] = LOCATIONS.index(d.location)
+            location[i] = LOCATIONS.index(d.location)
     return {"types": types, "severity": severity, "location": location}
 
 
