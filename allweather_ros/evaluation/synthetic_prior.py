@@ -20,7 +20,7 @@ from ..description import SEVERITIES, TYPES, Degradation
 from ..prior.batch import prior_record
 from ..prior.prior import PriorProvider
 from .real import score
-from .scoring import hwc
+from .scoring import degradations_of, hwc
 
 RENDERER_SETS = {"training renderers": None, "left-out renderer": dict.fromkeys(TYPES, EXTERNAL)}
 CLEAN_SHARE = 1 / 3
@@ -44,8 +44,7 @@ def describe_frames(provider: PriorProvider, scenes: list[Scene], renderers: dic
         camera_p=0.5, exposure_p=0.3)
     records = []
     for item in frames:
-        truth = {t: SEVERITIES[int(item["severity"][i])]
-                 for i, t in enumerate(TYPES) if item["types"][i] > 0.5}
+        truth = {d.type: d.severity for d in degradations_of(item)}
         record = prior_record(provider.describe(hwc(item["degraded"])))
         records.append({"scene": item["scene"], "renderers": item["renderers"],
                         "truth": truth, **record})
