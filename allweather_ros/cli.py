@@ -296,7 +296,7 @@ def _eval_real(args: argparse.Namespace) -> int:
         synthetic = synthetic_prior.evaluate_synthetic_prior(provider, default_scenes(),
                                                              args.repeats, progress=bar.update)
         result = real.evaluate_real(provider, args.real, args.out, progress=bar.update,
-                                    synthetic=synthetic)
+                                    synthetic=synthetic, drive_readings=args.memory)
     if args.out:
         print(f"wrote {Path(args.out) / 'results.json'} and reliability.png", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else real.table(result))
@@ -405,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--vlm-model")
     evaluate.add_argument("--fixed-text")
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
+    evaluate.add_argument("--memory", type=int, default=BY_NAME["prior.memory"].default,
+                          help="with --real, the built-in estimator also scored on drives of "
+                               "this many photos pooled as prior.memory pools readings "
+                               "(1: not)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="synthetic scenes to score: test, or val to choose or tune on")
     evaluate.add_argument("--val-seed", type=int,

@@ -35,8 +35,9 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
 
 
 def restore_image(pipeline: Pipeline, source: Path, target: Path) -> None:
+    """One photo, described on its own (a folder's photos need not share their weather)."""
     rgb = read_rgb(source)
-    pipeline.refresh_now(rgb)
+    pipeline.refresh_now(rgb, remember=False)
     write_rgb(target, pipeline.process(rgb).restored)
 
 

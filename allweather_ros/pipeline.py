@@ -31,6 +31,7 @@ from .prior.providers import NoPrior
 from .prior.refresher import PriorRefresher
 from .prior.registry import PROVIDERS
 from .prior.uncertainty import coarsen
+from .prior.weather_memory import WeatherMemory
 from .runtime.backend import Backend
 from .runtime.registry import auto_without_cuda, cuda_possible, parse_backend
 from .working_resolution import downscale, guided_upsample, upsample_map, working_size
@@ -71,6 +72,7 @@ class _CameraPrior:
 
     state: tuple[Prior, PriorCache]
     refresher: PriorRefresher | None = None
+    memory: WeatherMemory = dataclasses.field(default_factory=WeatherMemory)  # refresh_now's
 
 
 @dataclass
@@ -86,6 +88,7 @@ class PipelineConfig:
     prior_period_s: float = DEFAULTS["prior_period_s"]  # refresh at least this often
     change_threshold: float = DEFAULTS["change_threshold"]  # and sooner on a scene change
     min_confidence: float = DEFAULTS["min_confidence"]  # below: coarsened toward the generic
+    prior_memory: int = DEFAULTS["prior_memory"]  # the built-in estimator's readings pooled
     prior_timeout_s: float = DEFAULTS["prior_timeout_s"]  # a longer call counts as hung
     cache_dir: str = DEFAULTS["cache_dir"]  # exported ONNX files and TensorRT engines
     threads: int = DEFAULTS["threads"]  # CPU threads of the backend; 0: automatic
@@ -96,7 +99,8 @@ class PipelineConfig:
 
 
 _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
-                     "min_confidence": "min_confidence", "prior_timeout_s": "timeout"}
+                     "min_confidence": "min_confidence", "prior_timeout_s": "timeout",
+                     "prior_memory": "memory"}
 """PipelineConfig field -> the refresher attribute it sets."""
 
 
@@ -203,7 +207,8 @@ class Pipeline:
                     period=template.period, change_threshold=template.change_threshold,
                     check_interval=template.check_interval,
                     min_confidence=template.min_confidence, timeout=template.timeout,
-                    backoff=template.backoff, on_prior=self._setter(camera))
+                    backoff=template.backoff, memory=template.memory,
+                    on_prior=self._setter(camera))
                 first = self.prior if template is None else template.generic
                 self._cameras[camera] = _CameraPrior(self._encoded(first), refresher)
             return self._cameras[camera]
@@ -218,12 +223,20 @@ class Pipeline:
         """The generic prior an unsure synchronous estimate is coarsened towards."""
         return NoPrior(self.encoder).describe(None)
 
-    def refresh_now(self, rgb: np.ndarray, camera: str = "") -> Prior:
+    def refresh_now(self, rgb: np.ndarray, camera: str = "", remember: bool = True) -> Prior:
         """Describe `rgb` with the provider, here and now, and use that prior from now on,
-        coarsened (prior/uncertainty.py) as a refresher would have published it."""
+        coarsened (prior/uncertainty.py) as a refresher would have published it; a
+        remembering provider pools it with the camera's last readings, as a refresher does,
+        unless `remember` is False (a frame unrelated to the ones before)."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
-        estimate = self.provider.describe(checked_frame(rgb))
+        frame = checked_frame(rgb)
+        if self.provider.remembers and remember:
+            memory = self._camera(camera).memory
+            memory.readings = self.config.prior_memory
+            estimate = self.provider.describe(frame, memory=memory)
+        else:
+            estimate = self.provider.describe(frame)
         self.set_prior(coarsen(estimate, self._generic, self.config.min_confidence,
                                self.encoder), camera)
         return self.prior_of(camera)
@@ -269,6 +282,8 @@ class Pipeline:
                 refresher.use(primary, fallback)
             if self.refresher is None:
                 self.provider = primary
+                for entry in list(self._cameras.values()):
+                    entry.memory.clear()
         for refresher in self._refreshers():
             for field, attribute in _REFRESHER_FIELDS.items():
                 setattr(refresher, attribute, getattr(config, field))
@@ -384,6 +399,6 @@ def build_pipeline(config: PipelineConfig, asynchronous: bool = True) -> Pipelin
                                period=config.prior_period_s,
                                change_threshold=config.change_threshold,
                                min_confidence=config.min_confidence,
-                               timeout=config.prior_timeout_s)
+                               timeout=config.prior_timeout_s, memory=config.prior_memory)
     return Pipeline(prior_encoding, backend, encoder, refresher, config=config,
                     load_estimator_net=load_estimator_net)

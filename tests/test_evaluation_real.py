@@ -14,6 +14,7 @@ from allweather_ros.evaluation import real
 from allweather_ros.media import read_rgb
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS, BuiltinEstimator
 from allweather_ros.prior.providers import FixedPrior
+from allweather_ros.prior.weather_memory import WeatherMemory
 
 # file -> labels: primary type first, severity None where not judged, {} for a clean photo
 LABELS = {
@@ -125,6 +126,7 @@ def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, caps
     shown = capsys.readouterr().out
     assert "clean photos called clean" in shown
     assert "| rain | " in shown and "left-out renderer" in shown
+    assert "newest of a drive, pooled with up to 3 others" in shown  # prior.memory's default
 
 
 def test_eval_real_argument_errors(labelled, capsys):
@@ -138,3 +140,35 @@ def test_severity_said_too_low_is_counted(labelled):
     haze = real.evaluate_real(FixedPrior("light fog"), labelled)["severity"]["haze"]
     assert haze["counts"]["heavy"]["slight"] == 1 and haze["counts"]["moderate"]["slight"] == 1
     assert haze["understated"] == 1.0 and haze["overstated"] == 0.0 and haze["accuracy"] == 0.0
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="no shipped estimator weights")
+def test_drives_pool_each_photo_with_others_of_its_source_and_weather(tmp_path):
+    photo = cv2.resize(skimage_scenes()[1].load(), (128, 96), interpolation=cv2.INTER_AREA)
+    photo = photo.astype(np.float32) / 255.0
+    labels = {"a/r1.png": {"rain": "heavy"}, "a/r2.png": {"rain": "moderate"},
+              "a/r3.png": {"rain": "heavy"}, "a/clean.png": {}, "b/r4.png": {"rain": "heavy"}}
+    for i, (name, types) in enumerate(labels.items()):
+        recipe = [Degradation(t, s) for t, s in types.items()]
+        frame = synthesize(photo, np.random.default_rng(10 + i), recipe).degraded
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor((frame * 255 + 0.5).astype(np.uint8),
+                                                       cv2.COLOR_RGB2BGR))
+    _write_labels(tmp_path, labels)
+    estimator = BuiltinEstimator()
+    records = real.drive_records(estimator, real.load_labels(tmp_path), tmp_path, readings=4)
+    by_name = {r["file"].split(str(tmp_path) + "/")[1]: r for r in records}
+    # a/'s three rain photos pool one another; the clean photo and b/'s photo stand alone
+    assert {n: r["pooled"] for n, r in by_name.items()} == {
+        "a/r1.png": 3, "a/r2.png": 3, "a/r3.png": 3, "a/clean.png": 1, "b/r4.png": 1}
+    memory = WeatherMemory(4)
+    for name in ("a/r1.png", "a/r2.png", "a/r3.png"):
+        pooled = memory.pool(*estimator.estimate(read_rgb(tmp_path / name)))
+    for name in ("a/r1.png", "a/r2.png", "a/r3.png"):  # the same three readings, any order
+        assert by_name[name]["labels"] == pytest.approx(
+            {t: round(float(pooled[0][i]), 4) for i, t in enumerate(TYPES)}, abs=2e-4)
+    alone = estimator.describe(read_rgb(tmp_path / "a/clean.png"))
+    assert by_name["a/clean.png"]["text"] == alone.text
+    result = real.evaluate_real(estimator, tmp_path, drive_readings=4)
+    assert result["drives"]["readings"] == 4 and result["drives"]["photos"] == 5
+    assert "drives" not in real.evaluate_real(estimator, tmp_path)  # one reading: no drive

@@ -190,3 +190,36 @@ def test_refresh_now_publishes_what_a_refresher_would(provider, min_confidence, 
                         initial=prior_from_text("rain", "fixed", encoder), provider=provider,
                         config=PipelineConfig(min_confidence=min_confidence))
     assert told in pipeline.refresh_now(np.zeros((8, 8, 3), np.float32)).text
+
+
+class _Remembers(PriorProvider):
+    """A remembering provider that records the weather memory it is handed."""
+
+    name = "remembers"
+    remembers = True
+
+    def __init__(self):
+        self.memories = []
+
+    def describe(self, frame, memory=None):
+        self.memories.append(memory)
+        return prior_from_text("heavy rain", self.name, None)
+
+
+def test_refresh_now_pools_each_cameras_readings_apart():
+    torch.manual_seed(0)
+    model = trained_like(LDRNet(**TINY))
+    encoder, provider = HashEncoder(), _Remembers()
+    pipeline = Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
+                        initial=prior_from_text("rain", "fixed", encoder), provider=provider,
+                        config=PipelineConfig(prior_memory=3))
+    frame = np.zeros((8, 8, 3), np.float32)
+    for camera in ("front", "front", "rear"):
+        pipeline.refresh_now(frame, camera)
+    pipeline.refresh_now(frame, "front", remember=False)  # a photo unrelated to the last ones
+    front, again, rear, alone = provider.memories
+    assert front is again and rear is not front and alone is None
+    assert front.readings == 3
+    pipeline.reconfigure(prior_memory=2)
+    pipeline.refresh_now(frame, "front")
+    assert provider.memories[-1] is front and front.readings == 2

@@ -234,3 +234,34 @@ def test_close_is_bounded_even_with_a_call_in_flight():
     assert r.close(timeout=5)
     assert time.monotonic() - start < 5 and not r.health()["alive"]
     assert r.close()  # idempotent
+
+
+class Remembering(Fake):
+    """A Fake that pools: it records the memory it gets and adds a sure rain reading to it."""
+
+    remembers = True
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.memories = []
+
+    def describe(self, frame, memory=None):
+        self.memories.append(memory)
+        memory.pool(np.array([0.99, 0.01, 0.01, 0.01]), np.full((4, 3), 1 / 3))
+        return super().describe(frame)
+
+
+def test_a_remembering_provider_pools_in_the_refreshers_memory(refreshers):
+    provider, other = Remembering("first"), Remembering("second")
+    r = PriorRefresher(provider, memory=3, **FAST)
+    refreshers.append(r)
+    r.submit(frame(0.2))
+    wait_for(lambda: provider.memories)
+    assert provider.memories[0] is r.weather_memory and r.memory == 3
+    r.memory = 2
+    assert r.weather_memory.readings == 2
+    r.use(other, None)  # another provider: what the first one read is forgotten
+    p, _ = r.weather_memory.pool(np.full(4, 0.01), np.full((4, 3), 1 / 3))
+    assert p == pytest.approx(np.full(4, 0.01))
+    with pytest.raises(ValueError, match="at least 1 reading"):
+        r.memory = 0

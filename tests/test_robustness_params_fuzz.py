@@ -123,6 +123,7 @@ RULES = {
     "prior.period_s": lambda v: math.isfinite(v) and v > 0,
     "prior.change_threshold": lambda v: math.isfinite(v) and v >= 0,
     "prior.min_confidence": lambda v: 0 <= v <= 1,
+    "prior.memory": lambda v: v >= 1,
     "prior.timeout_s": lambda v: math.isfinite(v) and v > 0,
 }
 

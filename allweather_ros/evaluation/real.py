@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from ..media import read_rgb
 from ..prior.batch import prior_record
 from ..prior.parse import NO_SEVERITY
 from ..prior.prior import PriorProvider
+from ..prior.weather_memory import WeatherMemory
+
+if TYPE_CHECKING:
+    from ..prior.builtin import BuiltinEstimator
 
 LABELS_FILE = "labels.json"
 RELIABILITY_BINS = 10
@@ -80,6 +85,32 @@ def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
                         "calibrate": photo.calibrate, **record})
         if progress is not None:
             progress()
+    return records
+
+
+def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], folder: str | Path,
+                  readings: int, seed: int = 0) -> list[dict]:
+    """Each photo read as the newest frame of a drive through its weather: pooled by a weather
+    memory of `readings` (prior/weather_memory.py) with up to `readings - 1` other photos of the
+    same source (the set's first folder level: one camera, site or collection) and the same
+    primary weather, drawn at random, read before it. Distinct photos are more varied than a
+    camera's consecutive readings, so this is the most a memory can give; the photo alone
+    (`describe_photos`) is the least."""
+    estimates = [estimator.estimate(read_rgb(photo.file)) for photo in photos]
+    sources = [photo.file.relative_to(folder).parts[0] for photo in photos]
+    rng = np.random.default_rng(seed)
+    records = []
+    for i, photo in enumerate(photos):
+        alike = [j for j, other in enumerate(photos) if j != i and sources[j] == sources[i]
+                 and other.primary == photo.primary]
+        before = rng.permutation(alike)[:readings - 1]
+        memory = WeatherMemory(readings)
+        for j in before:
+            memory.pool(*estimates[j])
+        prior = estimator.prior_from(*memory.pool(*estimates[i]))
+        records.append({"file": str(photo.file), "truth": photo.types,
+                        "calibrate": photo.calibrate, "pooled": len(before) + 1,
+                        **prior_record(prior)})
     return records
 
 
@@ -202,12 +233,18 @@ def plot_reliability(records: list[dict], path: str | Path, title: str = "") -> 
 
 def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path | None = None,
                   progress: Callable[[], None] | None = None,
-                  synthetic: dict | None = None) -> dict:
+                  synthetic: dict | None = None, drive_readings: int = 1) -> dict:
     """Score `provider` on the labelled folder; with `out`, also write results.json (figures
     and every photo's record) and reliability.png there. `synthetic`: the provider's figures on
-    synthetic frames (renderer set -> `score`), reported beside the real ones."""
-    records = describe_photos(provider, load_labels(folder), progress)
+    synthetic frames (renderer set -> `score`), reported beside the real ones. A remembering
+    provider is also scored on drives of `drive_readings` photos (`drive_records`), as the
+    node's weather memory pools its readings."""
+    photos = load_labels(folder)
+    records = describe_photos(provider, photos, progress)
     result = {"folder": str(folder), **score(records)}
+    if provider.remembers and drive_readings > 1:
+        drives = drive_records(provider, photos, folder, drive_readings)
+        result["drives"] = {"readings": drive_readings, **score(drives)}
     if synthetic is not None:
         result["synthetic"] = synthetic
     if out is not None:
@@ -250,6 +287,14 @@ def table(result: dict) -> str:
               f"clean photos called clean: {pct(result['clean_called_clean'])}",
               f"type probabilities: ECE {result['reliability']['ece']:.3f} over "
               f"{result['reliability']['pairs']} (photo, type) pairs"]
+    if "drives" in result:
+        drives, per_type = result["drives"], result["drives"]["per_type"]
+        lines += ["", f"Each photo the newest of a drive, pooled with up to "
+                  f"{drives['readings'] - 1} others of its source and weather (weather memory):",
+                  "top-1 " + ", ".join(f"{t} {pct(per_type[t]['top1'])}" for t in TYPES)
+                  + f"; over all weather {pct(drives['top1'])}",
+                  f"rain photos called no weather: {pct(per_type['rain']['called_no_weather'])}"
+                  f"; clean photos called clean: {pct(drives['clean_called_clean'])}"]
     if "synthetic" in result:
         lines += ["", beside_synthetic(result)]
     return "\n".join(lines)

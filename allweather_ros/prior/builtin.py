@@ -35,6 +35,7 @@ from allweather_ros.prior.calibration import TypeCalibration
 from allweather_ros.prior.estimator_input import estimator_input, tiles
 from allweather_ros.prior.parse import NO_SEVERITY
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
+from allweather_ros.prior.weather_memory import WeatherMemory
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "estimator.safetensors"
 _SEVERITY_DOUBT_FLOOR = 0.25  # see BuiltinEstimator.confidence
@@ -107,6 +108,7 @@ class BuiltinEstimator(PriorProvider):
     the calibration was fitted under."""
 
     name = "builtin"
+    remembers = True
 
     def __init__(self, weights: str | Path | None = None, encoder: Encoder | None = None,
                  device: str = "cpu", threshold: float = 0.5, calibrated: bool = True,
@@ -169,8 +171,16 @@ class BuiltinEstimator(PriorProvider):
             confidence = min(confidence, _SEVERITY_DOUBT_FLOOR + (1 - _SEVERITY_DOUBT_FLOOR) * s)
         return float(np.clip(confidence, 0.0, 1.0))
 
-    def describe(self, frame: np.ndarray) -> Prior:
+    def describe(self, frame: np.ndarray, memory: WeatherMemory | None = None) -> Prior:
+        """The frame's prior; with a camera's `memory`, from its last readings pooled
+        (prior/weather_memory.py)."""
         probabilities, severity = self.estimate(frame)
+        if memory is not None:
+            probabilities, severity = memory.pool(probabilities, severity)
+        return self.prior_from(probabilities, severity)
+
+    def prior_from(self, probabilities: np.ndarray, severity: np.ndarray) -> Prior:
+        """The prior that an estimate (per-type probabilities, severity distributions) says."""
         said = probabilities >= self.threshold
         top = int(np.argmax(probabilities))
         if not said.any() and probabilities[top] >= self.calibration.floor:

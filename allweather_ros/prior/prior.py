@@ -125,6 +125,9 @@ class PriorProvider(abc.ABC):
     off the frame path."""
 
     name: str = "provider"
+    remembers: bool = False
+    """Whether `describe` also takes a camera's `memory=` (prior/weather_memory.py) and pools
+    its readings over the stream."""
 
     @abc.abstractmethod
     def describe(self, frame: np.ndarray) -> Prior:

@@ -20,6 +20,7 @@ import numpy as np
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 from allweather_ros.prior.providers import NoPrior
 from allweather_ros.prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
+from allweather_ros.prior.weather_memory import WeatherMemory
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class PriorRefresher:
     Every new prior goes through `coarsen` (an estimate below `min_confidence` becomes a
     coarser claim), becomes `latest`, and is handed to `on_prior` in the worker thread, where
     the pipeline precomputes its keys/values and swaps them in. Until the first refresh,
-    `latest` is the generic prior.
+    `latest` is the generic prior. A provider that `remembers` pools its last `memory`
+    readings of this camera (prior/weather_memory.py).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class PriorRefresher:
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         timeout: float = 30.0,
         backoff: tuple[float, float] = (2.0, 60.0),
+        memory: int = 1,
     ):
         self.primary = primary
         self.fallback = fallback
@@ -80,6 +83,7 @@ class PriorRefresher:
         self.min_confidence = min_confidence
         self.timeout = timeout
         self.backoff = backoff
+        self.weather_memory = WeatherMemory(memory)
         self.generic = NoPrior(encoder).describe(None)
         self._latest = self.generic
         self._newest: tuple[np.ndarray, int] | None = None
@@ -106,6 +110,16 @@ class PriorRefresher:
         with self._lock:
             self.primary, self.fallback = primary, fallback
             self._consecutive_failures, self._retry_primary_at = 0, 0.0
+        self.weather_memory.clear()
+
+    @property
+    def memory(self) -> int:
+        """How many of its readings a remembering provider pools."""
+        return self.weather_memory.readings
+
+    @memory.setter
+    def memory(self, readings: int) -> None:
+        self.weather_memory.readings = readings
 
     @property
     def latest(self) -> Prior:
@@ -195,7 +209,8 @@ class PriorRefresher:
         def target():
             _yield_to_frames()
             try:
-                prior = provider.describe(frame)
+                prior = (provider.describe(frame, memory=self.weather_memory)
+                         if provider.remembers else provider.describe(frame))
                 if not isinstance(prior, Prior):
                     raise TypeError(f"{provider.name} returned {type(prior).__name__}, not a Prior")
                 result["prior"] = coarsen(prior, self.generic, self.min_confidence, self.encoder)
