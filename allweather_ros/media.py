@@ -37,7 +37,7 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
 def restore_image(pipeline: Pipeline, source: Path, target: Path) -> None:
     """One photo, described on its own (a folder's photos need not share their weather)."""
     rgb = read_rgb(source)
-    pipeline.refresh_now(rgb, remember=False)
+    pipeline.refresh_now(rgb)
     write_rgb(target, pipeline.process(rgb).restored)
 
 
@@ -53,7 +53,8 @@ def restore_folder(pipeline: Pipeline, source: Path, target: Path) -> int:
 
 def restore_video(pipeline: Pipeline, source: Path, target: Path,
                   prior_period_s: float = 5.0) -> int:
-    """Frame by frame, the prior refreshed every `prior_period_s` of video time."""
+    """Frame by frame, the prior refreshed every `prior_period_s` of video time (the
+    readings pooled as the node pools them)."""
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise ValueError(f"{source} is not a video OpenCV can read")
@@ -68,7 +69,7 @@ def restore_video(pipeline: Pipeline, source: Path, target: Path,
                 break
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
             if count % every == 0:
-                pipeline.refresh_now(rgb)
+                pipeline.refresh_now(rgb, remember=True)
             out = pipeline.process(rgb).restored
             if writer is None:
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -173,7 +173,7 @@ OPTIONS = (
            "are coarsened toward the generic prior", "a number in [0, 1]",
            lambda v: 0 <= v <= 1, runtime=True, pipeline_field="min_confidence"),
     Option("prior.memory", 4, "how many of its last readings of a camera the built-in "
-           "estimator pools before it puts the weather into words (1: each stands alone)",
+           "estimator pools the weather types of (1: each reading stands alone)",
            "an integer >= 1", lambda v: v >= 1, runtime=True, pipeline_field="prior_memory"),
     Option("prior.timeout_s", 30.0, "a provider call longer than this counts as hung (the "
            "fallback takes over)", "a finite number > 0", _finite_positive, runtime=True,

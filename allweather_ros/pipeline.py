@@ -223,11 +223,11 @@ class Pipeline:
         """The generic prior an unsure synchronous estimate is coarsened towards."""
         return NoPrior(self.encoder).describe(None)
 
-    def refresh_now(self, rgb: np.ndarray, camera: str = "", remember: bool = True) -> Prior:
+    def refresh_now(self, rgb: np.ndarray, camera: str = "", remember: bool = False) -> Prior:
         """Describe `rgb` with the provider, here and now, and use that prior from now on,
-        coarsened (prior/uncertainty.py) as a refresher would have published it; a
-        remembering provider pools it with the camera's last readings, as a refresher does,
-        unless `remember` is False (a frame unrelated to the ones before)."""
+        coarsened (prior/uncertainty.py) as a refresher would have published it. With
+        `remember` (frames of one stream: a video, a bag) a remembering provider pools it with
+        the camera's last readings, as a refresher does; without, it stands alone."""
         if self.provider is None:
             raise RuntimeError("this pipeline has no synchronous provider")
         frame = checked_frame(rgb)

@@ -163,10 +163,10 @@ def test_drives_pool_each_photo_with_others_of_its_source_and_weather(tmp_path):
         "a/r1.png": 3, "a/r2.png": 3, "a/r3.png": 3, "a/clean.png": 1, "b/r4.png": 1}
     memory = WeatherMemory(4)
     for name in ("a/r1.png", "a/r2.png", "a/r3.png"):
-        pooled = memory.pool(*estimator.estimate(read_rgb(tmp_path / name)))
+        pooled = memory.pool(estimator.estimate(read_rgb(tmp_path / name))[0])
     for name in ("a/r1.png", "a/r2.png", "a/r3.png"):  # the same three readings, any order
         assert by_name[name]["labels"] == pytest.approx(
-            {t: round(float(pooled[0][i]), 4) for i, t in enumerate(TYPES)}, abs=2e-4)
+            {t: round(float(pooled[i]), 4) for i, t in enumerate(TYPES)}, abs=2e-4)
     alone = estimator.describe(read_rgb(tmp_path / "a/clean.png"))
     assert by_name["a/clean.png"]["text"] == alone.text
     result = real.evaluate_real(estimator, tmp_path, drive_readings=4)

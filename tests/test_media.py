@@ -73,3 +73,42 @@ def test_a_video_is_restored_frame_by_frame_at_its_size(pipeline, tmp_path):
         frames.append(read[1])
     capture.release()
     assert len(frames) == 5 and frames[0].shape == (40, 56, 3)
+
+
+class _Remembers(FixedPrior):
+    """Says heavy rain, and records the weather memory each description is handed."""
+
+    remembers = True
+
+    def __init__(self, encoder):
+        super().__init__("heavy rain", encoder)
+        self.memories = []
+
+    def describe(self, frame=None, memory=None):
+        self.memories.append(memory)
+        return super().describe(frame)
+
+
+def test_a_videos_readings_are_pooled_and_a_folders_photos_stand_alone(tmp_path):
+    torch.manual_seed(0)
+    model = trained_like(LDRNet(**TINY))
+    encoder = HashEncoder()
+    provider = _Remembers(encoder)
+    pipeline = Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
+                        initial=provider.describe(None), provider=provider)
+    provider.memories.clear()
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        write_rgb(tmp_path / "in" / f"{i}.png", photo(i))
+    restore_path(pipeline, tmp_path / "in", tmp_path / "out")
+    assert provider.memories == [None, None]
+    source = tmp_path / "drive.avi"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (56, 40))
+    for i in range(25):  # 12.5 s: described at 0, 5 and 10 s
+        writer.write((photo(i) * 255).astype(np.uint8))
+    writer.release()
+    provider.memories.clear()
+    restore_path(pipeline, source, tmp_path / "clean.mp4")
+    first, *rest = provider.memories
+    assert len(rest) == 2 and first is not None and all(m is first for m in rest)
+    assert first.readings == pipeline.config.prior_memory

@@ -215,11 +215,11 @@ def test_refresh_now_pools_each_cameras_readings_apart():
                         config=PipelineConfig(prior_memory=3))
     frame = np.zeros((8, 8, 3), np.float32)
     for camera in ("front", "front", "rear"):
-        pipeline.refresh_now(frame, camera)
-    pipeline.refresh_now(frame, "front", remember=False)  # a photo unrelated to the last ones
+        pipeline.refresh_now(frame, camera, remember=True)
+    pipeline.refresh_now(frame, "front")  # by default a frame stands alone (unrelated photos)
     front, again, rear, alone = provider.memories
     assert front is again and rear is not front and alone is None
     assert front.readings == 3
     pipeline.reconfigure(prior_memory=2)
-    pipeline.refresh_now(frame, "front")
+    pipeline.refresh_now(frame, "front", remember=True)
     assert provider.memories[-1] is front and front.readings == 2

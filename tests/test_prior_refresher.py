@@ -243,11 +243,12 @@ class Remembering(Fake):
 
     def __init__(self, name):
         super().__init__(name)
-        self.memories = []
+        self.memories, self.held = [], []
 
     def describe(self, frame, memory=None):
         self.memories.append(memory)
-        memory.pool(np.array([0.99, 0.01, 0.01, 0.01]), np.full((4, 3), 1 / 3))
+        self.held.append(len(memory))  # readings remembered before this one
+        memory.pool(np.array([0.99, 0.01, 0.01, 0.01]))
         return super().describe(frame)
 
 
@@ -261,7 +262,38 @@ def test_a_remembering_provider_pools_in_the_refreshers_memory(refreshers):
     r.memory = 2
     assert r.weather_memory.readings == 2
     r.use(other, None)  # another provider: what the first one read is forgotten
-    p, _ = r.weather_memory.pool(np.full(4, 0.01), np.full((4, 3), 1 / 3))
-    assert p == pytest.approx(np.full(4, 0.01))
+    assert r.weather_memory.pool(np.full(4, 0.01)) == pytest.approx(np.full(4, 0.01))
     with pytest.raises(ValueError, match="at least 1 reading"):
         r.memory = 0
+
+
+def test_stale_readings_are_forgotten(refreshers):
+    """Readings from before the stream stopped, or from before another provider described,
+    are not pooled with new ones."""
+    provider = Remembering("builtin")
+    r = PriorRefresher(provider, memory=3, check_interval=0.01, period=0.2)
+    refreshers.append(r)
+    r.submit(frame(0.2))
+    wait_for(lambda: len(provider.held) == 1)
+    r.submit(frame(0.8))  # a scene change at once: described again, the first reading kept
+    wait_for(lambda: len(provider.held) == 2)
+    time.sleep(1.0)  # no frames for longer than 3 readings at 0.2 s span
+    r.submit(frame(0.2))
+    wait_for(lambda: len(provider.held) == 3)
+    assert provider.held == [0, 1, 0] and r.health()["pooled_readings"] == 1
+
+    fails = [True]
+
+    def flaky():
+        if fails[0]:
+            raise RuntimeError("out of memory")
+
+    vlm, fallback = Fake("vlm", behave=flaky), Remembering("builtin")
+    r2 = PriorRefresher(vlm, fallback=fallback, memory=3, check_interval=0.01, period=0.2,
+                        backoff=(0.0, 0.0))
+    refreshers.append(r2)
+    for i, fail in enumerate((True, False, True)):  # the VLM fails, recovers, fails again
+        fails[0] = fail
+        r2.submit(frame(0.2 + 0.6 * (i % 2)))
+        wait_for(lambda n=i: len(vlm.calls) == n + 1 and r2.health()["refresh_count"] == n + 1)
+    assert fallback.held == [0, 0]  # the VLM described between: the old reading is not pooled

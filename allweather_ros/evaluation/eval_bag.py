@@ -2,7 +2,8 @@
 fast as the backend allows, with no ROS needed.
 
 The prior is described synchronously on the first frame and then every `refresh_every` frames
-(the node's refresh period in bag time), so two runs over one bag give the same numbers. The
+(the node's refresh period in bag time, the readings pooled as its weather memory pools them),
+so two runs over one bag give the same numbers. The
 restored frames, degradation maps and priors go into an mcap bag beside `report.json`; when the
 bag has a ground-truth topic, each restored frame is scored against the ground truth with the
 same stamp (or, when stamps do not pair up, the same position), and so is the input, so that
@@ -273,7 +274,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
                 try:
                     if frame.index % refresh_every == 0 or not priors:
                         tic = time.perf_counter()
-                        prior = pipeline.refresh_now(frame.rgb)
+                        prior = pipeline.refresh_now(frame.rgb, remember=True)
                         priors.append({"index": frame.index, "text": prior.text,
                                        "confidence": prior.confidence,
                                        "ms": 1000 * (time.perf_counter() - tic)})

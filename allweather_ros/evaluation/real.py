@@ -106,8 +106,8 @@ def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], fold
         before = rng.permutation(alike)[:readings - 1]
         memory = WeatherMemory(readings)
         for j in before:
-            memory.pool(*estimates[j])
-        prior = estimator.prior_from(*memory.pool(*estimates[i]))
+            memory.pool(estimates[j][0])
+        prior = estimator.prior_from(memory.pool(estimates[i][0]), estimates[i][1])
         records.append({"file": str(photo.file), "truth": photo.types,
                         "calibrate": photo.calibrate, "pooled": len(before) + 1,
                         **prior_record(prior)})

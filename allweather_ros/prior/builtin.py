@@ -172,11 +172,11 @@ class BuiltinEstimator(PriorProvider):
         return float(np.clip(confidence, 0.0, 1.0))
 
     def describe(self, frame: np.ndarray, memory: WeatherMemory | None = None) -> Prior:
-        """The frame's prior; with a camera's `memory`, from its last readings pooled
-        (prior/weather_memory.py)."""
+        """The frame's prior; with a camera's `memory`, its types from its last readings
+        pooled (prior/weather_memory.py), its severities from this frame."""
         probabilities, severity = self.estimate(frame)
         if memory is not None:
-            probabilities, severity = memory.pool(probabilities, severity)
+            probabilities = memory.pool(probabilities)
         return self.prior_from(probabilities, severity)
 
     def prior_from(self, probabilities: np.ndarray, severity: np.ndarray) -> Prior:

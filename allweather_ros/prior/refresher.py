@@ -55,7 +55,8 @@ class PriorRefresher:
     coarser claim), becomes `latest`, and is handed to `on_prior` in the worker thread, where
     the pipeline precomputes its keys/values and swaps them in. Until the first refresh,
     `latest` is the generic prior. A provider that `remembers` pools its last `memory`
-    readings of this camera (prior/weather_memory.py).
+    readings of this camera (prior/weather_memory.py), forgotten when they are stale: when
+    frames stopped for longer than the memory spans, or another provider described between.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class PriorRefresher:
         self._failure_count = 0
         self._refresh_count = 0
         self._retry_primary_at = 0.0
+        self._describer: PriorProvider | None = None  # who gave the last prior
         self._thread = threading.Thread(target=self._run, name="prior-refresher", daemon=True)
         self._thread.start()
 
@@ -141,6 +143,7 @@ class PriorRefresher:
                 "consecutive_failures": self._consecutive_failures,
                 "failure_count": self._failure_count,
                 "retry_primary_in_s": max(0.0, self._retry_primary_at - now),
+                "pooled_readings": len(self.weather_memory),
                 "alive": self._thread.is_alive(),
             }
 
@@ -172,7 +175,10 @@ class PriorRefresher:
             due = time.monotonic() - described_at >= self.period
             if not due and change_score(grey, described_grey) < self.change_threshold:
                 continue
-            described_seq, described_grey, described_at = seq, grey, time.monotonic()
+            now = time.monotonic()
+            if now - described_at > self.period * (self.memory + 1):  # the stream had stopped
+                self.weather_memory.clear()
+            described_seq, described_grey, described_at = seq, grey, now
             self._refresh(frame)
 
     def _refresh(self, frame: np.ndarray) -> None:
@@ -181,6 +187,8 @@ class PriorRefresher:
         if time.monotonic() >= self._retry_primary_at:
             providers.insert(0, self.primary)
         for provider in providers:
+            if provider is not self._describer:  # its readings are not the last ones
+                self.weather_memory.clear()
             try:
                 prior = self._call(provider, frame)
                 if self.on_prior is not None:
@@ -193,6 +201,7 @@ class PriorRefresher:
             if provider is self.primary:
                 with self._lock:
                     self._consecutive_failures, self._retry_primary_at = 0, 0.0
+            self._describer = provider
             self._publish(prior)
             return
 
