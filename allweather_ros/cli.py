@@ -261,7 +261,7 @@ def _eval(args: argparse.Namespace) -> int:
         val_seed = synthetic.VALIDATION_SEED if args.val_seed is None else args.val_seed
         result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
                                               repeats=args.repeats, split=args.split,
-                                              val_seed=val_seed)
+                                              val_seed=val_seed, drive_readings=args.memory)
     else:
         from .data.datasets import PairedFolderDataset
 
@@ -406,9 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fixed-text")
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
     evaluate.add_argument("--memory", type=int, default=BY_NAME["prior.memory"].default,
-                          help="with --real, the built-in estimator also scored on drives of "
-                               "this many photos pooled as prior.memory pools readings "
-                               "(1: not)")
+                          help="the built-in estimator also scored on drives: each photo or "
+                               "frame read after others of its weather, this many in all, "
+                               "pooled as prior.memory pools a stream's readings (1: not)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="synthetic scenes to score: test, or val to choose or tune on")
     evaluate.add_argument("--val-seed", type=int,

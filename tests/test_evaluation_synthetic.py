@@ -301,3 +301,36 @@ def test_a_fresh_validation_draw_replicates_on_new_weather_and_the_test_split_st
         synthetic.evaluate_synthetic(model, scenes, split="test", val_seed=8)
     assert cli.main(["eval", "--synthetic", "--val-seed", "8"]) != 0
     assert "--val-seed draws the weather of --synthetic --split val" in capsys.readouterr().err
+
+
+class _Remembering:
+    """An estimator that reads rain from a frame's brightness, and remembers (as the built-in
+    estimator does): so pooled readings can name another weather than the frame alone."""
+
+    name, remembers = "builtin", True
+
+    def estimate(self, frame):
+        rain = 0.9 if frame.mean() > 0.45 else 0.2
+        return np.array([rain, 0.05, 0.05, 0.05]), np.full((4, 3), 1 / 3)
+
+    def prior_from(self, probabilities, severity):
+        text = "heavy rain" if probabilities[0] >= 0.5 else GENERIC_TEXT
+        return Prior(text, dict(zip(TYPES, map(float, probabilities), strict=True)), "heavy",
+                     0.9, self.name)
+
+
+def test_drive_scores_read_each_frame_alone_and_after_others_of_its_weather(tmp_path):
+    torch.manual_seed(0)
+    model = LDRNet(**TINY)
+    scenes = _scenes_in_every_split(tmp_path / "scenes")
+    test = SyntheticWeatherDataset(scenes, "test", crop=32, seed=3, length=12, flips=False,
+                                   recipes=[[Degradation("rain", "heavy")], []])
+    alone = synthetic.drive_scores(model, test, _Remembering(), 1, FixedEncoder())
+    assert alone["n"] == 12 and alone["weather_psnr"]["alone"] == alone["weather_psnr"]["drive"]
+    assert alone["frames_made_worse"]["alone"] == alone["frames_made_worse"]["drive"]
+    drives = synthetic.drive_scores(model, test, _Remembering(), 4, FixedEncoder())
+    assert drives["readings"] == 4
+    assert drives["weather_psnr"]["alone"] == pytest.approx(alone["weather_psnr"]["alone"])
+    assert np.isfinite(drives["weather_psnr"]["drive"])
+    report = synthetic_report.drive_line({"drives": drives, "estimate_name": "built-in estimate"})
+    assert "others of its weather" in report and f"of {drives['n']}" in report

@@ -28,7 +28,7 @@ from ..media import read_rgb
 from ..prior.batch import prior_record
 from ..prior.parse import NO_SEVERITY
 from ..prior.prior import PriorProvider
-from ..prior.weather_memory import WeatherMemory
+from .drives import drive_estimates
 
 if TYPE_CHECKING:
     from ..prior.builtin import BuiltinEstimator
@@ -89,28 +89,18 @@ def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
 
 
 def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], folder: str | Path,
-                  readings: int, seed: int = 0) -> list[dict]:
-    """Each photo read as the newest frame of a drive through its weather: pooled by a weather
-    memory of `readings` (prior/weather_memory.py) with up to `readings - 1` other photos of the
-    same source (the set's first folder level: one camera, site or collection) and the same
-    primary weather, drawn at random, read before it. Distinct photos are more varied than a
-    camera's consecutive readings, so this is the most a memory can give; the photo alone
-    (`describe_photos`) is the least."""
+                  readings: int) -> list[dict]:
+    """Each photo read as the newest of a drive (evaluation/drives.py) with up to
+    `readings - 1` other photos of the same source (the set's first folder level: one camera,
+    site or collection) and the same primary weather."""
     estimates = [estimator.estimate(read_rgb(photo.file)) for photo in photos]
-    sources = [photo.file.relative_to(folder).parts[0] for photo in photos]
-    rng = np.random.default_rng(seed)
+    keys = [(photo.file.relative_to(folder).parts[0], photo.primary) for photo in photos]
     records = []
-    for i, photo in enumerate(photos):
-        alike = [j for j, other in enumerate(photos) if j != i and sources[j] == sources[i]
-                 and other.primary == photo.primary]
-        before = rng.permutation(alike)[:readings - 1]
-        memory = WeatherMemory(readings)
-        for j in before:
-            memory.pool(estimates[j][0])
-        prior = estimator.prior_from(memory.pool(estimates[i][0]), estimates[i][1])
+    for photo, (probabilities, severity, pooled) in zip(
+            photos, drive_estimates(estimates, keys, readings), strict=True):
         records.append({"file": str(photo.file), "truth": photo.types,
-                        "calibrate": photo.calibrate, "pooled": len(before) + 1,
-                        **prior_record(prior)})
+                        "calibrate": photo.calibrate, "pooled": pooled,
+                        **prior_record(estimator.prior_from(probabilities, severity))})
     return records
 
 

@@ -22,6 +22,7 @@ from ..model import LDRNet
 from ..prior.providers import NoPrior
 from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
+from .drives import drive_estimates
 from .harm import harm_report
 from .scoring import Restorer, degradations_of, group_of, hwc, made_worse, psnr_ssim, standard_error
 
@@ -52,13 +53,15 @@ VALIDATION_SEED = 7  # the validation split's weather: what training legs are ch
 def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, estimator=None,
                        repeats: int = 4, crop: int = 256,
                        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                       split: str = "test", val_seed: int = VALIDATION_SEED) -> dict:
+                       split: str = "test", val_seed: int = VALIDATION_SEED,
+                       drive_readings: int = 1) -> dict:
     """`evaluate` on the synthetic test split (the training renderers), the median kernel
     chosen on validation; under "left_out", the same on the same scenes drawn by the renderer
     never used in training (`weather.EXTERNAL`); under "harm" of each, `harm_report`.
     `split="val"` scores the validation scenes instead, for choices that the test split must
     not make; `val_seed` other than VALIDATION_SEED draws their weather afresh, to replicate a
-    choice made on the usual draw (the test split's weather is fixed)."""
+    choice made on the usual draw (the test split's weather is fixed). A remembering estimator
+    is also scored on drives of `drive_readings` frames (`drive_scores`) under "drives"."""
     if split == "test" and val_seed != VALIDATION_SEED:
         raise ValueError("the test split's weather is fixed; val_seed applies to split='val'")
     from ..prior.text_encoder import TextEncoder
@@ -74,8 +77,43 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
         result[name] = evaluate(full, test, no_prior, estimator, encoder=encoder,
                                 median_kernel=kernel, min_confidence=min_confidence)
         result[name]["harm"] = harm_report(full, test, encoder)
+        if estimator is not None and estimator.remembers and drive_readings > 1:
+            result[name]["drives"] = drive_scores(full, test, estimator, drive_readings,
+                                                  encoder, min_confidence)
     return {**result["in_distribution"], "left_out": result["left_out"],
             "split": split, "renderer_examples": renderer_examples(full, scenes, encoder, crop)}
+
+
+def drive_scores(full: LDRNet, test, estimator, readings: int, encoder,
+                 min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
+    """The default pipeline on drives (evaluation/drives.py): each frame read as the newest of
+    up to `readings` of its weather (the same types and severities on other scenes of the
+    split), its types pooled as the node's weather memory pools them, against the same frame
+    read alone; mean PSNR over the weather frames and frames made worse, each way."""
+    restore = Restorer(full, encoder)
+    generic = NoPrior().describe(None)
+    items = list(test)
+    truths = [degradations_of(item) for item in items]
+    keys = [tuple(sorted((d.type, d.severity) for d in truth)) for truth in truths]
+    estimates = [estimator.estimate(hwc(item["degraded"])) for item in items]
+    driven = drive_estimates(estimates, keys, readings)
+    psnrs, worse = defaultdict(list), defaultdict(int)
+    for item, truth, alone, (probabilities, severity, _) in zip(
+            items, truths, estimates, driven, strict=True):
+        clean = hwc(item["clean"])
+        before = psnr_ssim(hwc(item["degraded"]), clean)[0]
+        restored = {}
+        for way, prior in (("alone", estimator.prior_from(*alone)),
+                           ("drive", estimator.prior_from(probabilities, severity))):
+            text = coarsen(prior, generic, min_confidence, None).text
+            if text not in restored:
+                restored[text] = psnr_ssim(restore(item["degraded"], text)[0], clean)[0]
+            worse[way] += made_worse(restored[text], before)
+            if truth:
+                psnrs[way].append(restored[text])
+    return {"readings": readings, "n": len(items),
+            "weather_psnr": {way: float(np.mean(v)) for way, v in psnrs.items()},
+            "frames_made_worse": dict(worse)}
 
 
 def renderer_examples(full: LDRNet, scenes, encoder, crop: int = 256) -> list[dict]:

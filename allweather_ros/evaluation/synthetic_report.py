@@ -71,6 +71,19 @@ def paired_line(result: dict) -> str:
             f"the weather moves a mean by about its standard error): {listed}.\n\n")
 
 
+def drive_line(result: dict) -> str:
+    """The default pipeline read alone and on drives (`synthetic.drive_scores`)."""
+    drives = result.get("drives")
+    if not drives:
+        return ""
+    psnrs, worse = drives["weather_psnr"], drives["frames_made_worse"]
+    return (f"On drives (each frame read after up to {drives['readings'] - 1} others of its "
+            f"weather on other scenes, the {result['estimate_name']}'s types pooled as on a "
+            f"stream, `prior.memory`): weather frames {psnrs['alone']:.2f} dB read alone, "
+            f"{psnrs['drive']:.2f} on drives; frames made worse {worse['alone']} and "
+            f"{worse['drive']} of {drives['n']}.\n\n")
+
+
 def severity_table(result: dict) -> str:
     names = method_names(result)
     methods = [m for m in names if m in result["overall"]]
@@ -206,7 +219,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"renderer never used in training (albumentations' RandomRain, Spatter, RandomSnow "
             f"and RandomFog): what says whether the network generalises.\n\n"
             f"{table(result['left_out'])}\n\n{worse_line(result['left_out'])}"
-            f"{paired_line(result['left_out'])}"
+            f"{paired_line(result['left_out'])}{drive_line(result['left_out'])}"
             f"## Per renderer (single-type frames)\n\n"
             f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
             f"## Do no harm\n\nCosts are PSNR told the truth (the true text, placed where the "
@@ -240,7 +253,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"haze, {kernel} (chosen on the validation split) for rain, snow and lens drops, "
         f"chained for mixtures, each told the true type. No prior: the same network trained "
         f"with the generic text. Full: told {told}.\n\n{table(result)}\n\n"
-        f"{worse_line(result)}{paired_line(result)}{left_out}"
+        f"{worse_line(result)}{paired_line(result)}{drive_line(result)}{left_out}"
         f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
