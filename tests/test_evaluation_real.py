@@ -156,7 +156,9 @@ def test_drives_pool_each_photo_with_others_of_its_source_and_weather(tmp_path):
                                                        cv2.COLOR_RGB2BGR))
     _write_labels(tmp_path, labels)
     estimator = BuiltinEstimator()
-    records = real.drive_records(estimator, real.load_labels(tmp_path), tmp_path, readings=4)
+    photos = real.load_labels(tmp_path)
+    estimates = [estimator.estimate(read_rgb(photo.file)) for photo in photos]
+    records = real.drive_records(estimator, photos, tmp_path, 4, estimates)
     by_name = {r["file"].split(str(tmp_path) + "/")[1]: r for r in records}
     # a/'s three rain photos pool one another; the clean photo and b/'s photo stand alone
     assert {n: r["pooled"] for n, r in by_name.items()} == {

@@ -75,33 +75,33 @@ def load_labels(folder: str | Path) -> list[LabelledPhoto]:
     return photos
 
 
+def _record(photo: LabelledPhoto, prior) -> dict:
+    """A prior's record (batch.prior_record) of a photo, with the photo's labels."""
+    return {"file": str(photo.file), "truth": photo.types, "calibrate": photo.calibrate,
+            **prior_record(prior)}
+
+
 def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
                     progress: Callable[[], None] | None = None) -> list[dict]:
     """The provider's record (batch.prior_record) of each photo, with the photo's labels."""
     records = []
     for photo in photos:
-        record = prior_record(provider.describe(read_rgb(photo.file)))
-        records.append({"file": str(photo.file), "truth": photo.types,
-                        "calibrate": photo.calibrate, **record})
+        records.append(_record(photo, provider.describe(read_rgb(photo.file))))
         if progress is not None:
             progress()
     return records
 
 
 def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], folder: str | Path,
-                  readings: int) -> list[dict]:
+                  readings: int, estimates: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """Each photo read as the newest of a drive (evaluation/drives.py) with up to
     `readings - 1` other photos of the same source (the set's first folder level: one camera,
-    site or collection) and the same primary weather."""
-    estimates = [estimator.estimate(read_rgb(photo.file)) for photo in photos]
+    site or collection) and the same primary weather; `estimates` are the photos' own
+    (BuiltinEstimator.estimate)."""
     keys = [(photo.file.relative_to(folder).parts[0], photo.primary) for photo in photos]
-    records = []
-    for photo, (probabilities, severity, pooled) in zip(
-            photos, drive_estimates(estimates, keys, readings), strict=True):
-        records.append({"file": str(photo.file), "truth": photo.types,
-                        "calibrate": photo.calibrate, "pooled": pooled,
-                        **prior_record(estimator.prior_from(probabilities, severity))})
-    return records
+    return [{**_record(photo, estimator.prior_from(probabilities, severity)), "pooled": pooled}
+            for photo, (probabilities, severity, pooled) in zip(
+                photos, drive_estimates(estimates, keys, readings), strict=True)]
 
 
 def _share(flags: list[bool]) -> dict:
@@ -230,10 +230,20 @@ def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path |
     provider is also scored on drives of `drive_readings` photos (`drive_records`), as the
     node's weather memory pools its readings."""
     photos = load_labels(folder)
-    records = describe_photos(provider, photos, progress)
+    drives = None
+    if provider.remembers and drive_readings > 1:  # one reading of each photo serves both
+        estimates = []
+        for photo in photos:
+            estimates.append(provider.estimate(read_rgb(photo.file)))
+            if progress is not None:
+                progress()
+        records = [_record(photo, provider.prior_from(*estimate))
+                   for photo, estimate in zip(photos, estimates, strict=True)]
+        drives = drive_records(provider, photos, folder, drive_readings, estimates)
+    else:
+        records = describe_photos(provider, photos, progress)
     result = {"folder": str(folder), **score(records)}
-    if provider.remembers and drive_readings > 1:
-        drives = drive_records(provider, photos, folder, drive_readings)
+    if drives is not None:
         result["drives"] = {"readings": drive_readings, **score(drives)}
     if synthetic is not None:
         result["synthetic"] = synthetic
