@@ -162,7 +162,8 @@ def _pipeline_config(args: argparse.Namespace):
     return PipelineConfig(weights=args.weights or "", backend=args.backend,
                           provider=args.provider, fixed_text=args.fixed_text or "",
                           vlm_model=args.vlm_model or "",
-                          processing_max_side=args.processing_max_side)
+                          processing_max_side=args.processing_max_side,
+                          prior_memory=args.memory)
 
 
 def _bag_exit_code(report: dict) -> int:
@@ -308,11 +309,20 @@ def _option_help(name: str) -> str:
     return f"{option.description} ({option.allowed}; default {option.default!r})"
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 0")
-    return value
+def _option_value(name: str):
+    """An argparse type that reads a flag as the option `name` reads it, and refuses what the
+    option refuses, in the option's own words."""
+    option = BY_NAME[name]
+
+    def read(text: str):
+        try:
+            value = option.parse(text)
+        except ValueError:
+            value = None
+        if value is None or not option.check(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: {name} takes {option.allowed}")
+        return value
+    return read
 
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -327,9 +337,13 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.fixed_text"))
     parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
                         help=_option_help("prior.vlm_model"))
-    parser.add_argument("--processing-max-side", type=_non_negative_int,
+    parser.add_argument("--processing-max-side", type=_option_value("processing_max_side"),
                         default=BY_NAME["processing_max_side"].default,
                         help=_option_help("processing_max_side"))
+    parser.add_argument("--memory", type=_option_value("prior.memory"),
+                        default=BY_NAME["prior.memory"].default,
+                        help=_option_help("prior.memory") + "; a video, a bag or a live "
+                        "stream pools, a folder of photos never does")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:

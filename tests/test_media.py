@@ -7,6 +7,7 @@ from conftest import TINY, HashEncoder, trained_like
 
 from allweather_ros.media import read_rgb, restore_path, write_rgb
 from allweather_ros.model import LDRNet
+from allweather_ros.options import BY_NAME
 from allweather_ros.pipeline import Pipeline
 from allweather_ros.prior.providers import FixedPrior
 from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
@@ -112,3 +113,21 @@ def test_a_videos_readings_are_pooled_and_a_folders_photos_stand_alone(tmp_path)
     first, *rest = provider.memories
     assert len(rest) == 2 and first is not None and all(m is first for m in rest)
     assert first.readings == pipeline.config.prior_memory
+
+
+def test_the_pipeline_commands_read_memory_and_working_size_as_the_node_reads_them(capsys):
+    from allweather_ros.cli import _pipeline_config, build_parser
+
+    parser = build_parser()
+    for command in (["restore", "in.mp4", "out.mp4"],
+                    ["eval-bag", "b", "--topic", "/c", "--out", "o"], ["demo"]):
+        assert _pipeline_config(parser.parse_args(command)).prior_memory == \
+            BY_NAME["prior.memory"].default
+        assert _pipeline_config(parser.parse_args([*command, "--memory", "2"])).prior_memory == 2
+        for bad in ("0", "two"):
+            with pytest.raises(SystemExit):
+                parser.parse_args([*command, "--memory", bad])
+            assert "prior.memory takes an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["restore", "a", "b", "--processing-max-side", "-3"])
+    assert "processing_max_side takes an integer >= 0" in capsys.readouterr().err
