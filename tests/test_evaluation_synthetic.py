@@ -313,6 +313,9 @@ class _Remembering:
         rain = 0.9 if frame.mean() > 0.45 else 0.2
         return np.array([rain, 0.05, 0.05, 0.05]), np.full((4, 3), 1 / 3)
 
+    def describe(self, frame):
+        return self.prior_from(*self.estimate(frame))
+
     def prior_from(self, probabilities, severity):
         text = "heavy rain" if probabilities[0] >= 0.5 else GENERIC_TEXT
         return Prior(text, dict(zip(TYPES, map(float, probabilities), strict=True)), "heavy",
@@ -325,12 +328,15 @@ def test_drive_scores_read_each_frame_alone_and_after_others_of_its_weather(tmp_
     scenes = _scenes_in_every_split(tmp_path / "scenes")
     test = SyntheticWeatherDataset(scenes, "test", crop=32, seed=3, length=12, flips=False,
                                    recipes=[[Degradation("rain", "heavy")], []])
-    alone = synthetic.drive_scores(model, test, _Remembering(), 1, FixedEncoder())
-    assert alone["n"] == 12 and alone["weather_psnr"]["alone"] == alone["weather_psnr"]["drive"]
-    assert alone["frames_made_worse"]["alone"] == alone["frames_made_worse"]["drive"]
-    drives = synthetic.drive_scores(model, test, _Remembering(), 4, FixedEncoder())
-    assert drives["readings"] == 4
-    assert drives["weather_psnr"]["alone"] == pytest.approx(alone["weather_psnr"]["alone"])
+    alone = synthetic.evaluate(model, test, estimator=_Remembering(), encoder=FixedEncoder())
+    assert "drives" not in alone
+    drives = synthetic.evaluate(model, test, estimator=_Remembering(), encoder=FixedEncoder(),
+                                drive_readings=4)["drives"]
+    assert drives["readings"] == 4 and drives["n"] == 12
+    assert drives["weather_psnr"]["alone"] == pytest.approx(
+        alone["overall"]["full_estimated"]["psnr"])
+    assert drives["frames_made_worse"]["alone"] == \
+        alone["frames_made_worse"]["full_estimated"]["frames"]
     assert np.isfinite(drives["weather_psnr"]["drive"])
     report = synthetic_report.drive_line({"drives": drives, "estimate_name": "built-in estimate"})
     assert "others of its weather" in report and f"of {drives['n']}" in report

@@ -75,43 +75,38 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
                                   split=split,
                                   seed=TEST_SEED if split == "test" else val_seed)
         result[name] = evaluate(full, test, no_prior, estimator, encoder=encoder,
-                                median_kernel=kernel, min_confidence=min_confidence)
+                                median_kernel=kernel, min_confidence=min_confidence,
+                                drive_readings=drive_readings)
         result[name]["harm"] = harm_report(full, test, encoder)
-        if estimator is not None and estimator.remembers and drive_readings > 1:
-            result[name]["drives"] = drive_scores(full, test, estimator, drive_readings,
-                                                  encoder, min_confidence)
     return {**result["in_distribution"], "left_out": result["left_out"],
             "split": split, "renderer_examples": renderer_examples(full, scenes, encoder, crop)}
 
 
-def drive_scores(full: LDRNet, test, estimator, readings: int, encoder,
+def drive_scores(full: LDRNet, test, estimator, readings: int, alone: list[dict], encoder,
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
     """The default pipeline on drives (evaluation/drives.py): each frame read as the newest of
     up to `readings` of its weather (the same types and severities on other scenes of the
     split), its types pooled as the node's weather memory pools them, against the same frame
-    read alone; mean PSNR over the weather frames and frames made worse, each way."""
+    read alone; mean PSNR over the weather frames and frames made worse, each way. `alone`
+    holds `evaluate`'s reading of each frame (its index in `test`, estimate, weather key, text
+    and PSNRs), so only a frame whose words the drive changes is restored again."""
     restore = Restorer(full, encoder)
     generic = NoPrior().describe(None)
-    items = list(test)
-    truths = [degradations_of(item) for item in items]
-    keys = [tuple(sorted((d.type, d.severity) for d in truth)) for truth in truths]
-    estimates = [estimator.estimate(hwc(item["degraded"])) for item in items]
-    driven = drive_estimates(estimates, keys, readings)
+    driven = drive_estimates([frame["estimate"] for frame in alone],
+                             [frame["key"] for frame in alone], readings)
     psnrs, worse = defaultdict(list), defaultdict(int)
-    for item, truth, alone, (probabilities, severity, _) in zip(
-            items, truths, estimates, driven, strict=True):
-        clean = hwc(item["clean"])
-        before = psnr_ssim(hwc(item["degraded"]), clean)[0]
-        restored = {}
-        for way, prior in (("alone", estimator.prior_from(*alone)),
-                           ("drive", estimator.prior_from(probabilities, severity))):
-            text = coarsen(prior, generic, min_confidence, None).text
-            if text not in restored:
-                restored[text] = psnr_ssim(restore(item["degraded"], text)[0], clean)[0]
-            worse[way] += made_worse(restored[text], before)
-            if truth:
-                psnrs[way].append(restored[text])
-    return {"readings": readings, "n": len(items),
+    for frame, (probabilities, severity, _) in zip(alone, driven, strict=True):
+        text = coarsen(estimator.prior_from(probabilities, severity), generic, min_confidence,
+                       None).text
+        psnr = frame["psnr"]
+        if text != frame["text"]:
+            item = test[frame["index"]]
+            psnr = psnr_ssim(restore(item["degraded"], text)[0], hwc(item["clean"]))[0]
+        for way, value in (("alone", frame["psnr"]), ("drive", psnr)):
+            worse[way] += made_worse(value, frame["input_psnr"])
+            if frame["key"]:
+                psnrs[way].append(value)
+    return {"readings": readings, "n": len(alone),
             "weather_psnr": {way: float(np.mean(v)) for way, v in psnrs.items()},
             "frames_made_worse": dict(worse)}
 
@@ -141,13 +136,14 @@ ESTIMATE_LABELS = {"builtin": "built-in estimate"}
 
 def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
              encoder=None, median_kernel: int = 5, examples: int = 6,
-             min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> dict:
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE, drive_readings: int = 1) -> dict:
     """Scores per type and severity for each method; expert usage; a few example frames.
 
     The full model reads the item's true description where it has one (synthetic data), else
     the estimator's, else the generic text; with an estimator it is also scored end to end,
     under the estimate coarsened below `min_confidence` exactly as the pipeline's refresher
-    does, so that column is what a user of the pipeline gets.
+    does, so that column is what a user of the pipeline gets. A remembering estimator is also
+    scored on drives of `drive_readings` frames (`drive_scores`) under "drives".
     """
     from ..prior.text_encoder import TextEncoder
 
@@ -165,14 +161,18 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
     estimate_name = None if estimator is None else ESTIMATE_LABELS.get(
         estimator.name, f"{estimator.name} estimate")
     shown = []
-    for item in tqdm(test, desc="eval", leave=False):
+    drives = drive_readings > 1 and estimator is not None and estimator.remembers
+    alone = []  # drive_scores' view of each frame the estimate restored
+    for index, item in enumerate(tqdm(test, desc="eval", leave=False)):
         truth = degradations_of(item)
         group = group_of(truth)
         severity = "unknown" if "severity" not in item else max(
             (d.severity for d in truth), key=SEVERITIES.index, default="none")
         degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
+        reading = estimator.estimate(degraded) if drives else None
         estimate = None if estimator is None else coarsen(
-            estimator.describe(degraded), generic, min_confidence, None).text
+            estimator.prior_from(*reading) if drives else estimator.describe(degraded),
+            generic, min_confidence, None).text
         outputs = {"input": degraded, "classical": classical.restore(degraded, truth, kernel)}
         outputs["full"], top1 = methods["full"](
             item["degraded"], item.get("true_text") or estimate or GENERIC_TEXT)
@@ -184,6 +184,11 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         if estimate is not None and "true_text" in item:
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
         scored = {name: psnr_ssim(out, clean) for name, out in outputs.items()}
+        if drives and "full_estimated" in scored:
+            alone.append({"index": index, "estimate": reading, "text": estimate,
+                          "key": tuple(sorted((d.type, d.severity) for d in truth)),
+                          "psnr": scored["full_estimated"][0],
+                          "input_psnr": scored["input"][0]})
         for name, pair in scored.items():
             scores[(group, severity)][name].append(pair)
             if name != "input":
@@ -193,15 +198,20 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         if len(shown) < examples and group not in {"clean", *(s["group"] for s in shown)}:
             shown.append({"group": group, "severity": severity,
                           "clean": clean, **outputs})
-    return {"samples": len(test), "median_kernel": kernel, "full_told": " or ".join(sorted(told)),
-            "estimate_name": estimate_name,
-            **_summarise(scores),
-            "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
-                            for r, ms in sorted(by_renderer.items())},
-            "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
-            "frames_made_worse": {m: {"frames": int(sum(v)), "n": len(v)}
-                                  for m, v in worse.items()},
-            "examples": shown}
+    result = {"samples": len(test), "median_kernel": kernel,
+              "full_told": " or ".join(sorted(told)),
+              "estimate_name": estimate_name,
+              **_summarise(scores),
+              "by_renderer": {r: {m: _mean(v) for m, v in ms.items()}
+                              for r, ms in sorted(by_renderer.items())},
+              "expert_usage": {g: (u / u.sum()).tolist() for g, u in usage.items()},
+              "frames_made_worse": {m: {"frames": int(sum(v)), "n": len(v)}
+                                    for m, v in worse.items()},
+              "examples": shown}
+    if alone:
+        result["drives"] = drive_scores(full, test, estimator, drive_readings, alone, encoder,
+                                        min_confidence)
+    return result
 
 
 def _paired(weather_psnr: dict[str, list[float]]) -> dict[str, dict]:
