@@ -309,7 +309,7 @@ def _option_help(name: str) -> str:
     return f"{option.description} ({option.allowed}; default {option.default!r})"
 
 
-def _option_value(name: str):
+def _option_flag(name: str):
     """An argparse type that reads a flag as the option `name` reads it, and refuses what the
     option refuses, in the option's own words."""
     option = BY_NAME[name]
@@ -337,10 +337,10 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.fixed_text"))
     parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
                         help=_option_help("prior.vlm_model"))
-    parser.add_argument("--processing-max-side", type=_option_value("processing_max_side"),
+    parser.add_argument("--processing-max-side", type=_option_flag("processing_max_side"),
                         default=BY_NAME["processing_max_side"].default,
                         help=_option_help("processing_max_side"))
-    parser.add_argument("--memory", type=_option_value("prior.memory"),
+    parser.add_argument("--memory", type=_option_flag("prior.memory"),
                         default=BY_NAME["prior.memory"].default,
                         help=_option_help("prior.memory") + "; a video, a bag or a live "
                         "stream pools, a folder of photos never does")
