@@ -139,7 +139,8 @@ def test_tiles_cover_a_large_frame_and_leave_a_small_one_whole():
 
 
 class _WidthNet:
-    """A stand-in estimator network whose every type logit is its input's width / 100."""
+    """A stand-in estimator network whose every type logit, and every type's logit of the
+    heaviest tier, is its input's width / 100."""
 
     input_side, max_aspect = 128, 2.0
 
@@ -148,10 +149,12 @@ class _WidthNet:
 
     def __call__(self, frame):
         self.widths.append(frame.shape[-1])
-        return np.full(len(TYPES), frame.shape[-1] / 100), np.zeros((len(TYPES), 3))
+        severity = np.zeros((len(TYPES), 3))
+        severity[:, 2] = frame.shape[-1] / 100
+        return np.full(len(TYPES), frame.shape[-1] / 100), severity
 
 
-def test_the_particle_weathers_are_read_in_the_tiles_the_calibration_was_fitted_for(tmp_path):
+def test_the_particle_weathers_and_every_severity_are_read_in_the_tiles_fitted_for(tmp_path):
     metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
     metadata["calibration"] = json.dumps(TypeCalibration(tile_side=192).to_json())
     path = tmp_path / "tiled.safetensors"
@@ -159,12 +162,15 @@ def test_the_particle_weathers_are_read_in_the_tiles_the_calibration_was_fitted_
     assert TypeCalibration.from_json(json.loads(metadata["calibration"])).tile_side == 192
     net = _WidthNet()
     estimator = BuiltinEstimator(path, load_net=lambda _: net)
-    p, _ = estimator.estimate(np.zeros((480, 640, 3), np.float32))
+    p, severity = estimator.estimate(np.zeros((480, 640, 3), np.float32))
     assert net.widths == [171] + [128] * 12  # the whole frame, then 12 tiles
     sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     for t in TILED_TYPES:
         assert p[TYPES.index(t)] == pytest.approx(sigmoid(1.28), abs=1e-6)
-    assert p[TYPES.index("haze")] == pytest.approx(sigmoid(1.71), abs=1e-6)
+    assert p[TYPES.index("haze")] == pytest.approx(sigmoid(1.71), abs=1e-6)  # the whole frame
+    tiled = np.exp([0, 0, 1.28]) / np.exp([0, 0, 1.28]).sum()
+    for t in TYPES:  # every severity from the tiles, haze's too
+        assert severity[TYPES.index(t)] == pytest.approx(tiled, abs=1e-6)
     net.widths.clear()
     BuiltinEstimator(path, load_net=lambda _: net, tile_side=0).estimate(
         np.zeros((480, 640, 3), np.float32))

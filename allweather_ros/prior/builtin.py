@@ -12,11 +12,14 @@ before the heads: multi-label type logits (weathers mix) and per-type severity l
 three tiers (Perceive-IR's point that coarse quality tiers are what can be told apart reliably).
 
 A frame much larger than the training crops is also read in tiles of about their size
-(estimator_input.tiles) for the particle weathers (rain, lens drops, snow): whole, a camera
-frame loses its streaks to the shrinking, and real rain was called "no weather". The tiles'
-type logits are averaged and their severities weighted by how sure each tile is of the type;
-haze, a veil over the whole scene, is read from the whole frame. The weights file's
-calibration says which reading it was fitted under (`tile_side`), and that reading is used.
+(estimator_input.tiles): whole, a camera frame loses its streaks to the shrinking, and real
+rain was called "no weather". The particle weathers' (rain, lens drops, snow) type logits are
+the tiles' mean; whether there is haze, a veil over the whole scene, is read from the whole
+frame (a tile of sky or of a blank wall looks hazy). Every type's severity is the tiles',
+each tile weighted by how sure it is of the type: shrunk whole, a veil reads thinner than it
+is (real haze labelled moderate was said slight 27 times of 55, from the tiles 12). The
+weights file's calibration says which reading it was fitted under (`tile_side`), and that
+reading is used.
 
 This module is the provider, free of torch: the network (prior/estimator_net.py) runs in torch
 or as its ONNX graph (runtime/onnx_prior.py), behind the `EstimatorNet` interface.
@@ -39,7 +42,7 @@ from allweather_ros.prior.weather_memory import WeatherMemory
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "estimator.safetensors"
 _SEVERITY_DOUBT_FLOOR = 0.25  # see BuiltinEstimator.confidence
-TILED_TYPES = ("rain", "raindrop", "snow")  # read in tiles; haze from the whole frame
+TILED_TYPES = ("rain", "raindrop", "snow")  # types read in tiles; haze's from the whole frame
 MAX_TILES = 12  # covers a 640x480 frame; a 1080p one is sampled, so the refresh stays cheap
 # The price of saying a severity some tiers too high (+) or too low (-), by which the described
 # severity is chosen. Measured on the step-54,000 restorer (validation split, true descriptions
@@ -145,7 +148,7 @@ class BuiltinEstimator(PriorProvider):
             sure = 1.0 / (1.0 + np.exp(-tile_types))[..., None]
             for i in (TYPES.index(t) for t in TILED_TYPES):
                 types[i] = tile_types[:, i].mean()
-                severity[i] = (sure[:, i] * tile_severity[:, i]).sum(0) / sure[:, i].sum()
+            severity = (sure * tile_severity).sum(0) / sure.sum(0)
         return self.calibration.probabilities(types), self.calibration.severities(severity)
 
     def _logits(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
