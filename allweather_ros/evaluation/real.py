@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -81,15 +81,22 @@ def _record(photo: LabelledPhoto, prior) -> dict:
             **prior_record(prior)}
 
 
+def _read_each(photos: list[LabelledPhoto], read: Callable[[np.ndarray], Any],
+               progress: Callable[[], None] | None) -> list:
+    """`read` of each photo's pixels, in order, `progress` called after each."""
+    results = []
+    for photo in photos:
+        results.append(read(read_rgb(photo.file)))
+        if progress is not None:
+            progress()
+    return results
+
+
 def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
                     progress: Callable[[], None] | None = None) -> list[dict]:
     """The provider's record (batch.prior_record) of each photo, with the photo's labels."""
-    records = []
-    for photo in photos:
-        records.append(_record(photo, provider.describe(read_rgb(photo.file))))
-        if progress is not None:
-            progress()
-    return records
+    return [_record(photo, prior) for photo, prior in
+            zip(photos, _read_each(photos, provider.describe, progress), strict=True)]
 
 
 def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], folder: str | Path,
@@ -232,11 +239,7 @@ def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path |
     photos = load_labels(folder)
     drives = None
     if provider.remembers and drive_readings > 1:  # one reading of each photo serves both
-        estimates = []
-        for photo in photos:
-            estimates.append(provider.estimate(read_rgb(photo.file)))
-            if progress is not None:
-                progress()
+        estimates = _read_each(photos, provider.estimate, progress)
         records = [_record(photo, provider.prior_from(*estimate))
                    for photo, estimate in zip(photos, estimates, strict=True)]
         drives = drive_records(provider, photos, folder, drive_readings, estimates)
