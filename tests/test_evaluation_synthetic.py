@@ -277,6 +277,11 @@ def test_synthetic_evaluation_reports_the_left_out_renderer_and_harm(tmp_path):
         assert f"cost of heavy on {group} frames" in report
         assert f"{cost['mean']:.2f} ± {cost['se']:.2f} / {cost['worst']:.2f}, {cost['n']}" in report
     assert "cost of false haze" in report and "clean frames, told moderate haze" in report
+    per_severity = report.split("## PSNR per type and severity")[1].split("## Examples")[0]
+    training, left = per_severity.split("The left-out renderer:")
+    for rows, scores in ((training, result), (left, left_out)):  # each set's own figures
+        for key, by_method in scores["by_type_severity"].items():
+            assert f"| {key} | {by_method['input']['psnr']:.2f} |" in rows
     assert (out / "renderers_sheet.jpg").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert "examples" not in saved["left_out"] and "renderer_examples" not in saved

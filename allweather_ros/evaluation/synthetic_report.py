@@ -85,6 +85,7 @@ def drive_line(result: dict) -> str:
 
 
 def severity_table(result: dict) -> str:
+    """PSNR per type and severity: a mean over a type hides slight weather made worse."""
     names = method_names(result)
     methods = [m for m in names if m in result["overall"]]
     lines = ["| type / severity | " + " | ".join(names[m] for m in methods) + " |",
@@ -236,6 +237,10 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         left_out += (f"## Every renderer, held-out scenes\n\nRows: {labels}. Columns: "
                      f"slight input, restored, truth; heavy input, restored, truth.\n\n"
                      f"![renderers](renderers_sheet.jpg)\n\n")
+    severity = severity_table(result)
+    if "left_out" in result:
+        severity = (f"The training renderers:\n\n{severity}\n\nThe left-out renderer:\n\n"
+                    f"{severity_table(result['left_out'])}")
     kernel = f"median {result['median_kernel']}x{result['median_kernel']}"
     if "split" in result:  # evaluate_synthetic's
         about = (f"# Synthetic {result['split']} split\n\nReproduce: `{command}`\n\n"
@@ -254,7 +259,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         f"chained for mixtures, each told the true type. No prior: the same network trained "
         f"with the generic text. Full: told {told}.\n\n{table(result)}\n\n"
         f"{worse_line(result)}{paired_line(result)}{drive_line(result)}{left_out}"
-        f"## PSNR per type and severity\n\n{severity_table(result)}\n\n"
+        f"## PSNR per type and severity\n\n{severity}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
         f"![expert usage](expert_usage.png)\n")
