@@ -209,6 +209,7 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     light = [item for item in data if all(d.severity == "slight"
                                           for d in degradations_of(item))]
     assert harm["cost_db"]["heavy"]["n"] == len(light) - 1  # clean frames have nothing to raise
+    assert list(harm["cost_db"]) == sorted(harm["cost_db"]) == list(harm["cost_db_by_group"])
     assert harm["cost_db"]["heavy"]["mean"] > 3.0  # a 30% darkening costs several dB
     assert harm["cost_db"]["generic"]["mean"] == 0.0
     assert harm["cost_db"]["generic"]["n"] == len(data) - 1  # weather frames only

@@ -87,11 +87,12 @@ def harm_report(full, test, encoder) -> dict:
         return {"mean": float(np.mean(values)), "lowest": float(np.min(values)),
                 "n": len(values)} if values else None
 
+    # Sorted, as every table here: results.json then diffs cleanly between runs.
     return {
         "cost_db": {name: summary([c for v in by_group.values() for c in v])
-                    for name, by_group in costs.items()},
+                    for name, by_group in sorted(costs.items())},
         "cost_db_by_group": {name: {g: summary(v) for g, v in sorted(by_group.items())}
-                             for name, by_group in costs.items()},
+                             for name, by_group in sorted(costs.items())},
         "clean_psnr": lowest(clean_psnr),
         "clean_generic_psnr": lowest(clean_generic_psnr),
         "clean_false_haze_psnr": lowest(clean_hazed_psnr),
