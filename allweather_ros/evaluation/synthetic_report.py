@@ -218,7 +218,9 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         left_out = (
             f"## The left-out renderer\n\nThe same test scenes and recipes drawn by a "
             f"renderer never used in training (albumentations' RandomRain, Spatter, RandomSnow "
-            f"and RandomFog): what says whether the network generalises.\n\n"
+            f"and RandomFog): what says whether the network generalises. RandomSnow, as called "
+            f"here, lifts the frame's darker pixels (a bleached look) and draws no falling "
+            f"flakes.\n\n"
             f"{table(result['left_out'])}\n\n{worse_line(result['left_out'])}"
             f"{paired_line(result['left_out'])}{drive_line(result['left_out'])}"
             f"## Per renderer (single-type frames)\n\n"
