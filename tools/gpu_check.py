@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 from allweather_ros.model import LDRNet, build_model
 from allweather_ros.model.profile import parse_size, profile
+from allweather_ros.model.weights import load_weights
 from allweather_ros.runtime.backend import Backend, BackendUnavailable
 from allweather_ros.runtime.bench import test_frame
 from allweather_ros.runtime.engine_cache import ShapeProfile
@@ -45,19 +46,17 @@ SIZES = ("640x480", "1280x720", "1920x1080")
 
 
 def load_model(variant: str, weights: str | None) -> LDRNet:
-    """The variant with trained weights, or seeded random ones (fine for parity and speed).
+    """Trained weights (the network their file describes, frame gate included), or the
+    variant with seeded random ones (fine for parity and speed).
 
     A fresh LDRNet starts as the identity (its output conv is zero), which would make every
     backend's restored frame trivially equal to the input; random weights therefore get
     PyTorch's default init in the zeroed weight tensors too, so the whole graph shows.
     """
+    if weights:
+        return load_weights(weights)
     torch.manual_seed(0)
     model = build_model(variant).eval()
-    if weights:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(weights))
-        return model
     with torch.no_grad():
         for param in model.parameters():
             if param.ndim > 1 and not param.any():
@@ -234,8 +233,11 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
-    parser.add_argument("--weights", help="safetensors state dict (default: random weights)")
+    parser.add_argument("--config", default="rt",
+                        help="variant (rt, base) or a YAML model file, for random weights "
+                             "(a --weights file names its own network)")
+    parser.add_argument("--weights",
+                        help="trained weights, a safetensors file (default: random weights)")
     parser.add_argument("--size", nargs="+", default=list(SIZES), help="WIDTHxHEIGHT ...")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per size")
     parser.add_argument("--warmup", type=int, default=5)
