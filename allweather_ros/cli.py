@@ -123,7 +123,8 @@ def _describe(args: argparse.Namespace) -> int:
     from .prior.registry import create_provider
 
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
-                               fixed_text=args.fixed_text, allow_download=args.allow_download)
+                               fixed_text=args.fixed_text, allow_download=args.allow_download,
+                               estimator_weights=args.estimator_weights)
     if len(args.images) > 1 or Path(args.images[0]).is_dir():
         return _describe_many(provider, args.images)
     prior = provider.describe(read_rgb(Path(args.images[0])))
@@ -162,6 +163,7 @@ def _pipeline_config(args: argparse.Namespace):
     return PipelineConfig(weights=args.weights or "", backend=args.backend,
                           provider=args.provider, fixed_text=args.fixed_text or "",
                           vlm_model=args.vlm_model or "",
+                          estimator_weights=args.estimator_weights,
                           processing_max_side=args.processing_max_side,
                           prior_memory=args.memory)
 
@@ -257,7 +259,8 @@ def _eval(args: argparse.Namespace) -> int:
     estimator = None
     if args.provider != "none":
         estimator = create_provider(args.provider, None, vlm_model=args.vlm_model,
-                                    fixed_text=args.fixed_text)
+                                    fixed_text=args.fixed_text,
+                                    estimator_weights=args.estimator_weights)
     if args.synthetic:
         val_seed = synthetic.VALIDATION_SEED if args.val_seed is None else args.val_seed
         result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
@@ -290,7 +293,8 @@ def _eval_real(args: argparse.Namespace) -> int:
     if args.provider == "none":
         raise ValueError("--real scores a provider's descriptions; --provider none gives none")
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
-                               fixed_text=args.fixed_text)
+                               fixed_text=args.fixed_text,
+                               estimator_weights=args.estimator_weights)
     photos = len(real.load_labels(args.real))
     frames = len(synthetic_prior.RENDERER_SETS) * synthetic_prior.frames_per_set(args.repeats)
     with tqdm(total=photos + frames, desc="describe", leave=False, disable=args.json) as bar:
@@ -325,6 +329,12 @@ def _option_flag(name: str):
     return read
 
 
+def _add_estimator_weights(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--estimator-weights", type=_option_flag("prior.estimator_weights"),
+                        default=BY_NAME["prior.estimator_weights"].default,
+                        help=_option_help("prior.estimator_weights"))
+
+
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that share the node's options: their defaults and help are the options'."""
     parser.add_argument("--weights", default=BY_NAME["weights"].default,
@@ -337,6 +347,7 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.fixed_text"))
     parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
                         help=_option_help("prior.vlm_model"))
+    _add_estimator_weights(parser)
     parser.add_argument("--processing-max-side", type=_option_flag("processing_max_side"),
                         default=BY_NAME["processing_max_side"].default,
                         help=_option_help("processing_max_side"))
@@ -387,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=list(PROVIDERS))
     describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
     describe.add_argument("--fixed-text", help="the description (provider fixed)")
+    _add_estimator_weights(describe)
     describe.add_argument("--allow-download", action="store_true",
                           help="let the vlm provider download a model that is not cached")
     describe.add_argument("--json", action="store_true",
@@ -418,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the provider scored")
     evaluate.add_argument("--vlm-model")
     evaluate.add_argument("--fixed-text")
+    _add_estimator_weights(evaluate)
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
     evaluate.add_argument("--memory", type=int, default=BY_NAME["prior.memory"].default,
                           help="the built-in estimator also scored on drives: each photo or "

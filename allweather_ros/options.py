@@ -160,6 +160,11 @@ OPTIONS = (
     Option("prior.vlm_model", "", "local folder or cached hub id of the VLM (prior.provider "
            "vlm); never downloaded", "a string (required for vlm)", _any_value, runtime=True,
            pipeline_field="vlm_model"),
+    Option("prior.estimator_weights", "", "built-in estimator weights (.safetensors, its "
+           "calibration inside: your own, trained or calibrated on your camera's frames); "
+           "empty: the shipped estimator; also the VLM's fallback",
+           "empty or an existing .safetensors file", _weights_valid,
+           pipeline_field="estimator_weights"),
     Option("prior.fixed_text", "", "the description used by prior.provider fixed",
            "a string (required for fixed)", _any_value, runtime=True,
            pipeline_field="fixed_text"),

@@ -85,6 +85,7 @@ class PipelineConfig:
     provider: str = DEFAULTS["provider"]  # see prior/registry.py
     vlm_model: str = DEFAULTS["vlm_model"]  # local folder or cached hub id, for provider=vlm
     fixed_text: str = DEFAULTS["fixed_text"]  # for provider=fixed
+    estimator_weights: str = DEFAULTS["estimator_weights"]  # empty: the shipped estimator
     prior_period_s: float = DEFAULTS["prior_period_s"]  # refresh at least this often
     change_threshold: float = DEFAULTS["change_threshold"]  # and sooner on a scene change
     min_confidence: float = DEFAULTS["min_confidence"]  # below: coarsened toward the generic
@@ -112,20 +113,24 @@ def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estima
     either cannot be built."""
     from .prior.registry import create_provider
 
+    estimator = config.estimator_weights or None
     primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
                               fixed_text=config.fixed_text or None, device=config.device,
-                              load_estimator_net=load_estimator_net)
+                              load_estimator_net=load_estimator_net,
+                              estimator_weights=estimator)
     fallback = None
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device,
-                                   load_estimator_net=load_estimator_net)
+                                   load_estimator_net=load_estimator_net,
+                                   estimator_weights=estimator)
     return primary, fallback
 
 
 def _provider_changed(old: PipelineConfig, new: PipelineConfig) -> bool:
     """Whether `new` needs another provider: a change of an option the active provider does not
     use (fixed_text while the VLM runs) needs none."""
-    if (old.provider, old.device) != (new.provider, new.device):
+    if (old.provider, old.device, old.estimator_weights) != (new.provider, new.device,
+                                                              new.estimator_weights):
         return True
     return any(getattr(old, field) != getattr(new, field) for field in PROVIDERS[new.provider])
 
@@ -349,7 +354,8 @@ def _onnx_parts(config: PipelineConfig):
     if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
         from .prior.builtin import SHIPPED_WEIGHTS
 
-        estimator = SHIPPED_WEIGHTS
+        estimator = Path(config.estimator_weights).expanduser() if config.estimator_weights \
+            else SHIPPED_WEIGHTS
     graphs = ensure_graphs(config.cache_dir, weights, precision == "int8", estimator,
                            text_encoder_files())
     backend = OnnxRuntimeBackend(graphs["ldr"], threads=config.threads or None,

@@ -50,6 +50,7 @@ NEAR = {  # almost-right strings per parameter: the mistakes people make
     "prior.provider": [*PROVIDERS, "VLM", "built-in", "fix", ""],
     "cache_dir": ["", "~/.cache/x", "/tmp", "relative/dir", " "],
     "weights": ["", "/nonexistent.safetensors", "/tmp", "model.pt"],
+    "prior.estimator_weights": ["", "/nonexistent.safetensors", "/tmp", "estimator.pt"],
 }
 TOPIC = st.one_of(
     st.sampled_from(["/camera/image_raw", "/cam/image_raw/compressed", "image", "~/image",

@@ -13,13 +13,19 @@ PROVIDERS = {"builtin": (), "vlm": ("vlm_model",), "fixed": ("fixed_text",), "no
 
 def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None = None,
                     fixed_text: str | None = None, device: str = "cpu",
-                    allow_download: bool = False, load_estimator_net=None) -> PriorProvider:
+                    allow_download: bool = False, load_estimator_net=None,
+                    estimator_weights: str | None = None) -> PriorProvider:
     """Build the named provider; a missing option gets an error naming it. `load_estimator_net`
-    (weights path -> network) runs the built-in estimator elsewhere than torch on `device`."""
+    (weights path -> network) runs the built-in estimator elsewhere than torch on `device`;
+    `estimator_weights` are its weights (None: the shipped ones)."""
     if name == "builtin":
+        from pathlib import Path
+
         from .builtin import BuiltinEstimator
 
-        return BuiltinEstimator(encoder=encoder, device=device, load_net=load_estimator_net)
+        weights = Path(estimator_weights).expanduser() if estimator_weights else None
+        return BuiltinEstimator(weights, encoder=encoder, device=device,
+                                load_net=load_estimator_net)
     if name == "vlm":
         if not vlm_model:
             raise ValueError("the vlm provider needs a model: a local folder or a cached hub id")
