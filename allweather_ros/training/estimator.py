@@ -10,9 +10,9 @@ and the estimator shrinks them itself, exactly as it shrinks a camera frame at r
     python -m allweather_ros.training.estimator --out allweather_ros/weights/estimator.safetensors
 
 Fitted to a camera: from the shipped weights (`--init`, whose calibration the new file keeps),
-on that camera's own clean frames beside the shipped photos (`--scenes`), so its scenes, lights
-and textures are learnt as no weather (the recipe of the shipped weights' last leg, about 20
-minutes on two CPU cores):
+on that camera's own clean frames beside the shipped photos (`--scenes`), so that its scenes,
+lights and textures are seen with and without rendered weather (the recipe of the shipped
+weights' last leg, 10 to 20 minutes on two CPU cores):
 
     python -m allweather_ros.training.estimator \\
         --init allweather_ros/weights/estimator.safetensors --scenes ~/camera_frames \\
