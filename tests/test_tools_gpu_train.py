@@ -19,7 +19,7 @@ from allweather_ros.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from gpu_train import unpack_text_encoder  # noqa: E402
+from gpu_train import half_copy, unpack_text_encoder  # noqa: E402
 
 
 def _photos(root: Path) -> dict[str, list[str]]:
@@ -112,3 +112,19 @@ def test_a_fresh_run_trains_the_yaml_network_from_its_first_step_into_an_empty_f
                            env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "holds a checkpoint already" in again.stderr
     assert checkpoint_progress(tmp / "fresh" / "last.safetensors")["step"] == 3
+
+
+def test_a_half_copy_loads_as_the_same_network(packed):
+    """What comes back from the device machine when the weights are too large (base: 23 MB)."""
+    import torch
+
+    from allweather_ros.model.weights import load_weights, read_metadata
+
+    weights = packed[0] / "cpu" / "weights.safetensors"
+    copy = half_copy(weights)
+    assert copy.name == "weights.fp16.safetensors"
+    assert read_metadata(copy) == read_metadata(weights)
+    assert copy.stat().st_size < 0.6 * weights.stat().st_size
+    ours, theirs = load_weights(copy).state_dict(), load_weights(weights).state_dict()
+    for name, tensor in theirs.items():
+        torch.testing.assert_close(ours[name], tensor, rtol=1e-3, atol=1e-4)

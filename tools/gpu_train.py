@@ -21,6 +21,8 @@ same schedule on the CPU: copy OUT/<run>/last.safetensors to checkpoints/<run>/ 
 `allweather train --config ...`. Two runs side by side share the cores: give each `--workers`
 of at most (cores - 4) / 2, so that the processes feeding the GPU keep a core each.
 `--fresh` trains a YAML's network (another variant or recipe) from its first step instead.
+Weights over the 16 MiB a file may come back from the device machine (`base`'s) are also
+written in fp16 beside them (`weights.fp16.safetensors`), which `load_weights` reads as fp32.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 DEFAULT_CHECKPOINTS = [ROOT / "checkpoints" / run / "last.safetensors"
                        for run in ("rt", "rt_noprior")]
 SCENE_SIDE = 768  # SyntheticWeatherDataset's max_side: the photos as training loads them
+RETURN_LIMIT = 16 * 2 ** 20  # the largest file that comes back from the device machine
 
 
 def description_vocabulary(tokenizer) -> list[int]:
@@ -185,6 +188,22 @@ def pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def half_copy(weights: Path) -> Path:
+    """`weights` with every float tensor in fp16 (metadata kept) beside it: a `base` network's
+    fp32 weights (23 MB) are too large to come back from the device machine; loading the copy
+    (`load_weights`) widens them to fp32 again."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), "pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    out = weights.with_name(weights.stem + ".fp16.safetensors")
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+              str(out), metadata=metadata)
+    return out
+
+
 def train_on_pack(args: argparse.Namespace) -> int:
     pack_dir, out = Path(args.pack).resolve(), Path(args.out)
     os.environ["ALLWEATHER_SCENES"] = str(pack_dir / "scenes")  # read when sources is imported
@@ -220,6 +239,9 @@ def train_on_pack(args: argparse.Namespace) -> int:
         shutil.copy2(checkpoint, out / "last.safetensors")
     with tempfile.TemporaryDirectory() as tmp:
         weights = train(config, encoder=unpack_text_encoder(pack_dir, Path(tmp), device=device))
+    if weights.stat().st_size > RETURN_LIMIT:
+        print(f"{weights.name} is over the {RETURN_LIMIT // 2 ** 20} MiB a file may come back "
+              f"from the device machine: also written in fp16 as {half_copy(weights).name}")
     reached = checkpoint_progress(out / "last.safetensors")["step"]
     print(f"trained steps {start}-{reached} into {out} ({weights.name} beside it); on the CPU, "
           f"with {out / 'last.safetensors'} in checkpoints/{args.run}/, the same schedule goes "
