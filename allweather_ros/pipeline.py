@@ -113,16 +113,15 @@ def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estima
     either cannot be built."""
     from .prior.registry import create_provider
 
-    estimator = config.estimator_weights or None
     primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
                               fixed_text=config.fixed_text or None, device=config.device,
                               load_estimator_net=load_estimator_net,
-                              estimator_weights=estimator)
+                              estimator_weights=config.estimator_weights)
     fallback = None
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device,
                                    load_estimator_net=load_estimator_net,
-                                   estimator_weights=estimator)
+                                   estimator_weights=config.estimator_weights)
     return primary, fallback
 
 
@@ -314,8 +313,9 @@ def load_model(weights: str = "") -> LDRNet:
 
 
 def weights_path(weights: str = "") -> Path:
-    """The given weights file, or the shipped rt weights (which must be there)."""
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
+    """The given weights file (~ expanded, as the option's rule reads it), or the shipped rt
+    weights (which must be there)."""
+    path = Path(weights).expanduser() if weights else DEFAULT_WEIGHTS
     if not weights and not path.is_file():
         raise FileNotFoundError(f"the shipped weights {path} are missing from this install")
     return path
@@ -352,10 +352,9 @@ def _onnx_parts(config: PipelineConfig):
     weights = weights_path(config.weights)
     estimator = None
     if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
-        from .prior.builtin import SHIPPED_WEIGHTS
+        from .prior.builtin import estimator_weights_path
 
-        estimator = Path(config.estimator_weights).expanduser() if config.estimator_weights \
-            else SHIPPED_WEIGHTS
+        estimator = estimator_weights_path(config.estimator_weights)
     graphs = ensure_graphs(config.cache_dir, weights, precision == "int8", estimator,
                            text_encoder_files())
     backend = OnnxRuntimeBackend(graphs["ldr"], threads=config.threads or None,

@@ -125,3 +125,27 @@ def test_estimator_training_takes_your_scenes_and_keeps_the_inits_calibration(
     assert exit_.value.code == 2
     assert f"--scenes: no such folder or video: {tmp_path / 'nowhere'}" in (
         capsys.readouterr().err)
+
+
+def test_weights_under_the_home_folder_load_as_the_options_rule_reads_them(
+        pipeline_config, hazy_estimator, tmp_path, monkeypatch):
+    """The options' rule accepts `~/...` (it checks the expanded path), so loading must expand
+    it too, for the restorer's weights and the estimator's alike."""
+    import shutil
+
+    from allweather_ros.options import DEFAULTS, problems
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copy(hazy_estimator, tmp_path / "hazy.safetensors")
+    shutil.copy(pipeline_config.weights, tmp_path / "tiny.safetensors")
+    values = {**DEFAULTS, "weights": "~/tiny.safetensors",
+              "prior.estimator_weights": "~/hazy.safetensors"}
+    assert problems(values, ["weights", "prior.estimator_weights"]) == []
+    config = replace(pipeline_config, weights="~/tiny.safetensors", provider="builtin",
+                     estimator_weights="~/hazy.safetensors")
+    pipeline = build_pipeline(config, asynchronous=False)
+    try:
+        rgb = np.random.default_rng(0).random((96, 128, 3), dtype=np.float32)
+        assert pipeline.provider.describe(rgb).labels["haze"] > 0.99
+    finally:
+        pipeline.close()

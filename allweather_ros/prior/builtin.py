@@ -41,6 +41,12 @@ from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
 from allweather_ros.prior.weather_memory import WeatherMemory
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "estimator.safetensors"
+
+
+def estimator_weights_path(weights: str | Path | None = None) -> Path:
+    """The given estimator weights (~ expanded, as the option's rule reads them), or the
+    shipped ones: the one place both the torch and the ONNX estimator find their file."""
+    return Path(weights).expanduser() if weights else SHIPPED_WEIGHTS
 _SEVERITY_DOUBT_FLOOR = 0.25  # see BuiltinEstimator.confidence
 TILED_TYPES = ("rain", "raindrop", "snow")  # types read in tiles; haze's from the whole frame
 MAX_TILES = 12  # covers a 640x480 frame; a 1080p one is sampled, so the refresh stays cheap
@@ -119,7 +125,7 @@ class BuiltinEstimator(PriorProvider):
                  tile_side: int | None = None):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
-        path = Path(weights or SHIPPED_WEIGHTS)
+        path = estimator_weights_path(weights)
         if not path.is_file():
             raise FileNotFoundError(
                 f"built-in estimator weights {path} do not exist; train them with "

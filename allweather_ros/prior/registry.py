@@ -17,14 +17,11 @@ def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None
                     estimator_weights: str | None = None) -> PriorProvider:
     """Build the named provider; a missing option gets an error naming it. `load_estimator_net`
     (weights path -> network) runs the built-in estimator elsewhere than torch on `device`;
-    `estimator_weights` are its weights (None: the shipped ones)."""
+    `estimator_weights` are its weights (None or empty: the shipped ones)."""
     if name == "builtin":
-        from pathlib import Path
-
         from .builtin import BuiltinEstimator
 
-        weights = Path(estimator_weights).expanduser() if estimator_weights else None
-        return BuiltinEstimator(weights, encoder=encoder, device=device,
+        return BuiltinEstimator(estimator_weights, encoder=encoder, device=device,
                                 load_net=load_estimator_net)
     if name == "vlm":
         if not vlm_model:
