@@ -165,7 +165,7 @@ def _pipeline_config(args: argparse.Namespace):
                           vlm_model=args.vlm_model or "",
                           estimator_weights=args.estimator_weights,
                           processing_max_side=args.processing_max_side,
-                          prior_memory=args.memory)
+                          prior_memory=args.memory, transient_frames=args.transient_frames)
 
 
 def _bag_exit_code(report: dict) -> int:
@@ -355,6 +355,10 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         default=BY_NAME["prior.memory"].default,
                         help=_option_help("prior.memory") + "; a video, a bag or a live "
                         "stream pools, a folder of photos never does")
+    parser.add_argument("--transient-frames", type=_option_flag("transient_frames"),
+                        default=BY_NAME["transient_frames"].default,
+                        help=_option_help("transient_frames") + "; a video, a bag or a live "
+                        "stream only: a photo stands alone")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:

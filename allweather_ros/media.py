@@ -70,7 +70,7 @@ def restore_video(pipeline: Pipeline, source: Path, target: Path,
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
             if count % every == 0:
                 pipeline.refresh_now(rgb, remember=True)
-            out = pipeline.process(rgb).restored
+            out = pipeline.process(rgb, stream=True).restored
             if writer is None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps,

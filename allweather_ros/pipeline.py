@@ -34,6 +34,7 @@ from .prior.uncertainty import coarsen
 from .prior.weather_memory import WeatherMemory
 from .runtime.backend import Backend
 from .runtime.registry import auto_without_cuda, cuda_possible, parse_backend
+from .transients import TransientSuppressor
 from .working_resolution import downscale, guided_upsample, upsample_map, working_size
 
 if TYPE_CHECKING:
@@ -63,16 +64,19 @@ class Restoration:
     expert_indices: np.ndarray  # int64 (K, h, w) at the network's bottleneck
     prior: Prior
     latency_s: float
+    transient_share: float = 0.0  # share of pixels transients.py took back (0: not applied)
 
 
 @dataclass
-class _CameraPrior:
-    """One camera's prior in force with its keys/values (swapped together, by reference), and
-    the refresher that keeps it fresh (None in a synchronous pipeline)."""
+class _Camera:
+    """One camera's state: its prior in force with its keys/values (swapped together, by
+    reference), the refresher that keeps it fresh (None in a synchronous pipeline), and the
+    past frames its transients are judged against."""
 
     state: tuple[Prior, PriorCache]
     refresher: PriorRefresher | None = None
     memory: WeatherMemory = dataclasses.field(default_factory=WeatherMemory)  # refresh_now's
+    transients: TransientSuppressor = dataclasses.field(default_factory=TransientSuppressor)
 
 
 @dataclass
@@ -97,6 +101,7 @@ class PipelineConfig:
     # frames whose longer side exceeds this are restored at it and guided-upsampled back
     # (working_resolution.py); 0: always at full resolution
     processing_max_side: int = DEFAULTS["processing_max_side"]
+    transient_frames: int = DEFAULTS["transient_frames"]  # a stream's past frames; 0: off
 
 
 _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_threshold",
@@ -156,14 +161,14 @@ class Pipeline:
         self.encoder = encoder
         self.provider = provider
         self.config = config or PipelineConfig()
-        self._cameras: dict[str, _CameraPrior] = {}
+        self._cameras: dict[str, _Camera] = {}
         self._infer = threading.Lock()  # backend prior and inference of one frame together
         self._making = threading.Lock()  # one camera made at a time
         self._loaded: PriorCache | None = None  # the cache the backend holds now
         first = initial or (refresher.latest if refresher else None)
         if first is None:
             raise ValueError("a pipeline needs a prior: pass `initial` or a refresher")
-        self._cameras[""] = _CameraPrior(self._encoded(first), refresher)
+        self._cameras[""] = _Camera(self._encoded(first), refresher)
         if refresher is not None:
             refresher.on_prior = self._setter("")
 
@@ -197,7 +202,7 @@ class Pipeline:
     def _setter(self, camera: str):
         return lambda prior: self.set_prior(prior, camera)
 
-    def _camera(self, camera: str) -> _CameraPrior:
+    def _camera(self, camera: str) -> _Camera:
         """The camera's prior state, made on first use: the generic prior and, in an
         asynchronous pipeline, a refresher like the default camera's (same providers)."""
         entry = self._cameras.get(camera)
@@ -214,7 +219,7 @@ class Pipeline:
                     backoff=template.backoff, memory=template.memory,
                     on_prior=self._setter(camera))
                 first = self.prior if template is None else template.generic
-                self._cameras[camera] = _CameraPrior(self._encoded(first), refresher)
+                self._cameras[camera] = _Camera(self._encoded(first), refresher)
             return self._cameras[camera]
 
     def set_prior(self, prior: Prior, camera: str = "") -> None:
@@ -245,8 +250,11 @@ class Pipeline:
                                self.encoder), camera)
         return self.prior_of(camera)
 
-    def process(self, rgb: np.ndarray, camera: str = "") -> Restoration:
-        """Restore one float32 RGB frame (H, W, 3) in [0, 1] of `camera` with its prior."""
+    def process(self, rgb: np.ndarray, camera: str = "", stream: bool = False) -> Restoration:
+        """Restore one float32 RGB frame (H, W, 3) in [0, 1] of `camera` with its prior. With
+        `stream` (the next frame of a camera, a video, a bag) the rain streaks and snowflakes
+        that the camera's last `transient_frames` frames show were not there are taken out
+        too (transients.py); without, the frame stands alone."""
         start = time.perf_counter()
         checked_frame(rgb)
         entry = self._camera(camera)
@@ -263,12 +271,18 @@ class Pipeline:
             out = self.backend.infer(image)
         restored = np.ascontiguousarray(
             np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0))
+        transients = entry.transients
+        transients.frames = self.config.transient_frames
+        if stream:
+            restored = transients(restored)
+        else:
+            transients.reset()
         degradation_map = np.asarray(out.degradation_map[0, 0])
         if working is not None:
             restored = guided_upsample(rgb, frame, restored)
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, transients.last_share)
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

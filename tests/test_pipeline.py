@@ -223,3 +223,27 @@ def test_refresh_now_pools_each_cameras_readings_apart():
     pipeline.reconfigure(prior_memory=2)
     pipeline.refresh_now(frame, "front", remember=True)
     assert provider.memories[-1] is front and front.readings == 2
+
+
+def test_a_stream_loses_its_transients_a_lone_frame_does_not(pipeline):
+    """Streaks that the camera's last frames did not have are taken out of a stream's frame
+    (transients.py), only there; a frame alone, or with transient_frames 0, is the network's."""
+    import cv2
+    from test_transients import rained, scene
+
+    frames = [rained(scene(), seed=t)[0] for t in range(4)]
+    alone = pipeline.process(frames[3])
+    assert alone.transient_share == 0.0
+    for frame in frames[:3]:
+        pipeline.process(frame, stream=True)
+    streamed = pipeline.process(frames[3], stream=True)
+    assert streamed.transient_share > 0
+    changed = np.abs(streamed.restored - alone.restored).max(axis=2) > 1e-6
+    near_streaks = cv2.dilate(rained(scene(), seed=3)[1].astype(np.uint8), np.ones((5, 5)))
+    assert changed.any() and not (changed & ~near_streaks.astype(bool)).any()
+
+    pipeline.reconfigure(transient_frames=0)
+    for frame in frames[:3]:
+        pipeline.process(frame, stream=True)
+    off = pipeline.process(frames[3], stream=True)
+    assert off.transient_share == 0.0 and np.array_equal(off.restored, alone.restored)

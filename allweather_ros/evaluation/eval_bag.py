@@ -279,7 +279,7 @@ def _restore(reader: BagReader, pipeline, topic: str, gt_topic: str | None, bag_
                                        "confidence": prior.confidence,
                                        "ms": 1000 * (time.perf_counter() - tic)})
                         writer.write(topics["prior"], string_message(prior.to_json()), bag_ns)
-                    result = pipeline.process(frame.rgb)
+                    result = pipeline.process(frame.rgb, stream=True)
                 except Exception as exc:  # a backend failing on one frame must not end the run
                     errors[f"restoration failed: {type(exc).__name__}: {exc}"] += 1
                     continue

@@ -125,13 +125,18 @@ def scene_sequence(scenes: list[Scene], frames: int, size: tuple[int, int], seed
     """Panning, zooming shots over the photos in turn."""
     rng = np.random.default_rng(seed)
     for number, shot in enumerate(plan_shots(scenes, frames, frames_per_shot, rng, weather)):
-        photo = _fit(shot.scene.load().astype(np.float32) / 255.0, size)
         text = describe(shot.weather)
-        for i in range(shot.frames):
-            t = i / max(shot.frames - 1, 1)
-            move = (a + (b - a) * t for a, b in zip(shot.start, shot.end, strict=True))
-            clean = _view(photo, *move, size)
+        for i, clean in enumerate(clean_views(shot, size)):
             yield weathered(clean, shot.weather, seed, number, i), clean, text
+
+
+def clean_views(shot: Shot, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """The shot's clean (W, H) frames, float32: the camera's move over its photo."""
+    photo = _fit(shot.scene.load().astype(np.float32) / 255.0, size)
+    for i in range(shot.frames):
+        t = i / max(shot.frames - 1, 1)
+        move = (a + (b - a) * t for a, b in zip(shot.start, shot.end, strict=True))
+        yield _view(photo, *move, size)
 
 
 def video_sequence(path: str | Path, frames: int, size: tuple[int, int], seed: int,

@@ -277,7 +277,8 @@ class RestoreNode(LifecycleNode):
                 return
             rgb = compressed_to_rgb(msg) if camera.topics.compressed else image_to_rgb(msg)
             decoded = time.perf_counter()
-            restoration = self._pipeline.process(rgb, camera.topic)
+            restoration = self._pipeline.process(rgb, camera.topic, stream=True)
+            camera.transient_share = restoration.transient_share
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -400,6 +401,7 @@ class RestoreNode(LifecycleNode):
                 {"received": camera.received, "processed": camera.processed,
                  "skipped": camera.skipped, "dropped": camera.dropped, "bad_frames": camera.bad,
                  "failed_frames": camera.failed, "last_problem": camera.last_problem,
+                 "transient_share": f"{camera.transient_share:.4f}",
                  **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()

@@ -71,6 +71,7 @@ class Camera:
     failed: int = 0
     last_problem: str = ""
     reported_problems: int = 0  # bad + failed at the last diagnostics report
+    transient_share: float = 0.0  # of the last frame's pixels, taken back as rain or snow
 
     @property
     def topic(self) -> str:

@@ -1,0 +1,194 @@
+"""Transient suppression: rain streaks and snowflakes that a camera's last frames show were not
+there, taken out of a stream after the network.
+
+The network learnt weather from our renderers and leaves most real streaks in place (model
+card). Falling rain and snow have one property no renderer has to get right: they are
+transient. A streak or flake crosses a pixel within a frame or two, while the scene behind it
+stays. So, per camera, the last few restored frames are aligned to the newest (phase
+correlation, refined to an affine warp by ECC on a small grey copy) and a pixel is taken back to
+what they agree on when it is
+
+- brighter than all of them, beyond what a pixel of misalignment or their own texture explains
+  (the brightest of each aligned frame's 3x3 neighbourhood, plus a share of its local range);
+- brightened alike in every colour (water and ice scatter white light);
+- where they agree with each other (the background was still);
+- part of a thin blob (no wider than `max_width` pixels, at least `min_pixels` of them), not of
+  a headlight or an object coming into view.
+
+When the aligned frames disagree over much of the picture (the camera turns fast or drives
+through a scene that a 2-D warp cannot follow, a cut), nothing is changed. Haze and lens drops
+stay put from frame to frame, so they are left to the network.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+ALIGN_SIDE = 160  # pixels of the longer side of the grey copy the frames are aligned on
+_ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
+_WARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+_NEAR = np.ones((3, 3), np.uint8)
+
+
+@dataclass
+class _Past:
+    frame: np.ndarray  # restored (H, W, 3) float32
+    small: np.ndarray  # grey (h, w) float32 at ALIGN_SIDE
+    stamp: float  # time.monotonic() when it was seen
+    to_previous: np.ndarray | None = None  # 3x3: its small copy's pixels -> its predecessor's
+
+
+class TransientSuppressor:
+    """One camera's transient suppression. Call with each restored frame of the stream in order;
+    `frames` past frames are kept (0: off)."""
+
+    def __init__(self, frames: int = 3, threshold: float = 0.03, contrast: float = 0.5,
+                 max_width: int = 5, min_pixels: int = 4, max_misfit: float = 0.15,
+                 misfit_level: float = 0.06, max_gap_s: float = 1.0):
+        self.frames = frames
+        self.threshold = threshold  # brightening (of 1.0) a transient must exceed
+        self.contrast = contrast  # share of the past frames' local range added to it
+        self.max_width = max_width
+        self.min_pixels = min_pixels
+        self.max_misfit = max_misfit  # share of the small copy the aligned frames may differ on
+        self.misfit_level = misfit_level  # by more than this
+        self.max_gap_s = max_gap_s  # an older past (a paused stream) is forgotten
+        self._past: list[_Past] = []
+        self._lock = threading.Lock()
+        self.last_share = 0.0
+        """Share of the last frame's pixels taken back (0 when it was left alone)."""
+
+    def reset(self) -> None:
+        with self._lock:
+            self._past.clear()
+            self.last_share = 0.0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """`frame` (H, W, 3) float32 in [0, 1], with the transients the past frames show taken
+        out; the frame itself when there is not enough agreeing past."""
+        with self._lock:
+            now = time.monotonic()
+            current = _Past(frame, _small_grey(frame), now)
+            if self._past and (self._past[-1].frame.shape != frame.shape
+                               or now - self._past[-1].stamp > self.max_gap_s):
+                self._past.clear()
+            if self._past:  # each frame is aligned once, to the one before it
+                current.to_previous = _alignment(current.small, self._past[-1].small)
+            out, self.last_share = frame, 0.0
+            if self.frames > 0 and len(self._past) >= self.frames:
+                aligned = self._aligned(current)
+                if aligned is not None:
+                    out, self.last_share = self._suppressed(frame, *aligned)
+                elif self._misfit(current.small, self._past[-1].small, current.to_previous):
+                    self._past.clear()  # a cut: what came before is another scene
+            self._past.append(current)
+            del self._past[:-max(self.frames, 1)]
+            return out
+
+    def _misfit(self, small: np.ndarray, past_small: np.ndarray, warp: np.ndarray) -> bool:
+        """Whether the past's small copy, warped by `warp`, differs from `small` over too much
+        of the picture once particles are filtered out (the warp does not hold)."""
+        moved = cv2.warpAffine(past_small, warp[:2], small.shape[::-1], flags=_WARP,
+                               borderMode=cv2.BORDER_REFLECT)
+        differs = np.abs(cv2.medianBlur(moved, 3) - cv2.medianBlur(small, 3)) > self.misfit_level
+        return float(differs.mean()) > self.max_misfit
+
+    def _aligned(self, current: _Past) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """The past frames warped onto the current one and where all of them saw the scene (not
+        a border that came into view), or None where any warp does not hold."""
+        height, width = current.frame.shape[:2]
+        scale = np.diag([current.small.shape[1] / width, current.small.shape[0] / height, 1.0])
+        warp, later = np.eye(3), current
+        warped, inside = [], np.ones((height, width), np.uint8)
+        for past in reversed(self._past[-self.frames:]):
+            warp = later.to_previous @ warp  # current small pixels -> this past's
+            if self._misfit(current.small, past.small, warp):
+                return None
+            full = (np.linalg.inv(scale) @ warp @ scale)[:2]
+            warped.append(cv2.warpAffine(past.frame, full, (width, height), flags=_WARP,
+                                         borderMode=cv2.BORDER_REFLECT))
+            inside &= cv2.warpAffine(np.ones_like(inside), full, (width, height),
+                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            later = past
+        return warped, cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(bool)
+
+    def _suppressed(self, frame: np.ndarray, warped: list[np.ndarray], inside: np.ndarray
+                    ) -> tuple[np.ndarray, float]:
+        # what the past frames agree on: their median, free of a streak any one of them had
+        background = _median(warped)
+        grey = _channel_mean(background)
+        brightest = cv2.dilate(grey, _NEAR)  # a pixel of misalignment, and texture, explained
+        margin = brightest + self.contrast * (brightest - cv2.erode(grey, _NEAR))
+        change = frame - background
+        level = _channel_mean(change)
+        spread = (np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])
+                  - np.minimum(np.minimum(change[..., 0], change[..., 1]), change[..., 2]))
+        mask = ((_channel_mean(frame) - margin > self.threshold)  # brighter than explained
+                & (spread < 0.75 * level + 3 / 255)  # alike in every colour
+                & inside)
+        brightened = (level > self.threshold).astype(np.uint8)
+        mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels)
+        if not mask.any():
+            return frame, 0.0
+        share = float(mask.mean())
+        soft = cv2.GaussianBlur(cv2.dilate(mask, _NEAR).astype(np.float32), (3, 3), 0)
+        return frame + soft[..., None] * (np.minimum(background, frame) - frame), share
+
+
+def _alignment(small: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """3x3 affine taking `small`'s pixels to where they were in `previous`: phase correlation's
+    shift, refined by ECC (the shift alone where ECC does not converge)."""
+    window = cv2.createHanningWindow(small.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(previous * window, small * window)
+    warp = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    try:
+        _, warp = cv2.findTransformECC(small, previous, warp, cv2.MOTION_AFFINE, _ECC_STOP,
+                                       None, 3)
+    except cv2.error:
+        pass
+    return np.vstack([warp, [0.0, 0.0, 1.0]])
+
+
+def _median(frames: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of the frames (the lower of the two middle ones for an even count: a
+    transient is brighter); three by min and max, far cheaper than np.median."""
+    if len(frames) == 1:
+        return frames[0]
+    if len(frames) == 2:
+        return np.minimum(frames[0], frames[1])
+    if len(frames) == 3:
+        a, b, c = frames
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    stack = np.sort(np.stack(frames), axis=0)
+    return stack[(len(frames) - 1) // 2]
+
+
+def _channel_mean(image: np.ndarray) -> np.ndarray:
+    return (image[..., 0] + image[..., 1] + image[..., 2]) * np.float32(1 / 3)
+
+
+def _small_grey(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    scale = ALIGN_SIDE / max(height, width)
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def _thin_blobs(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int
+                ) -> np.ndarray:
+    """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels that touch no part
+    of `brightened` (everything that got brighter, which `mask` is part of) wider than
+    `max_width`: a thin piece of a van coming into view is still the van."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max_width, max_width))
+    wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, disc), np.ones((3, 3), np.uint8))
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
+    reject[np.unique(labels[wide > 0])] = True
+    reject[0] = True
+    return (~reject[labels]).astype(np.uint8)
