@@ -4,16 +4,18 @@ there, taken out of a stream after the network.
 The network learnt weather from our renderers and leaves most real streaks in place (model
 card). Falling rain and snow have one property no renderer has to get right: they are
 transient. A streak or flake crosses a pixel within a frame or two, while the scene behind it
-stays. So, per camera, the last few restored frames are aligned to the newest (phase
-correlation, refined to an affine warp by ECC on a small grey copy) and a pixel is taken back to
-what they agree on when it is
+stays. So, per camera, each restored frame is aligned once to the one before it (phase
+correlation, refined to an affine warp by ECC on a small grey copy), the last few are warped
+onto the newest through those alignments, and their per-pixel median (a streak that one of
+them had does not survive it) is what the scene looks like. A pixel is taken back to it when
+it is
 
-- brighter than all of them, beyond what a pixel of misalignment or their own texture explains
-  (the brightest of each aligned frame's 3x3 neighbourhood, plus a share of its local range);
+- brighter than the median's 3x3 neighbourhood, plus a share of its local range: more than a
+  pixel of misalignment or the scene's own texture explains;
 - brightened alike in every colour (water and ice scatter white light);
-- where they agree with each other (the background was still);
-- part of a thin blob (no wider than `max_width` pixels, at least `min_pixels` of them), not of
-  a headlight or an object coming into view.
+- part of a thin blob (no wider than `max_width` pixels, at least `min_pixels` of them) of
+  what brightened, not of a headlight or an object coming into view;
+- where every past frame saw the scene (not a border that just came into view).
 
 When the aligned frames disagree over much of the picture (the camera turns fast or drives
 through a scene that a 2-D warp cannot follow, a cut), nothing is changed. Haze and lens drops

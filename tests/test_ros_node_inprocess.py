@@ -110,3 +110,25 @@ def test_each_camera_publishes_its_own_prior(make_node):
     values = {kv.key: kv.value for kv in found["/restore_node: /rear/image_raw"].values}
     assert values["prior_text"] == pipeline.prior_of(rear.topic).text
     assert values["prior_primary"] == "fixed"
+
+
+def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
+    """The node restores a camera's frames as a stream: streaks its last frames did not have
+    are taken back (transients.py), and the share is in the camera's diagnostics."""
+    import time
+
+    import numpy as np
+    from sensor_msgs.msg import Image
+    from test_transients import rained, scene
+
+    node = make_node()
+    assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
+    camera = node._cameras[0]
+    camera.watched = lambda: True  # as if someone subscribed to the restored frames
+    for t in range(5):
+        rgb = (rained(scene(), seed=t)[0] * 255 + 0.5).astype(np.uint8)
+        msg = Image(height=240, width=320, encoding="rgb8", step=320 * 3, data=rgb.tobytes())
+        node._process(camera, msg, time.perf_counter())
+    assert camera.processed == 5 and camera.failed == 0
+    values = {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
+    assert float(values["transient_share"]) > 0.001
