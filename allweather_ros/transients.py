@@ -73,6 +73,10 @@ class TransientSuppressor:
         """`frame` (H, W, 3) float32 in [0, 1], with the transients the past frames show taken
         out; the frame itself when there is not enough agreeing past."""
         with self._lock:
+            if self.frames <= 0:  # off: no alignment paid for, no past kept
+                self._past.clear()
+                self.last_share = 0.0
+                return frame
             now = time.monotonic()
             current = _Past(frame, _small_grey(frame), now)
             if self._past and (self._past[-1].frame.shape != frame.shape
@@ -81,14 +85,14 @@ class TransientSuppressor:
             if self._past:  # each frame is aligned once, to the one before it
                 current.to_previous = _alignment(current.small, self._past[-1].small)
             out, self.last_share = frame, 0.0
-            if self.frames > 0 and len(self._past) >= self.frames:
+            if len(self._past) >= self.frames:
                 aligned = self._aligned(current)
                 if aligned is not None:
                     out, self.last_share = self._suppressed(frame, *aligned)
                 elif self._misfit(current.small, self._past[-1].small, current.to_previous):
                     self._past.clear()  # a cut: what came before is another scene
             self._past.append(current)
-            del self._past[:-max(self.frames, 1)]
+            del self._past[:-self.frames]
             return out
 
     def _misfit(self, small: np.ndarray, past_small: np.ndarray, warp: np.ndarray) -> bool:

@@ -96,8 +96,14 @@ def test_a_cut_a_gap_or_a_new_size_changes_nothing():
     assert np.array_equal(suppressor(small), small)
 
 
-def test_off_with_no_past_frames():
+def test_off_with_no_past_frames_and_on_again_from_a_fresh_past():
     suppressor = TransientSuppressor(frames=0)
     for t in range(4):
         frame = rained(scene(), seed=t)[0]
         assert np.array_equal(suppressor(frame), frame)
+    suppressor.frames = 2  # switched on at run time: the next two frames fill the past
+    for t in range(4, 6):
+        frame = rained(scene(), seed=t)[0]
+        assert np.array_equal(suppressor(frame), frame)
+    suppressor(rained(scene(), seed=6)[0])
+    assert suppressor.last_share > 0
