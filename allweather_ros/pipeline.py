@@ -203,7 +203,7 @@ class Pipeline:
         return lambda prior: self.set_prior(prior, camera)
 
     def _camera(self, camera: str) -> _Camera:
-        """The camera's prior state, made on first use: the generic prior and, in an
+        """The camera's state, made on first use: the generic prior, an empty past and, in an
         asynchronous pipeline, a refresher like the default camera's (same providers)."""
         entry = self._cameras.get(camera)
         if entry is not None:
