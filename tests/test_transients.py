@@ -107,3 +107,18 @@ def test_off_with_no_past_frames_and_on_again_from_a_fresh_past():
         assert np.array_equal(suppressor(frame), frame)
     suppressor(rained(scene(), seed=6)[0])
     assert suppressor.last_share > 0
+
+
+def test_frames_are_aligned_only_where_they_share_a_picture():
+    """Phase correlation's peak decides before ECC is paid for: a pan is followed, a cut or a
+    camera sending noise is not aligned at all."""
+    from allweather_ros.transients import _alignment, _small_grey
+
+    pan = _alignment(_small_grey(scene((4.0, 2.0))), _small_grey(scene()))
+    assert pan is not None
+    assert np.allclose(pan[:2, 2], [-2.0, -1.0], atol=0.1)  # the 4, 2 pixels at half size
+    cat = cv2.resize(data.chelsea(), (320, 240)).astype(np.float32) / 255
+    assert _alignment(_small_grey(cat), _small_grey(scene())) is None
+    rng = np.random.default_rng(0)
+    noise = [_small_grey(rng.random((240, 320, 3), dtype=np.float32)) for _ in range(2)]
+    assert _alignment(*noise) is None
