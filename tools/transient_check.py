@@ -25,27 +25,27 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL, RENDERERS  # noqa: E402
 from allweather_ros.description import SEVERITIES, Degradation  # noqa: E402
-from allweather_ros.evaluation.make_bag import clean_views, plan_shots  # noqa: E402
+from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
+from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
+from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from allweather_ros.options import DEFAULTS  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
-FALLING = ("rain", "snow")
 REFRESH_EVERY = 8  # frames between descriptions, as a 5 s prior period at a low frame rate
 SETTLE = 3  # first frames of a stream, not scored: they fill the past (up to three frames)
 
 
 def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
-    if np.array_equal(truth, frame):
-        return 100.0
-    return min(100.0, float(peak_signal_noise_ratio(truth, frame, data_range=1.0)))
+    """PSNR against the truth, an untouched clean frame's infinity capped as the harm report
+    caps it."""
+    return min(scored_psnr(frame, truth), PSNR_CAP)
 
 
 def pipelines(transient_frames: int) -> tuple:
