@@ -92,11 +92,10 @@ class TransientSuppressor:
                     self._past.clear()
             out, self.last_share = frame, 0.0
             if len(self._past) >= self.frames:
-                aligned = self._aligned(current)
-                if aligned is not None:
-                    out, self.last_share = self._suppressed(frame, *aligned)
-                elif self._misfit(current.small, self._past[-1].small, current.to_previous):
+                if self._misfit(current.small, self._past[-1].small, current.to_previous):
                     self._past.clear()  # a cut: what came before is another scene
+                elif (aligned := self._aligned(current)) is not None:
+                    out, self.last_share = self._suppressed(frame, *aligned)
             self._past.append(current)
             del self._past[:-self.frames]
             return out
@@ -111,14 +110,15 @@ class TransientSuppressor:
 
     def _aligned(self, current: _Past) -> tuple[list[np.ndarray], np.ndarray] | None:
         """The past frames warped onto the current one and where all of them saw the scene (not
-        a border that came into view), or None where any warp does not hold."""
+        a border that came into view), or None where the warp to an older one does not hold
+        (the newest one's the caller has checked)."""
         height, width = current.frame.shape[:2]
         scale = np.diag([current.small.shape[1] / width, current.small.shape[0] / height, 1.0])
         warp, later = np.eye(3), current
         warped, inside = [], np.ones((height, width), np.uint8)
         for past in reversed(self._past[-self.frames:]):
             warp = later.to_previous @ warp  # current small pixels -> this past's
-            if self._misfit(current.small, past.small, warp):
+            if later is not current and self._misfit(current.small, past.small, warp):
                 return None
             full = (np.linalg.inv(scale) @ warp @ scale)[:2]
             warped.append(cv2.warpAffine(past.frame, full, (width, height), flags=_WARP,
