@@ -15,11 +15,16 @@ it is
 - brightened alike in every colour (water and ice scatter white light);
 - part of a thin blob (no wider than `max_width` pixels, at least `min_pixels` of them) of
   what brightened, not of a headlight or an object coming into view;
-- where every past frame saw the scene (not a border that just came into view).
+- where every past frame saw the scene (not a border that just came into view), and not
+  touching the frame's edge (what crosses it has its past outside the picture);
+- not a thing that the past frames show moving. The warp follows the camera, not the road
+  of a car driving forward (it flows towards the camera, near parts faster than far ones, and
+  its lane markings slide along it) nor anything moving on its own (a cyclist's reflective
+  strip): such a thing was in every past frame on a straight track behind it, with about its
+  contrast, where a falling particle was not. A slowly drifting flake is spared too.
 
-When the aligned frames disagree over much of the picture (the camera turns fast or drives
-through a scene that a 2-D warp cannot follow, a cut), nothing is changed. Haze and lens drops
-stay put from frame to frame, so they are left to the network.
+When the aligned frames disagree over much of the picture (a fast turn, a cut), nothing is
+changed. Haze and lens drops stay put from frame to frame, so they are left to the network.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ MIN_RESPONSE = 0.2
 _ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
 _WARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 _NEAR = np.ones((3, 3), np.uint8)
+_NEAREST = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
 
 
 @dataclass
@@ -54,7 +60,7 @@ class TransientSuppressor:
 
     def __init__(self, frames: int = 3, threshold: float = 0.03, contrast: float = 0.5,
                  max_width: int = 5, min_pixels: int = 4, max_misfit: float = 0.15,
-                 misfit_level: float = 0.06, max_gap_s: float = 1.0):
+                 misfit_level: float = 0.06, max_gap_s: float = 1.0, max_motion: int = 10):
         self.frames = frames
         self.threshold = threshold  # brightening (of 1.0) a transient must exceed
         self.contrast = contrast  # share of the past frames' local range added to it
@@ -63,6 +69,7 @@ class TransientSuppressor:
         self.max_misfit = max_misfit  # share of the small copy the aligned frames may differ on
         self.misfit_level = misfit_level  # by more than this
         self.max_gap_s = max_gap_s  # an older past (a paused stream) is forgotten
+        self.max_motion = max_motion  # pixels a frame a thing is followed at (see _falling)
         self._past: list[_Past] = []
         self._lock = threading.Lock()
         self.last_share = 0.0
@@ -124,8 +131,7 @@ class TransientSuppressor:
             warped.append(cv2.warpAffine(past.frame, full, (width, height), flags=_WARP,
                                          borderMode=cv2.BORDER_REFLECT))
             inside &= cv2.warpAffine(np.ones_like(inside), full, (width, height),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                                     flags=_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             later = past
         return warped, cv2.erode(inside, np.ones((5, 5), np.uint8)).astype(bool)
 
@@ -145,11 +151,65 @@ class TransientSuppressor:
                 & inside)
         brightened = (level > self.threshold).astype(np.uint8)
         mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels)
+        mask = self._falling(mask, frame, warped, inside)
         if not mask.any():
             return frame, 0.0
         share = float(mask.mean())
         soft = cv2.GaussianBlur(cv2.dilate(mask, _NEAR).astype(np.float32), (3, 3), 0)
         return frame + soft[..., None] * (np.minimum(background, frame) - frame), share
+
+    def _falling(self, mask: np.ndarray, frame: np.ndarray, warped: list[np.ndarray],
+                 inside: np.ndarray) -> np.ndarray:
+        """The blobs of `mask` (uint8) that fell: not touching the edge of what the past saw,
+        and not moving things. A blob moved when, for one velocity v of at most `max_motion`
+        pixels a frame (a 2-pixel grid), over half of its pixels have, `age * v` back in every
+        past frame (give or take `age` pixels), a thin brightening (top-hat) of between half
+        and twice their own: the same thing, seen on a straight track."""
+        edge = (~inside).astype(np.uint8)
+        edge[[0, -1], :] = 1
+        edge[:, [0, -1]] = 1
+        count, labels = cv2.connectedComponents(mask, connectivity=8)
+        kept = np.zeros(count, bool)
+        kept[labels[cv2.dilate(edge, _NEAR, iterations=2) > 0]] = True
+        ys, xs = np.nonzero(mask & ~kept[labels])
+        if ys.size:
+            blob, disc = labels[ys, xs], _disc(self.max_width)
+            own = np.maximum(_top_hat(frame, disc)[ys, xs], self.threshold)
+            pasts = [(age, cv2.dilate(_top_hat(past, disc), np.ones((2 * age + 1,) * 2, np.uint8)))
+                     for age, past in enumerate(warped, start=1)]
+            height, width = mask.shape
+            velocity = _velocities(self.max_motion)  # (V, 2): vy, vx
+            on_track = np.ones((len(velocity), ys.size), bool)
+            for age, hat in pasts:
+                y = ys[None, :] - age * velocity[:, :1]
+                x = xs[None, :] - age * velocity[:, 1:]
+                on_track &= (y >= 0) & (y < height) & (x >= 0) & (x < width)
+                there = hat[y.clip(0, height - 1), x.clip(0, width - 1)]
+                on_track &= (there > own / 2) & (there < own * 2)
+            # pixels on track per (velocity, blob), over half of a blob for one velocity
+            which, pixel = np.nonzero(on_track)
+            counts = np.bincount(which * count + blob[pixel], minlength=len(velocity) * count)
+            kept |= (counts.reshape(-1, count) > np.bincount(blob, minlength=count) / 2).any(0)
+        kept[0] = True
+        return np.where(kept[labels], 0, mask).astype(np.uint8)
+
+
+def _velocities(limit: int) -> np.ndarray:
+    """(V, 2) int: (vy, vx) on a 2-pixel grid, at most `limit` pixels long."""
+    steps = range(-limit, limit + 1, 2)
+    return np.array([(vy, vx) for vy in steps for vx in steps
+                     if vy * vy + vx * vx <= limit * limit])
+
+
+def _disc(width: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+
+
+def _top_hat(image: np.ndarray, disc: np.ndarray) -> np.ndarray:
+    """How much brighter than its surroundings each pixel is, where a `disc` does not fit:
+    a thin structure's contrast."""
+    grey = _channel_mean(image)
+    return grey - cv2.morphologyEx(grey, cv2.MORPH_OPEN, disc)
 
 
 def _alignment(small: np.ndarray, previous: np.ndarray) -> np.ndarray | None:
@@ -201,8 +261,7 @@ def _thin_blobs(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pi
     """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels that touch no part
     of `brightened` (everything that got brighter, which `mask` is part of) wider than
     `max_width`: a thin piece of a van coming into view is still the van."""
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max_width, max_width))
-    wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, disc), np.ones((3, 3), np.uint8))
+    wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, _disc(max_width)), _NEAR)
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
     reject[np.unique(labels[wide > 0])] = True

@@ -45,3 +45,14 @@ def test_a_clip_of_falling_streaks_is_taken_back_a_still_clean_one_is_not(tmp_pa
     assert rain["applied"] == 1.0 and rain["share"] > 0.001 and rain["change_levels"] > 0.1
     assert clean["share"] == 0.0 and clean["change_levels"] == 0.0
     assert cv2.imread(str(sheet)).shape == (2 * 240, 3 * 320, 3)  # two frames, three columns
+
+
+def test_forward_drives_count_the_lane_markings_the_suppression_changed():
+    report = transient_check.check_drive(transient_check.argparse.Namespace(
+        split="val", scenes=1, frames=5, speed=1.0, transient_frames=3))
+    assert sorted(report) == ["drive, 0.3 m a frame", "drive, 1 m a frame"]
+    for drive in report.values():
+        assert drive["frames"] == 2
+        assert drive["lane_pixels_changed"] <= drive["worst_frame_lane_pixels_changed"] < 0.01
+        assert drive["pixels_changed"] < 0.001
+        assert drive["transients"] > 25 and abs(drive["transients"] - drive["network"]) < 0.5

@@ -1,10 +1,11 @@
 """Transient suppression (transients.py): falling streaks taken out of a stream, everything that
-stays or that a 2-D warp cannot follow left alone."""
+stays, that a 2-D warp cannot follow or that moves on its own left alone."""
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 
+from allweather_ros.evaluation.forward_drive import road_view
 from allweather_ros.transients import TransientSuppressor
 
 
@@ -35,16 +36,17 @@ def mse(a, b, mask=None):
 
 @pytest.mark.parametrize("pan", [(0.0, 0.0), (2.5, -1.5)])
 def test_streaks_of_a_still_or_panning_camera_are_taken_out(pan):
-    suppressor = TransientSuppressor(frames=2)
-    for t in range(3):
-        suppressor(rained(scene((pan[0] * t, pan[1] * t)), seed=t)[0])
-    truth = scene((pan[0] * 3, pan[1] * 3))
-    frame, streaks = rained(truth, seed=3)
+    suppressor = TransientSuppressor(frames=3)
+    for t in range(4):
+        suppressor(rained(scene((pan[0] * t, pan[1] * t)), seed=t, streaks=30)[0])
+    truth = scene((pan[0] * 4, pan[1] * 4))
+    frame, streaks = rained(truth, seed=4, streaks=30)
     out = suppressor(frame)
     assert suppressor.last_share > 0
-    # most of the streaks' error is gone (not where the texture is as bright: see the
-    # module), and the rest of the frame is left as it was
-    assert mse(out, truth, streaks) < 0.4 * mse(frame, truth, streaks)
+    # most of the streaks' error is gone (not where the texture is as bright, nor a streak
+    # that lines up with past ones or with thin texture of its contrast: see the module), and
+    # the rest of the frame is left as it was
+    assert mse(out, truth, streaks) < 0.5 * mse(frame, truth, streaks)
     untouched = ~cv2.dilate(streaks.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert np.abs(out - frame)[untouched].max() < 0.05
     assert mse(out, truth) < 0.5 * mse(frame, truth)
@@ -61,6 +63,32 @@ def test_a_clean_stream_is_left_as_it_came():
         if t >= 2:
             worst = min(worst, 10 * np.log10(1 / max(mse(out, frame), 1e-12)))
     assert worst > 45  # at most a few noise pixels, never a visible change
+
+
+def test_a_forward_drive_keeps_its_lane_markings():
+    """The road flows towards the camera unlike any 2-D warp; its dashes are thin and bright,
+    but the past frames show each of them coming."""
+    suppressor = TransientSuppressor()
+    photo = data.astronaut().astype(np.float32) / 255.0
+    changed = []
+    for t in range(12):
+        frame, markings = road_view(0.3 * t, photo)  # 32 km/h at 30 frames a second
+        changed.append((np.abs(suppressor(frame) - frame).max(axis=2) > 0.05)[markings])
+    assert np.concatenate(changed).mean() < 0.002
+
+
+@pytest.mark.parametrize(("width", "speed"), [(2, 6), (3, 4)])
+def test_a_thin_bright_thing_moving_across_the_scene_is_kept(width, speed):
+    """A pole's highlight, a cyclist's reflective strip: thin, bright and never in the same
+    place twice, but on a track."""
+    suppressor = TransientSuppressor()
+    for t in range(8):
+        frame = scene().copy()
+        x = 40 + speed * t
+        frame[100:125, x:x + width] = 0.95
+        out = suppressor(frame)
+        if t >= 3:
+            assert np.array_equal(out[100:125, x:x + width], frame[100:125, x:x + width])
 
 
 def test_what_comes_into_view_or_changes_colour_is_kept():

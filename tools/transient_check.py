@@ -10,9 +10,13 @@ scored against its clean frame (PSNR, capped at 100 dB for an untouched clean fr
     .venv/bin/python tools/transient_check.py --split test --scenes 8 --frames 12
     .venv/bin/python tools/transient_check.py --speed 3        # a camera moving 3x as fast
     .venv/bin/python tools/transient_check.py --clip FOLDER --sheet clip.png   # a real clip
+    .venv/bin/python tools/transient_check.py --drive       # forward drives: lanes kept?
 
 `--clip` restores a folder of consecutive frames (no truth) and prints how much of each frame
 was taken back; `--sheet` writes input, network alone and with transients side by side.
+`--drive` restores clean forward drives past the held-out scenes' photos
+(evaluation/forward_drive.py) and counts the lane markings' pixels the suppression changed:
+what must stay.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa:
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL, RENDERERS  # noqa: E402
 from allweather_ros.description import SEVERITIES, Degradation  # noqa: E402
+from allweather_ros.evaluation.forward_drive import road_view  # noqa: E402
 from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
 from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
 from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402
@@ -40,6 +45,8 @@ from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 REFRESH_EVERY = 8  # frames between descriptions, as a 5 s prior period at a low frame rate
 SETTLE = 3  # first frames of a stream, not scored: they fill the past (up to three frames)
+DRIVE_STEPS_M = (0.3, 1.0)  # metres a frame: 32 and 108 km/h at 30 frames a second
+CHANGED = 0.05  # a pixel the suppression moved further than this was changed
 
 
 def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
@@ -121,6 +128,34 @@ def check_synthetic(args) -> dict:
     return report
 
 
+def check_drive(args) -> dict:
+    """For each speed: the share of lane-marking pixels, and of all pixels, that the
+    suppression changed beyond the network alone on clean forward drives (none should be), and
+    both pipelines' PSNR against the clean frame."""
+    scenes = scenes_in_split(default_scenes(), args.split)[:args.scenes]
+    pair = pipelines(args.transient_frames)
+    report = {}
+    for step in DRIVE_STEPS_M:
+        lanes, changed, network, streamed = [], [], [], []
+        for number, scene in enumerate(scenes):
+            photo = scene.load(max_side=960).astype(np.float32) / 255.0
+            views = [road_view(step * args.speed * i, photo) for i in range(args.frames)]
+            restored = restore_stream(pair, [frame for frame, _ in views], f"{step}/{number}")
+            for (frame, markings), (alone, out, _) in list(zip(views, restored,
+                                                               strict=True))[SETTLE:]:
+                moved = np.abs(out - alone).max(axis=2) > CHANGED
+                lanes.append(moved[markings].mean())
+                changed.append(moved.mean())
+                network.append(psnr(frame, alone))
+                streamed.append(psnr(frame, out))
+        report[f"drive, {step * args.speed:g} m a frame"] = {
+            "frames": len(lanes), "lane_pixels_changed": float(np.mean(lanes)),
+            "worst_frame_lane_pixels_changed": float(np.max(lanes)),
+            "pixels_changed": float(np.mean(changed)), "network": float(np.mean(network)),
+            "transients": float(np.mean(streamed))}
+    return report
+
+
 def check_clip(args) -> dict:
     files = sorted(p for p in Path(args.clip).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) <= SETTLE:
@@ -150,10 +185,13 @@ def main(argv=None) -> int:
                         "option's)")
     parser.add_argument("--clip", help="a folder of consecutive frames instead (no truth)")
     parser.add_argument("--sheet", help="with --clip: a contact sheet to write (PNG or JPEG)")
+    parser.add_argument("--drive", action="store_true",
+                        help="clean forward drives instead: lane markings changed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = check_clip(args) if args.clip else check_synthetic(args)
-    if args.json or args.clip:
+    check = check_clip if args.clip else check_drive if args.drive else check_synthetic
+    report = check(args)
+    if args.json or args.clip or args.drive:
         print(json.dumps(report, indent=1))
         return 0
     print(f"transient_frames {args.transient_frames}, {args.split} split, speed "
