@@ -149,9 +149,11 @@ OPTIONS = (
            "back to full resolution by guided upsampling; 0: always at full resolution",
            "an integer >= 0", lambda v: v >= 0, runtime=True,
            pipeline_field="processing_max_side"),
-    Option("transient_frames", 3, "rain streaks and snowflakes that this many of a camera's "
+    Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "
            "last restored frames (aligned) agree were not there are taken out of the next; "
-           "0: off", "an integer >= 0", lambda v: v >= 0, runtime=True,
+           "0: off (the default: on a camera driving forward it still takes pieces of lane "
+           "markings), 3 for a static or slowly panning camera", "an integer >= 0",
+           lambda v: v >= 0, runtime=True,
            pipeline_field="transient_frames"),
     Option("cache_dir", str(DEFAULT_CACHE), "where exported ONNX files and TensorRT engines are "
            "kept (~ expanded; ALLWEATHER_CACHE moves the default)", "a writable folder, or "

@@ -232,6 +232,7 @@ def test_a_stream_loses_its_transients_a_lone_frame_does_not(pipeline):
     from test_transients import rained, scene
 
     frames = [rained(scene(), seed=t)[0] for t in range(4)]
+    pipeline.reconfigure(transient_frames=3)  # off by default (options.py)
     alone = pipeline.process(frames[3])
     assert alone.transient_share == 0.0
     for frame in frames[:3]:

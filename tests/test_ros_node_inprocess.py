@@ -121,7 +121,7 @@ def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
     from sensor_msgs.msg import Image
     from test_transients import rained, scene
 
-    node = make_node()
+    node = make_node(transient_frames=3)  # off by default (options.py)
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
     camera = node._cameras[0]
     camera.watched = lambda: True  # as if someone subscribed to the restored frames

@@ -40,13 +40,13 @@ from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
 from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
 from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
-from allweather_ros.options import DEFAULTS  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 REFRESH_EVERY = 8  # frames between descriptions, as a 5 s prior period at a low frame rate
 SETTLE = 3  # first frames of a stream, not scored: they fill the past (up to three frames)
 DRIVE_STEPS_M = (0.3, 1.0)  # metres a frame: 32 and 108 km/h at 30 frames a second
 CHANGED = 0.05  # a pixel the suppression moved further than this was changed
+TRANSIENT_FRAMES = 3  # the past the suppression is judged with (the option is off by default)
 
 
 def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
@@ -180,9 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=12, help="frames per shot")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="the camera's move, as a multiple of make-bag's")
-    parser.add_argument("--transient-frames", type=int, default=DEFAULTS["transient_frames"],
-                        help="past frames of the pipeline with transients (default: the "
-                        "option's)")
+    parser.add_argument("--transient-frames", type=int, default=TRANSIENT_FRAMES,
+                        help=f"past frames of the pipeline with transients (default "
+                        f"{TRANSIENT_FRAMES}; the option itself is off by default)")
     parser.add_argument("--clip", help="a folder of consecutive frames instead (no truth)")
     parser.add_argument("--sheet", help="with --clip: a contact sheet to write (PNG or JPEG)")
     parser.add_argument("--drive", action="store_true",
