@@ -150,29 +150,29 @@ class TransientSuppressor:
                 & (spread < 0.75 * level + 3 / 255)  # alike in every colour
                 & inside)
         brightened = (level > self.threshold).astype(np.uint8)
-        mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels)
-        mask = self._falling(mask, frame, warped, inside)
+        edge = (~inside).astype(np.uint8)  # what the past did not see, and the frame's border
+        edge[[0, -1], :] = 1
+        edge[:, [0, -1]] = 1
+        mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels,
+                           cv2.dilate(edge, _NEAR, iterations=2))
+        mask = self._falling(mask, frame, warped)
         if not mask.any():
             return frame, 0.0
         share = float(mask.mean())
         soft = cv2.GaussianBlur(cv2.dilate(mask, _NEAR).astype(np.float32), (3, 3), 0)
         return frame + soft[..., None] * (np.minimum(background, frame) - frame), share
 
-    def _falling(self, mask: np.ndarray, frame: np.ndarray, warped: list[np.ndarray],
-                 inside: np.ndarray) -> np.ndarray:
-        """The blobs of `mask` (uint8) that fell: not touching the edge of what the past saw,
-        and not moving things. A blob moved when, for one velocity v of at most `max_motion`
-        pixels a frame (a 2-pixel grid), over half of its pixels have, `age * v` back in every
-        past frame (give or take `age` pixels), a thin brightening (top-hat) of between half
-        and twice their own: the same thing, seen on a straight track."""
-        edge = (~inside).astype(np.uint8)
-        edge[[0, -1], :] = 1
-        edge[:, [0, -1]] = 1
-        count, labels = cv2.connectedComponents(mask, connectivity=8)
-        kept = np.zeros(count, bool)
-        kept[labels[cv2.dilate(edge, _NEAR, iterations=2) > 0]] = True
-        ys, xs = np.nonzero(mask & ~kept[labels])
+    def _falling(self, mask: np.ndarray, frame: np.ndarray, warped: list[np.ndarray]
+                 ) -> np.ndarray:
+        """The blobs of `mask` (uint8) that fell, not moving things. A blob moved when, for
+        one velocity v of at most `max_motion` pixels a frame (a 2-pixel grid), over half of
+        its pixels have, `age * v` back in every past frame (give or take `age` pixels), a thin
+        brightening (top-hat) of between half and twice their own: the same thing, seen on a
+        straight track."""
+        ys, xs = np.nonzero(mask)
         if ys.size:
+            count, labels = cv2.connectedComponents(mask, connectivity=8)
+            kept = np.zeros(count, bool)
             blob, disc = labels[ys, xs], _disc(self.max_width)
             own = np.maximum(_top_hat(frame, disc)[ys, xs], self.threshold)
             pasts = [(age, cv2.dilate(_top_hat(past, disc), np.ones((2 * age + 1,) * 2, np.uint8)))
@@ -190,8 +190,9 @@ class TransientSuppressor:
             which, pixel = np.nonzero(on_track)
             counts = np.bincount(which * count + blob[pixel], minlength=len(velocity) * count)
             kept |= (counts.reshape(-1, count) > np.bincount(blob, minlength=count) / 2).any(0)
-        kept[0] = True
-        return np.where(kept[labels], 0, mask).astype(np.uint8)
+            kept[0] = True
+            mask = np.where(kept[labels], 0, mask).astype(np.uint8)
+        return mask
 
 
 def _velocities(limit: int) -> np.ndarray:
@@ -256,14 +257,15 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
-def _thin_blobs(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int
-                ) -> np.ndarray:
+def _thin_blobs(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int,
+                edge: np.ndarray) -> np.ndarray:
     """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels that touch no part
     of `brightened` (everything that got brighter, which `mask` is part of) wider than
-    `max_width`: a thin piece of a van coming into view is still the van."""
+    `max_width` (a thin piece of a van coming into view is still the van), nor `edge` (uint8:
+    a blob crossing the border of what the past saw has its past outside the picture)."""
     wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, _disc(max_width)), _NEAR)
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
-    reject[np.unique(labels[wide > 0])] = True
+    reject[np.unique(labels[(wide > 0) | (edge > 0)])] = True
     reject[0] = True
     return (~reject[labels]).astype(np.uint8)
