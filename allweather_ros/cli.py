@@ -301,7 +301,8 @@ def _eval_real(args: argparse.Namespace) -> int:
         synthetic = synthetic_prior.evaluate_synthetic_prior(provider, default_scenes(),
                                                              args.repeats, progress=bar.update)
         result = real.evaluate_real(provider, args.real, args.out, progress=bar.update,
-                                    synthetic=synthetic, drive_readings=args.memory)
+                                    synthetic=synthetic, drive_readings=args.memory,
+                                    short_side=args.short_side)
     if args.out:
         print(f"wrote {Path(args.out) / 'results.json'} and reliability.png", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else real.table(result))
@@ -440,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the built-in estimator also scored on drives: each photo or "
                                "frame read after others of its weather, this many in all, "
                                "pooled as prior.memory pools a stream's readings (1: not)")
+    evaluate.add_argument("--short-side", type=int, metavar="PIXELS",
+                          help="with --real, each photo first shrunk to at most this short "
+                               "side, as a camera of that resolution sees it (e.g. 240)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="synthetic scenes to score: test, or val to choose or tune on")
     evaluate.add_argument("--val-seed", type=int,

@@ -86,6 +86,32 @@ def test_a_provider_that_says_clear_calls_clean_photos_clean(labelled):
     assert result["per_type"]["rain"]["called_no_weather"]["rate"] == 1.0
 
 
+class _SizeRecorder(FixedPrior):
+    """A fixed provider that notes the size of every frame it is shown."""
+
+    def __init__(self):
+        super().__init__("The image is clear.")
+        self.sizes = []
+
+    def describe(self, frame=None):
+        self.sizes.append(frame.shape[:2])
+        return super().describe(frame)
+
+
+def test_photos_are_read_as_a_smaller_camera_sees_them(labelled):
+    provider = _SizeRecorder()
+    result = real.evaluate_real(provider, labelled, short_side=48)
+    assert provider.sizes == [(48, 64)] * len(LABELS)  # 96x128 photos, aspect kept
+    assert result["short_side"] == 48
+    assert "each shrunk to a short side of at most 48 pixels" in real.table(result)
+    provider.sizes.clear()
+    real.evaluate_real(provider, labelled, short_side=200)  # never enlarged
+    assert provider.sizes == [(96, 128)] * len(LABELS)
+    photo = read_rgb(labelled / "haze.png")
+    shrunk = real.at_short_side(photo, 48)  # area averaging: the mean level is kept
+    assert shrunk.mean() == pytest.approx(photo.mean(), abs=2e-3)
+
+
 def test_labels_are_checked(tmp_path):
     with pytest.raises(FileNotFoundError, match="real_weather_set.py"):
         real.load_labels(tmp_path)
@@ -127,6 +153,9 @@ def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, caps
     assert "clean photos called clean" in shown
     assert "| rain | " in shown and "left-out renderer" in shown
     assert "newest of a drive, pooled with up to 3 others" in shown  # prior.memory's default
+    assert main(["eval", "--real", str(labelled), "--repeats", "1", "--json",
+                 "--short-side", "64"]) == 0
+    assert json.loads(capsys.readouterr().out)["short_side"] == 64
 
 
 def test_eval_real_argument_errors(labelled, capsys):

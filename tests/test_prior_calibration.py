@@ -123,7 +123,7 @@ def test_choose_floor_finds_the_share_asked_for():
     assert np.mean(tops >= floor) == pytest.approx(0.85, abs=0.011)
 
 
-def test_tiles_cover_a_large_frame_and_leave_a_small_one_whole():
+def test_tiles_cover_a_large_frame_and_read_a_small_one_in_squares():
     index = np.arange(480 * 640, dtype=np.float64).reshape(480, 640)
     frame = np.repeat(index[..., None], 3, axis=2)  # each pixel holds its own index
     views = tiles(frame, 192, max_tiles=64)
@@ -134,8 +134,9 @@ def test_tiles_cover_a_large_frame_and_leave_a_small_one_whole():
         covered[y:y + 192, x:x + 192] = True
     assert covered.all()
     assert len(tiles(frame, 192, max_tiles=5)) == 5
-    small = np.zeros((200, 300, 3), np.float32)  # short side within a quarter of the tile
-    assert len(tiles(small, 192, max_tiles=64)) == 1 and tiles(small, 192, 64)[0] is small
+    for shape, side, count in (((200, 300), 192, 4), ((150, 400), 150, 3), ((120, 120), 120, 1)):
+        views = tiles(np.zeros((*shape, 3), np.float32), 192, max_tiles=64)
+        assert [v.shape for v in views] == [(side, side, 3)] * count  # squares, none squeezed
 
 
 class _WidthNet:
@@ -154,12 +155,18 @@ class _WidthNet:
         return np.full(len(TYPES), frame.shape[-1] / 100), severity
 
 
-def test_the_particle_weathers_and_every_severity_are_read_in_the_tiles_fitted_for(tmp_path):
+def _tiled_weights(tmp_path):
+    """The shipped weights with an identity calibration fitted for tiles of 192 pixels."""
     metadata = {k: json.dumps(v) for k, v in read_metadata(SHIPPED_WEIGHTS).items()}
     metadata["calibration"] = json.dumps(TypeCalibration(tile_side=192).to_json())
     path = tmp_path / "tiled.safetensors"
     save_file(load_file(str(SHIPPED_WEIGHTS)), str(path), metadata=metadata)
     assert TypeCalibration.from_json(json.loads(metadata["calibration"])).tile_side == 192
+    return path
+
+
+def test_the_particle_weathers_and_every_severity_are_read_in_the_tiles_fitted_for(tmp_path):
+    path = _tiled_weights(tmp_path)
     net = _WidthNet()
     estimator = BuiltinEstimator(path, load_net=lambda _: net)
     p, severity = estimator.estimate(np.zeros((480, 640, 3), np.float32))
@@ -175,3 +182,15 @@ def test_the_particle_weathers_and_every_severity_are_read_in_the_tiles_fitted_f
     BuiltinEstimator(path, load_net=lambda _: net, tile_side=0).estimate(
         np.zeros((480, 640, 3), np.float32))
     assert net.widths == [171]  # tile_side 0: the whole frame only
+
+
+def test_a_wide_low_frame_is_read_in_squares_besides_whole(tmp_path):
+    """A 640x235 frame (a driving camera's band) whole is squeezed to the network's aspect cap
+    (256x128); its particle weathers come from squares of 192 pixels, each seen at 128."""
+    net = _WidthNet()
+    estimator = BuiltinEstimator(_tiled_weights(tmp_path), load_net=lambda _: net)
+    p, _ = estimator.estimate(np.zeros((235, 640, 3), np.float32))
+    assert net.widths == [256] + [128] * 8
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    assert p[TYPES.index("rain")] == pytest.approx(sigmoid(1.28), abs=1e-6)
+    assert p[TYPES.index("haze")] == pytest.approx(sigmoid(2.56), abs=1e-6)

@@ -11,7 +11,10 @@ Reported: per type, top-1 accuracy (the provider's most probable type is the pri
 and false alarms of the "present" call, the share of photos of that weather called weather-free;
 clean photos called clean; severity confusion where labelled; and the reliability of the type
 probabilities (a diagram when an output folder is given). Beside them, when given, the same
-figures on held-out synthetic frames (evaluation/synthetic_prior.py).
+figures on held-out synthetic frames (evaluation/synthetic_prior.py). With `short_side`, each
+photo is first shrunk (area averaging) to at most that short side: the set as a camera of that
+resolution would see it, since the weather's scale and what a tile of the frame shows change
+with it.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from ..description import SEVERITIES, TYPES
@@ -81,22 +85,34 @@ def _record(photo: LabelledPhoto, prior) -> dict:
             **prior_record(prior)}
 
 
+def at_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
+    """`frame` shrunk by area averaging so that its short side is at most `short_side`."""
+    height, width = frame.shape[:2]
+    scale = 1.0 if short_side is None else short_side / min(height, width)
+    if scale >= 1.0:
+        return frame
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
 def _read_each(photos: list[LabelledPhoto], read: Callable[[np.ndarray], Any],
-               progress: Callable[[], None] | None) -> list:
-    """`read` of each photo's pixels, in order, `progress` called after each."""
+               progress: Callable[[], None] | None, short_side: int | None = None) -> list:
+    """`read` of each photo's pixels (at most `short_side` on its short side), in order,
+    `progress` called after each."""
     results = []
     for photo in photos:
-        results.append(read(read_rgb(photo.file)))
+        results.append(read(at_short_side(read_rgb(photo.file), short_side)))
         if progress is not None:
             progress()
     return results
 
 
 def describe_photos(provider: PriorProvider, photos: list[LabelledPhoto],
-                    progress: Callable[[], None] | None = None) -> list[dict]:
+                    progress: Callable[[], None] | None = None,
+                    short_side: int | None = None) -> list[dict]:
     """The provider's record (batch.prior_record) of each photo, with the photo's labels."""
-    return [_record(photo, prior) for photo, prior in
-            zip(photos, _read_each(photos, provider.describe, progress), strict=True)]
+    priors = _read_each(photos, provider.describe, progress, short_side)
+    return [_record(photo, prior) for photo, prior in zip(photos, priors, strict=True)]
 
 
 def drive_records(estimator: BuiltinEstimator, photos: list[LabelledPhoto], folder: str | Path,
@@ -230,22 +246,24 @@ def plot_reliability(records: list[dict], path: str | Path, title: str = "") -> 
 
 def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path | None = None,
                   progress: Callable[[], None] | None = None,
-                  synthetic: dict | None = None, drive_readings: int = 1) -> dict:
+                  synthetic: dict | None = None, drive_readings: int = 1,
+                  short_side: int | None = None) -> dict:
     """Score `provider` on the labelled folder; with `out`, also write results.json (figures
     and every photo's record) and reliability.png there. `synthetic`: the provider's figures on
     synthetic frames (renderer set -> `score`), reported beside the real ones. A remembering
     provider is also scored on drives of `drive_readings` photos (`drive_records`), as the
-    node's weather memory pools its readings."""
+    node's weather memory pools its readings. `short_side`: each photo shrunk to at most that
+    short side first (the module docstring)."""
     photos = load_labels(folder)
     drives = None
     if provider.remembers and drive_readings > 1:  # one reading of each photo serves both
-        estimates = _read_each(photos, provider.estimate, progress)
+        estimates = _read_each(photos, provider.estimate, progress, short_side)
         records = [_record(photo, provider.prior_from(*estimate))
                    for photo, estimate in zip(photos, estimates, strict=True)]
         drives = drive_records(provider, photos, folder, drive_readings, estimates)
     else:
-        records = describe_photos(provider, photos, progress)
-    result = {"folder": str(folder), **score(records)}
+        records = describe_photos(provider, photos, progress, short_side)
+    result = {"folder": str(folder), "short_side": short_side, **score(records)}
     if drives is not None:
         result["drives"] = {"readings": drive_readings, **score(drives)}
     if synthetic is not None:
@@ -272,7 +290,9 @@ def table(result: dict) -> str:
         p, n = share["rate"], share["n"]
         return f"{100 * p:.0f} ± {100 * np.sqrt(p * (1 - p) / n):.0f}% ({n})"
 
-    lines = [f"{result['photos']} photos in {result['folder']}", "",
+    shrunk = result.get("short_side")
+    at = f", each shrunk to a short side of at most {shrunk} pixels" if shrunk else ""
+    lines = [f"{result['photos']} photos in {result['folder']}{at}", "",
              "| type | photos | top-1 | recall | false alarms | called no weather |"
              " severity acc. | too high | too low | heavy of slight |",
              "|---|---|---|---|---|---|---|---|---|---|"]
