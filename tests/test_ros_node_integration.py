@@ -145,6 +145,23 @@ class Probe:
         wait_until(future.done, what)
         return future.result()
 
+    def parameter_client(self, node: str, timeout: float) -> AsyncParameterClient:
+        """A parameter client of `node` that has had an answer. Discovering the services does
+        not mean the server has matched this side's reply reader yet: the first request's
+        reply can be lost (a DDS race seen in CI), so a get, safe to repeat, is sent again
+        until one is answered."""
+        client = AsyncParameterClient(self.node, node)
+        assert client.wait_for_services(timeout), f"{node}'s parameter services not found"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            future = client.get_parameters(["use_sim_time"])
+            answered = time.monotonic() + 2.0
+            while not future.done() and time.monotonic() < answered:
+                time.sleep(0.02)
+            if future.done():
+                return client
+        pytest.fail(f"{node} never answered a get_parameters in {timeout:.0f} s")
+
     def close(self):
         self.executor.shutdown()
         self.node.destroy_node()
@@ -392,8 +409,7 @@ def test_drops_are_counted_and_the_newest_frame_served(node, probe, diag):
 
 
 def test_parameters_change_at_run_time_and_bad_values_are_refused(node, probe):
-    client = AsyncParameterClient(probe.node, "restore_node")
-    assert client.wait_for_services(STEP_S)
+    client = probe.parameter_client("restore_node", STEP_S)
     set_ = client.set_parameters
     response = probe.call(set_([Parameter("prior.fixed_text", value="dense fog")]), "set")
     assert response.results[0].successful, response.results[0].reason
@@ -434,8 +450,7 @@ def test_a_qos_override_changes_only_its_own_publisher(node, probe):
 
 
 def test_a_provider_that_cannot_be_built_is_refused_in_the_answer(node, probe, diag):
-    client = AsyncParameterClient(probe.node, "restore_node")
-    assert client.wait_for_services(STEP_S)
+    client = probe.parameter_client("restore_node", STEP_S)
     set_ = client.set_parameters
     missing = "/nonexistent/vlm_folder"
     assert probe.call(set_([Parameter("prior.vlm_model", value=missing)]),
@@ -506,8 +521,7 @@ def test_without_autostart_it_waits_unconfigured_and_sigterm_is_clean(tiny_weigh
                               tmp_path)
         probe = Probe(domain)
         try:
-            client = AsyncParameterClient(probe.node, "restore_node")
-            assert client.wait_for_services(START_S), process.output
+            client = probe.parameter_client("restore_node", START_S)
             response = probe.call(client.get_parameters(["autostart"]), "get")
             assert response.values[0].bool_value is False
             publisher = probe.publisher(Image, "/cam_a/image_raw")
