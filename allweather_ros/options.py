@@ -151,8 +151,8 @@ OPTIONS = (
            pipeline_field="processing_max_side"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "
            "last restored frames (aligned) agree were not there are taken out of the next; "
-           "0: off (the default: on a camera driving forward it still takes pieces of lane "
-           "markings), 3 for a static or slowly panning camera", "an integer >= 0",
+           "0: off (the default: night driving is not measured), 3 for a static or panning "
+           "camera (it stands aside while the picture zooms)", "an integer >= 0",
            lambda v: v >= 0, runtime=True,
            pipeline_field="transient_frames"),
     Option("cache_dir", str(DEFAULT_CACHE), "where exported ONNX files and TensorRT engines are "

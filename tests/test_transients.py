@@ -9,12 +9,16 @@ from allweather_ros.evaluation.forward_drive import road_view
 from allweather_ros.transients import TransientSuppressor
 
 
-def scene(shift: tuple[float, float] = (0.0, 0.0), size: tuple[int, int] = (240, 320)
-          ) -> np.ndarray:
-    """A real photo's 240x320 view, moved by `shift` (x, y) pixels: a panning camera."""
+def scene(shift: tuple[float, float] = (0.0, 0.0), size: tuple[int, int] = (240, 320),
+          zoom: float = 1.0) -> np.ndarray:
+    """A real photo's 240x320 view, moved by `shift` (x, y) pixels (a panning camera) and
+    magnified `zoom` times about its centre."""
     photo = cv2.resize(data.astronaut(), (480, 480), interpolation=cv2.INTER_AREA)
     photo = photo.astype(np.float32) / 255.0
-    warp = np.float32([[1, 0, 80 - shift[0]], [0, 1, 120 - shift[1]]])
+    centre = np.array([240.0, 240.0]) - shift
+    half = np.array(size[::-1]) / 2
+    warp = np.float32([[1 / zoom, 0, centre[0] - half[0] / zoom],
+                       [0, 1 / zoom, centre[1] - half[1] / zoom]])
     return cv2.warpAffine(photo, warp, size[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REFLECT)
 
@@ -65,16 +69,35 @@ def test_a_clean_stream_is_left_as_it_came():
     assert worst > 45  # at most a few noise pixels, never a visible change
 
 
-def test_a_forward_drive_keeps_its_lane_markings():
+@pytest.mark.parametrize("max_zoom", [0.002, np.inf])
+def test_a_forward_drive_keeps_its_lane_markings(max_zoom):
     """The road flows towards the camera unlike any 2-D warp; its dashes are thin and bright,
-    but the past frames show each of them coming."""
-    suppressor = TransientSuppressor()
+    but the picture zooms, and (where that is not looked at) the past frames show each of them
+    coming."""
+    suppressor = TransientSuppressor(max_zoom=max_zoom)
     photo = data.astronaut().astype(np.float32) / 255.0
     changed = []
     for t in range(12):
         frame, markings = road_view(0.3 * t, photo)  # 32 km/h at 30 frames a second
         changed.append((np.abs(suppressor(frame) - frame).max(axis=2) > 0.05)[markings])
     assert np.concatenate(changed).mean() < 0.002
+
+
+@pytest.mark.parametrize(("zoom", "stands_aside"), [(1.01, True), (1.001, False)])
+def test_it_stands_aside_while_the_picture_zooms(zoom, stands_aside):
+    """1% a frame is a dash cam's forward drive; 0.1% is within what a still camera's warps
+    wander by."""
+    suppressor = TransientSuppressor(frames=3)
+    for t in range(4):
+        suppressor(rained(scene(zoom=zoom ** t), seed=t, streaks=30)[0])
+    truth = scene(zoom=zoom ** 4)
+    frame, streaks = rained(truth, seed=4, streaks=30)
+    out = suppressor(frame)
+    if stands_aside:
+        assert suppressor.last_share == 0 and out is frame
+    else:
+        assert suppressor.last_share > 0
+        assert mse(out, truth, streaks) < 0.5 * mse(frame, truth, streaks)
 
 
 @pytest.mark.parametrize(("width", "speed"), [(2, 6), (3, 4)])
