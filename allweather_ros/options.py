@@ -151,7 +151,7 @@ OPTIONS = (
            pipeline_field="processing_max_side"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "
            "last restored frames (aligned) agree were not there are taken out of the next; "
-           "0: off (the default: night driving is not measured), 3 for a static or panning "
+           "0: off (the default: few driving clips measured), 3 for a static or panning "
            "camera (it stands aside while the picture zooms)", "an integer >= 0",
            lambda v: v >= 0, runtime=True,
            pipeline_field="transient_frames"),
