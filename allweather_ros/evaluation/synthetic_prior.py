@@ -24,7 +24,7 @@ from .scoring import degradations_of, hwc
 
 RENDERER_SETS = {"training renderers": None, "left-out renderer": dict.fromkeys(TYPES, EXTERNAL)}
 CLEAN_SHARE = 1 / 3
-CROP = 256  # pixels: large enough for the provider to read the frame in tiles, as a camera's
+CROP = 256  # pixels: read by the provider in several tiles, as a camera's
 
 
 def recipes() -> list[list[Degradation]]:

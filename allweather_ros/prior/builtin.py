@@ -11,15 +11,15 @@ Rain streaks and lens drops are sparse, so the features are pooled both by mean 
 before the heads: multi-label type logits (weathers mix) and per-type severity logits for the
 three tiers (Perceive-IR's point that coarse quality tiers are what can be told apart reliably).
 
-A frame much larger than the training crops is also read in tiles of about their size
-(estimator_input.tiles): whole, a camera frame loses its streaks to the shrinking, and real
-rain was called "no weather". The particle weathers' (rain, lens drops, snow) type logits are
-the tiles' mean; whether there is haze, a veil over the whole scene, is read from the whole
-frame (a tile of sky or of a blank wall looks hazy). Every type's severity is the tiles',
-each tile weighted by how sure it is of the type: shrunk whole, a veil reads thinner than it
-is (real haze labelled moderate was said slight 27 times of 55, from the tiles 12). The
-weights file's calibration says which reading it was fitted under (`tile_side`), and that
-reading is used.
+A frame is also read in tiles of about the training crops' size (estimator_input.tiles; a
+small frame in squares of its short side): whole, a camera frame loses its streaks to the
+shrinking, and real rain was called "no weather". The particle weathers' (rain, lens drops,
+snow) type logits are the tiles' mean; whether there is haze, a veil over the whole scene, is
+read from the whole frame (a tile of sky or of a blank wall looks hazy). Every type's severity
+is the tiles', each tile weighted by how sure it is of the type: shrunk whole, a veil reads
+thinner than it is (real haze labelled moderate was said slight 27 times of 55, from the tiles
+12). The weights file's calibration says which reading it was fitted under (`tile_side`), and
+that reading is used.
 
 This module is the provider, free of torch: the network (prior/estimator_net.py) runs in torch
 or as its ONNX graph (runtime/onnx_prior.py), behind the `EstimatorNet` interface.
