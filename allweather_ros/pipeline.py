@@ -65,6 +65,7 @@ class Restoration:
     prior: Prior
     latency_s: float
     transient_share: float = 0.0  # share of pixels transients.py took back (0: not applied)
+    transient_state: str = "off"  # what transients.py did (TransientSuppressor.last_state)
 
 
 @dataclass
@@ -282,7 +283,8 @@ class Pipeline:
             restored = guided_upsample(rgb, frame, restored)
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
-                           time.perf_counter() - start, transients.last_share)
+                           time.perf_counter() - start, transients.last_share,
+                           transients.last_state)
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

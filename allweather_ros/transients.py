@@ -81,11 +81,15 @@ class TransientSuppressor:
         self._lock = threading.Lock()
         self.last_share = 0.0
         """Share of the last frame's pixels taken back (0 when it was left alone)."""
+        self.last_state = "off"
+        """What happened to the last frame: "off"; "filling" (fewer agreeing past frames than
+        `frames`: after a start, a cut, a pause or a new size); "misaligned" (the past frames do
+        not align with it); "zooming" (stood aside: the picture zooms); "applied"."""
 
     def reset(self) -> None:
         with self._lock:
             self._past.clear()
-            self.last_share = 0.0
+            self.last_share, self.last_state = 0.0, "off"
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """`frame` (H, W, 3) float32 in [0, 1], with the transients the past frames show taken
@@ -93,23 +97,33 @@ class TransientSuppressor:
         with self._lock:
             if self.frames <= 0:  # off: no alignment paid for, no past kept
                 self._past.clear()
-                self.last_share = 0.0
+                self.last_share, self.last_state = 0.0, "off"
                 return frame
             now = time.monotonic()
             current = _Past(frame, _small_grey(frame), now)
             if self._past and (self._past[-1].frame.shape != frame.shape
                                or now - self._past[-1].stamp > self.max_gap_s):
                 self._past.clear()
+            state = "filling"
             if self._past:  # each frame is aligned once, to the one before it
                 current.to_previous = _alignment(current.small, self._past[-1].small)
                 if current.to_previous is None:  # nothing in common: a cut, or no picture
                     self._past.clear()
+                    state = "misaligned"
             out, self.last_share = frame, 0.0
             if len(self._past) >= self.frames:
+                chain = self._chain(current)
                 if self._misfit(current.small, self._past[-1].small, current.to_previous):
                     self._past.clear()  # a cut: what came before is another scene
-                elif (aligned := self._aligned(current)) is not None:
+                    state = "misaligned"
+                elif self._zooms(chain):
+                    state = "zooming"
+                elif (aligned := self._aligned(current, chain)) is None:
+                    state = "misaligned"
+                else:
                     out, self.last_share = self._suppressed(frame, *aligned)
+                    state = "applied"
+            self.last_state = state
             self._past.append(current)
             del self._past[:-self.frames]
             return out
@@ -122,20 +136,30 @@ class TransientSuppressor:
         differs = np.abs(cv2.medianBlur(moved, 3) - cv2.medianBlur(small, 3)) > self.misfit_level
         return float(differs.mean()) > self.max_misfit
 
-    def _aligned(self, current: _Past) -> tuple[list[np.ndarray], np.ndarray] | None:
-        """The past frames warped onto the current one and where all of them saw the scene (not
-        a border that came into view), or None where the picture zooms by more than `max_zoom`
-        a frame on average or the warp to an older one does not hold (the newest one's the
-        caller has checked)."""
-        height, width = current.frame.shape[:2]
-        scale = np.diag([current.small.shape[1] / width, current.small.shape[0] / height, 1.0])
+    def _chain(self, current: _Past) -> list[tuple[_Past, np.ndarray]]:
+        """Each past frame, newest first, with the 3x3 warp taking the current small copy's
+        pixels to its (the consecutive alignments composed)."""
         chain, warp, later = [], np.eye(3), current
         for past in reversed(self._past[-self.frames:]):
-            warp = later.to_previous @ warp  # current small pixels -> this past's
+            warp = later.to_previous @ warp
             chain.append((past, warp))
             later = past
-        if abs(np.log(abs(np.linalg.det(warp[:2, :2])))) > 2 * self.max_zoom * len(chain):
-            return None  # the area scale: the camera moves along its axis (module docstring)
+        return chain
+
+    def _zooms(self, chain: list[tuple[_Past, np.ndarray]]) -> bool:
+        """Whether the warp to the oldest past frame changes the picture's scale by more than
+        `max_zoom` a frame on average (its determinant is the area scale): a camera moving
+        along its axis (module docstring)."""
+        area = abs(np.linalg.det(chain[-1][1][:2, :2]))
+        return area <= 0 or abs(np.log(area)) > 2 * self.max_zoom * len(chain)
+
+    def _aligned(self, current: _Past, chain: list[tuple[_Past, np.ndarray]]
+                 ) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """The past frames warped onto the current one and where all of them saw the scene (not
+        a border that came into view), or None where the warp to an older one does not hold
+        (the newest one's the caller has checked)."""
+        height, width = current.frame.shape[:2]
+        scale = np.diag([current.small.shape[1] / width, current.small.shape[0] / height, 1.0])
         warped, inside = [], np.ones((height, width), np.uint8)
         for age, (past, warp) in enumerate(chain):
             if age and self._misfit(current.small, past.small, warp):

@@ -234,11 +234,11 @@ def test_a_stream_loses_its_transients_a_lone_frame_does_not(pipeline):
     frames = [rained(scene(), seed=t)[0] for t in range(4)]
     pipeline.reconfigure(transient_frames=3)  # off by default (options.py)
     alone = pipeline.process(frames[3])
-    assert alone.transient_share == 0.0
+    assert alone.transient_share == 0.0 and alone.transient_state == "off"
     for frame in frames[:3]:
         pipeline.process(frame, stream=True)
     streamed = pipeline.process(frames[3], stream=True)
-    assert streamed.transient_share > 0
+    assert streamed.transient_share > 0 and streamed.transient_state == "applied"
     changed = np.abs(streamed.restored - alone.restored).max(axis=2) > 1e-6
     near_streaks = cv2.dilate(rained(scene(), seed=3)[1].astype(np.uint8), np.ones((5, 5)))
     assert changed.any() and not (changed & ~near_streaks.astype(bool)).any()

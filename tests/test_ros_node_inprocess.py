@@ -132,3 +132,4 @@ def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
     assert camera.processed == 5 and camera.failed == 0
     values = {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
     assert float(values["transient_share"]) > 0.001
+    assert values["transient_state"] == "applied"

@@ -94,9 +94,9 @@ def test_it_stands_aside_while_the_picture_zooms(zoom, stands_aside):
     frame, streaks = rained(truth, seed=4, streaks=30)
     out = suppressor(frame)
     if stands_aside:
-        assert suppressor.last_share == 0 and out is frame
+        assert suppressor.last_share == 0 and out is frame and suppressor.last_state == "zooming"
     else:
-        assert suppressor.last_share > 0
+        assert suppressor.last_share > 0 and suppressor.last_state == "applied"
         assert mse(out, truth, streaks) < 0.5 * mse(frame, truth, streaks)
 
 
@@ -134,11 +134,13 @@ def test_a_cut_a_gap_or_a_new_size_changes_nothing():
         suppressor(rained(scene(), seed=t)[0])
     cut = rained(cv2.resize(data.chelsea(), (320, 240)).astype(np.float32) / 255, seed=9)[0]
     assert np.array_equal(suppressor(cut), cut)  # another scene: nothing to align
+    assert suppressor.last_state == "misaligned"
 
     suppressor.max_gap_s = 0.0  # every past is now too old (a paused stream)
     for t in range(3):
         frame = rained(scene(), seed=10 + t)[0]
         assert np.array_equal(suppressor(frame), frame)
+        assert suppressor.last_state == "filling"  # each frame starts the past over
 
     suppressor = TransientSuppressor(frames=2)
     for t in range(3):
@@ -151,13 +153,13 @@ def test_off_with_no_past_frames_and_on_again_from_a_fresh_past():
     suppressor = TransientSuppressor(frames=0)
     for t in range(4):
         frame = rained(scene(), seed=t)[0]
-        assert np.array_equal(suppressor(frame), frame)
+        assert np.array_equal(suppressor(frame), frame) and suppressor.last_state == "off"
     suppressor.frames = 2  # switched on at run time: the next two frames fill the past
     for t in range(4, 6):
         frame = rained(scene(), seed=t)[0]
-        assert np.array_equal(suppressor(frame), frame)
+        assert np.array_equal(suppressor(frame), frame) and suppressor.last_state == "filling"
     suppressor(rained(scene(), seed=6)[0])
-    assert suppressor.last_share > 0
+    assert suppressor.last_share > 0 and suppressor.last_state == "applied"
 
 
 def test_frames_are_aligned_only_where_they_share_a_picture():

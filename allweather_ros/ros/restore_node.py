@@ -279,6 +279,7 @@ class RestoreNode(LifecycleNode):
             decoded = time.perf_counter()
             restoration = self._pipeline.process(rgb, camera.topic, stream=True)
             camera.transient_share = restoration.transient_share
+            camera.transient_state = restoration.transient_state
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -402,6 +403,7 @@ class RestoreNode(LifecycleNode):
                  "skipped": camera.skipped, "dropped": camera.dropped, "bad_frames": camera.bad,
                  "failed_frames": camera.failed, "last_problem": camera.last_problem,
                  "transient_share": f"{camera.transient_share:.4f}",
+                 "transient_state": camera.transient_state,
                  **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
