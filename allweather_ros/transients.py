@@ -208,7 +208,6 @@ class TransientSuppressor:
         ys, xs = np.nonzero(mask)
         if ys.size:
             count, labels = cv2.connectedComponents(mask, connectivity=8)
-            kept = np.zeros(count, bool)
             blob, disc = labels[ys, xs], _disc(self.max_width)
             own = np.maximum(_top_hat(frame, disc)[ys, xs], self.threshold)
             pasts = [(age, cv2.dilate(_top_hat(past, disc), np.ones((2 * age + 1,) * 2, np.uint8)))
@@ -225,7 +224,7 @@ class TransientSuppressor:
             # pixels on track per (velocity, blob), over half of a blob for one velocity
             which, pixel = np.nonzero(on_track)
             counts = np.bincount(which * count + blob[pixel], minlength=len(velocity) * count)
-            kept |= (counts.reshape(-1, count) > np.bincount(blob, minlength=count) / 2).any(0)
+            kept = (counts.reshape(-1, count) > np.bincount(blob, minlength=count) / 2).any(0)
             kept[0] = True
             mask = np.where(kept[labels], 0, mask).astype(np.uint8)
         return mask

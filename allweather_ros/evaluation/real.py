@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from ..description import SEVERITIES, TYPES
@@ -32,6 +31,7 @@ from ..media import read_rgb
 from ..prior.batch import prior_record
 from ..prior.parse import NO_SEVERITY
 from ..prior.prior import PriorProvider
+from ..working_resolution import downscale
 from .drives import drive_estimates
 
 if TYPE_CHECKING:
@@ -91,8 +91,7 @@ def at_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
     scale = 1.0 if short_side is None else short_side / min(height, width)
     if scale >= 1.0:
         return frame
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return downscale(frame, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def _read_each(photos: list[LabelledPhoto], read: Callable[[np.ndarray], Any],
