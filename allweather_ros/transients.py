@@ -15,6 +15,10 @@ it is
 - brightened alike in every colour (water and ice scatter white light);
 - part of a thin blob (no wider than `max_width` pixels, at least `min_pixels` of them) of
   what brightened, not of a headlight or an object coming into view;
+- part of a streak: a blob at least `min_elongation` times as long as it is wide, its long
+  axis nearer upright than level. A round point of light that comes on for a frame or two is a
+  strobe, a beacon or a blinking lamp (what a driving or surveillance stack must see), and a
+  level bar of light is a light bar, not rain; round flakes are left to the network;
 - where every past frame saw the scene (not a border that just came into view), and not
   touching the frame's edge (what crosses it has its past outside the picture);
 - not a thing that the past frames show moving. The warp follows the camera, not the road
@@ -66,7 +70,7 @@ class TransientSuppressor:
     def __init__(self, frames: int = 3, threshold: float = 0.03, contrast: float = 0.5,
                  max_width: int = 5, min_pixels: int = 4, max_misfit: float = 0.15,
                  misfit_level: float = 0.06, max_gap_s: float = 1.0, max_motion: int = 10,
-                 max_zoom: float = 0.002):
+                 max_zoom: float = 0.002, min_elongation: float = 2.0):
         self.frames = frames
         self.threshold = threshold  # brightening (of 1.0) a transient must exceed
         self.contrast = contrast  # share of the past frames' local range added to it
@@ -77,6 +81,7 @@ class TransientSuppressor:
         self.max_gap_s = max_gap_s  # an older past (a paused stream) is forgotten
         self.max_motion = max_motion  # pixels a frame a thing is followed at (see _falling)
         self.max_zoom = max_zoom  # zoom a frame (log of the scale) beyond which it stands aside
+        self.min_elongation = min_elongation  # length over width of a blob taken as a streak
         self._past: list[_Past] = []
         self._lock = threading.Lock()
         self.last_share = 0.0
@@ -191,6 +196,7 @@ class TransientSuppressor:
         edge[:, [0, -1]] = 1
         mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels,
                            cv2.dilate(edge, _NEAR, iterations=2))
+        mask = _streaks(mask, self.min_elongation)
         mask = self._falling(mask, frame, warped)
         if not mask.any():
             return frame, 0.0
@@ -228,6 +234,32 @@ class TransientSuppressor:
             kept[0] = True
             mask = np.where(kept[labels], 0, mask).astype(np.uint8)
         return mask
+
+
+def _streaks(mask: np.ndarray, min_elongation: float) -> np.ndarray:
+    """The blobs of `mask` (uint8) shaped like falling streaks: their long axis (of the blob's
+    second moments, each pixel a unit square) at least `min_elongation` times their short one,
+    and nearer upright than level (more spread down than across)."""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    if count <= 1:
+        return mask
+    ys, xs = np.nonzero(labels)
+    blob = labels[ys, xs]
+    pixels = np.bincount(blob, minlength=count).astype(np.float64)
+    pixels[0] = 1.0
+
+    def mean(values):
+        return np.bincount(blob, values.astype(np.float64), minlength=count) / pixels
+
+    my, mx = mean(ys), mean(xs)
+    down = mean(ys * ys) - my * my + 1 / 12
+    across = mean(xs * xs) - mx * mx + 1 / 12
+    skew = mean(ys * xs) - my * mx
+    half_gap = np.sqrt(((down - across) / 2) ** 2 + skew ** 2)
+    long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
+    streak = (long >= min_elongation ** 2 * short) & (down > across)
+    streak[0] = False
+    return streak[labels].astype(np.uint8)
 
 
 def _velocities(limit: int) -> np.ndarray:

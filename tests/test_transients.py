@@ -114,6 +114,29 @@ def test_a_thin_bright_thing_moving_across_the_scene_is_kept(width, speed):
             assert np.array_equal(out[100:125, x:x + width], frame[100:125, x:x + width])
 
 
+@pytest.mark.parametrize("light", ["point", "bar"])
+@pytest.mark.parametrize("lit_frames", [1, 2])
+def test_a_flashing_white_light_is_kept(light, lit_frames):
+    """A strobe, a beacon, a blinking lamp or a light bar comes on for a frame or two where
+    the past frames saw none: new, thin and colourless like a streak, but not streak-shaped.
+    A driving or surveillance stack must see it."""
+    suppressor = TransientSuppressor()
+    where = np.zeros((240, 320), np.uint8)
+    if light == "point":
+        cv2.circle(where, (200, 60), 2, 1, -1)  # five pixels across: under max_width
+    else:
+        where[60:62, 180:215] = 1  # a level bar two pixels high
+    where = where.astype(bool)
+    for t in range(16):
+        frame = scene().copy()
+        lit = t % 6 < lit_frames
+        frame[where] = 1.0 if lit else frame[where]
+        out = suppressor(frame)
+        if lit and t >= 6:
+            assert suppressor.last_state == "applied"
+            assert np.array_equal(out[where], frame[where])
+
+
 def test_what_comes_into_view_or_changes_colour_is_kept():
     """A wide bright object entering, and a thin light turning red, are not weather."""
     suppressor = TransientSuppressor(frames=2)
