@@ -2,8 +2,9 @@
 own) into one node for a set time, watching for what a long drive would reveal.
 
 Checked, once the warm-up is over:
-- resident memory of the node process (sampled every second) grows by less than 5 %: a queue
-  that grows without bound, or a leak, shows up here first;
+- resident memory of the node process (sampled every second) grows by less than 5 % over the
+  run, as its trend says (a swing of the working set is not growth): a queue that grows
+  without bound, or a leak, shows up here first;
 - frames are accounted for: received = processed + dropped + bad + failed + the few still in
   the node's one-frame slots, so nothing piles up unseen; drops are counted and reported;
 - /diagnostics keep arriving (no gap over 5 periods) and, at the end, the node still answers
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import theilslopes
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMERAS = 4
@@ -184,27 +186,30 @@ class Observer:
         rclpy.try_shutdown(context=self.context)
 
 
-def _median(values: list[float]) -> float:
-    return float(np.median(values)) if values else float("nan")
-
-
 def _memory_verdict(samples: list[tuple[float, int]], warmup: float, window: float) -> dict:
-    """Growth from the first `window` s after warm-up to the last `window` s (medians, so one
-    garbage-collection peak does not decide), and the fitted slope over the measured part."""
+    """Growth of resident memory over the measured part (after warm-up) as its trend says: the
+    Theil-Sen slope (the median of the pairwise slopes, which a swing up or down does not pull)
+    through the medians of consecutive `window`-second spans (so one garbage-collection peak
+    does not count), times the measured time, over the first span's median. A node's working
+    set swings by tens of MB as DDS and its buffers breathe; comparing the first span with the
+    last read such a swing as growth in about one long run in two, while a leak rises in every
+    span and moves the median slope with it."""
     measured = [(t, rss) for t, rss in samples if t >= warmup]
     if len(measured) < 4:
         return {"ok": False, "reason": "too few samples after warm-up"}
-    end = measured[-1][0]
-    first = _median([rss for t, rss in measured if t < warmup + window])
-    last = _median([rss for t, rss in measured if t > end - window])
     times = np.array([t for t, _ in measured])
-    slope = float(np.polyfit(times, [rss for _, rss in measured], 1)[0]) if len(measured) > 1 \
-        else 0.0
-    growth = (last - first) / first
-    return {"ok": growth < GROWTH_LIMIT, "rss_after_warmup_mb": round(first / 2**20, 1),
+    rss = np.array([r for _, r in measured], dtype=np.float64)
+    span = ((times - warmup) // window).astype(int)
+    spans = [(float(np.median(times[span == k])), float(np.median(rss[span == k])))
+             for k in np.unique(span)]
+    first, last = spans[0][1], spans[-1][1]
+    slope = float(theilslopes([m for _, m in spans], [t for t, _ in spans])[0]) \
+        if len(spans) > 1 else 0.0
+    growth = float(slope * (times[-1] - times[0]) / first)
+    return {"ok": bool(growth < GROWTH_LIMIT), "rss_after_warmup_mb": round(first / 2**20, 1),
             "rss_at_end_mb": round(last / 2**20, 1), "growth_percent": round(100 * growth, 2),
             "slope_mb_per_min": round(slope * 60 / 2**20, 3),
-            "peak_mb": round(max(rss for _, rss in measured) / 2**20, 1)}
+            "peak_mb": round(float(rss.max()) / 2**20, 1)}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -335,8 +340,8 @@ def _print(report: dict) -> None:
           f"{report['load_average_at_end'][0]:.1f} at end")
     if "growth_percent" in m:
         print(f"memory: {m['rss_after_warmup_mb']} MB after warm-up -> {m['rss_at_end_mb']} MB "
-              f"at end ({m['growth_percent']:+.2f}%, slope {m['slope_mb_per_min']:+.3f} MB/min, "
-              f"peak {m['peak_mb']} MB)")
+              f"at end, trend {m['slope_mb_per_min']:+.3f} MB/min ({m['growth_percent']:+.2f}% "
+              f"over the run), peak {m['peak_mb']} MB")
     print(f"frames: sent {f['sent']}, received {f['frames_received']}, processed "
           f"{f['frames_processed']}, dropped {f['frames_dropped']} ({f['drop_percent']}%), bad "
           f"{f['bad_frames']}, failed {f['failed_frames']}, lost in transport "
@@ -355,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds before memory counts (default: a tenth, 10..60 s)")
     parser.add_argument("--window", type=float, default=None,
-                        help="seconds averaged at each end for the growth (default: warm-up/2)")
+                        help="seconds of each span whose median the memory trend is fitted "
+                             "through (default: warm-up/2)")
     parser.add_argument("--cameras", type=int, default=CAMERAS)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--width", type=int, default=640)
