@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .lights import keep_lights
 from .network_io import PACKAGED, PriorCache, checked_frame
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
@@ -270,8 +271,8 @@ class Pipeline:
                 self.backend.set_prior(cache)
                 self._loaded = cache
             out = self.backend.infer(image)
-        restored = np.ascontiguousarray(
-            np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0))
+        restored = keep_lights(frame, np.ascontiguousarray(
+            np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0)))
         transients = entry.transients
         transients.frames = self.config.transient_frames
         if stream:

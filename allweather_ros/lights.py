@@ -1,0 +1,73 @@
+"""The scene's lights, kept: small lights that the network dimmed are put back as they came in.
+
+Told heavy rain or snow, the network takes out small bright things, and a traffic light, a
+brake light or a lamp a few pixels across is one to it: on clean night scenes told "heavy rain"
+a green light 3 pixels across kept about a quarter of its contrast (model card). Weather neither
+glows nor has a colour of its own, so two kinds of small bright blob are lights, whatever the
+description says:
+
+- coloured: near the top of the range in one channel, far brighter than the scene around it
+  and strongly coloured (rain, snow and fog scatter white light: a red, amber or green point is
+  a signal, a brake light, a lamp);
+- a white source at night: clipped to white in a dark frame (a headlight, a street lamp, a
+  strobe).
+
+Where the network dimmed such a light, the restored frame is given back the input's pixels
+there (and a pixel around them); a light it kept as bright (a red lamp through haze taken off)
+is left as restored. Bright white things in daylight are left to the network: they look like
+snowflakes and streaks.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SIDE = 7  # pixels: a light is narrower than this (at the working resolution)
+LIFT = 0.3  # brighter than its surround by at least this (of 1.0)
+BRIGHT = 0.85  # a light's brightest channel reaches this
+CHROMA = 0.4  # its brightest channel above its darkest by at least this: coloured
+CLIPPED = 0.97  # every channel at least this: a white source
+NIGHT = 0.3  # a frame whose brightest channel averages under this is a night scene
+DIMMED = 0.1  # a light the network made darker than this (brightest channel) is put back
+
+
+def _brightest(frame: np.ndarray) -> np.ndarray:
+    """Per pixel, its brightest channel (HSV's value: far faster than a reduction over them)."""
+    return cv2.extractChannel(cv2.cvtColor(frame, cv2.COLOR_RGB2HSV), 2)
+
+
+def _candidates(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the pixels bright enough for a light and far brighter than their
+    surround (few in most frames: the colour tests then look at those alone)."""
+    surround = cv2.morphologyEx(value, cv2.MORPH_OPEN, np.ones((SIDE, SIDE), np.uint8))
+    return np.nonzero((value >= BRIGHT) & (value - surround > LIFT))
+
+
+def _is_light(pixels: np.ndarray, night: bool) -> np.ndarray:
+    """Which of these (N, 3) candidate pixels are lights: coloured, or white sources at night."""
+    value, darkest = pixels.max(axis=1), pixels.min(axis=1)
+    return (value - darkest > CHROMA) | ((darkest >= CLIPPED) & night)
+
+
+def keep_lights(frame: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """`restored` with `frame`'s lights that it dimmed put back."""
+    value = _brightest(frame)
+    rows, cols = _candidates(value)
+    if not rows.size:
+        return restored
+    pixels = frame[rows, cols]
+    dimmed = (_is_light(pixels, float(value.mean()) < NIGHT)
+              & (pixels.max(axis=1) - restored[rows, cols].max(axis=1) > DIMMED))
+    if not dimmed.any():
+        return restored
+    rows, cols = rows[dimmed], cols[dimmed]
+    # the lights' box and a margin: the softened mask and the blend are made there alone
+    top, left = max(rows.min() - 3, 0), max(cols.min() - 3, 0)
+    box = np.s_[top:rows.max() + 4, left:cols.max() + 4]
+    where = np.zeros(frame[box].shape[:2], np.float32)
+    where[rows - top, cols - left] = 1.0
+    where = np.maximum(cv2.GaussianBlur(cv2.dilate(where, np.ones((3, 3), np.uint8)), (3, 3), 0),
+                       where)
+    kept = restored.copy()
+    kept[box] += where[..., None] * (frame[box] - restored[box])
+    return kept
