@@ -254,8 +254,8 @@ def _streaks(mask: np.ndarray, min_elongation: float) -> np.ndarray:
     my, mx = mean(ys), mean(xs)
     down = mean(ys * ys) - my * my + 1 / 12
     across = mean(xs * xs) - mx * mx + 1 / 12
-    skew = mean(ys * xs) - my * mx
-    half_gap = np.sqrt(((down - across) / 2) ** 2 + skew ** 2)
+    covariance = mean(ys * xs) - my * mx
+    half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
     long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
     streak = (long >= min_elongation ** 2 * short) & (down > across)
     streak[0] = False
