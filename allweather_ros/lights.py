@@ -2,9 +2,9 @@
 
 Told heavy rain or snow, the network takes out small bright things, and a traffic light, a
 brake light or a lamp a few pixels across is one to it: on clean night scenes told "heavy rain"
-a green light 3 pixels across kept about a quarter of its contrast (model card). Weather neither
-glows nor has a colour of its own, so two kinds of small bright blob are lights, whatever the
-description says:
+a light 3 pixels across kept under half of its contrast, the smallest none (model card).
+Weather neither glows nor has a colour of its own, so two kinds of small bright blob are
+lights, whatever the description says:
 
 - coloured: near the top of the range in one channel, far brighter than the scene around it
   and strongly coloured (rain, snow and fog scatter white light: a red, amber or green point is

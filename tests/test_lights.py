@@ -73,7 +73,7 @@ def test_only_the_lights_that_the_restorer_dimmed_are_put_back():
                                   "heavy falling snow across the whole frame"])
 def test_the_shipped_restorer_told_heavy_weather_keeps_a_night_scenes_lights(told, one_thread):
     """Told heavy rain or snow of a clean night street, the shipped network alone kept about
-    half of a 3-pixel light's contrast (a green one about a quarter; model card)."""
+    half of a 3-pixel light's contrast, the lowest none (model card)."""
     from allweather_ros.prior.text_encoder import TextEncoder
 
     model, encoder = load_model(), TextEncoder()

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""What the light keeper (allweather_ros/lights.py) keeps, and what it costs.
+
+Lights: held-out clean scenes at 320x240, by day and dimmed to a quarter (night), each with
+twelve small lights (red, amber, green and white; 3, 5 and 7 pixels across), restored by the
+shipped network told each description, alone and with the keeper: the share of each light's
+contrast over the scene behind it that comes out (1: untouched).
+
+Cost: the synthetic validation frames (both renderer sets) restored told the truth, alone and
+with the keeper: how often it acts where there are no lights to keep, and the decibels it moves.
+
+    .venv/bin/python tools/lights_check.py [--split val --scenes 6]
+    .venv/bin/python tools/lights_check.py --cost --val-seed 7
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+from allweather_ros.data.datasets import synthetic_test_set  # noqa: E402
+from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
+from allweather_ros.data.weather import EXTERNAL  # noqa: E402
+from allweather_ros.description import TYPES, WHOLE_FRAME, Degradation, describe  # noqa: E402
+from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
+from allweather_ros.evaluation.scoring import (  # noqa: E402
+    Restorer,
+    degradations_of,
+    hwc,
+    psnr_ssim,
+)
+from allweather_ros.lights import keep_lights  # noqa: E402
+from allweather_ros.pipeline import load_model  # noqa: E402
+
+COLOURS = {"red": (1.0, 0.15, 0.1), "amber": (1.0, 0.65, 0.1), "green": (0.3, 1.0, 0.6),
+           "white": (1.0, 1.0, 1.0)}
+RADII = (1, 2, 3)  # 3, 5 and 7 pixels across
+NIGHT = 0.25  # a night scene: the photo at a quarter of its brightness
+# Descriptions as a provider sure of them says them (placed across the whole frame), so the
+# wrong ones are at their most forceful: a clean frame told heavy weather.
+TOLD = {"no weather": [], **{f"{severity} {kind}": [Degradation(kind, severity, WHOLE_FRAME)]
+                             for kind, severity in (("rain", "slight"), ("rain", "heavy"),
+                                                    ("snow", "heavy"), ("raindrop", "heavy"),
+                                                    ("haze", "heavy"))}}
+VISIBLE = 0.15  # a light drawn over a part of the scene nearly as bright is not scored
+
+
+def lit_views(scenes, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray, list]]:
+    """(day or night, scene, scene with lights, [(colour, radius, mask)]) per scene and time."""
+    rng = np.random.default_rng(seed)
+    views = []
+    for scene in scenes:
+        photo = cv2.resize(scene.load(max_side=640), (320, 240), interpolation=cv2.INTER_AREA)
+        photo = photo.astype(np.float32) / 255.0
+        for time, brightness in (("day", 1.0), ("night", NIGHT)):
+            background = photo * np.float32(brightness)
+            frame, lights = background.copy(), []
+            for radius in RADII:
+                for colour, value in COLOURS.items():
+                    mask = np.zeros(frame.shape[:2], np.uint8)
+                    cv2.circle(mask, (int(rng.integers(20, 300)), int(rng.integers(20, 220))),
+                               radius, 1, -1)
+                    frame[mask.astype(bool)] = value
+                    lights.append((colour, radius, mask.astype(bool)))
+            views.append((time, background, frame, lights))
+    return views
+
+
+def kept_share(background, frame, out, mask) -> float | None:
+    """The share of a light's contrast over the scene behind it that `out` keeps."""
+    light = float(np.abs(frame[mask] - background[mask]).mean())
+    if light < VISIBLE:
+        return None
+    return 1.0 - float(np.abs(out[mask] - frame[mask]).mean()) / light
+
+
+def check_lights(args) -> dict:
+    scenes = scenes_in_split(default_scenes(), args.split)[:args.scenes]
+    restore = Restorer(load_model(args.weights), _encoder())
+    views = lit_views(scenes)
+    report = {}
+    for told, degradations in TOLD.items():
+        shares = {}
+        for time, background, frame, lights in views:
+            alone = restore(torch.from_numpy(frame.transpose(2, 0, 1).copy()),
+                            describe(degradations))[0]
+            outputs = {"alone": alone, "keeper": keep_lights(frame, alone)}
+            for way, out in outputs.items():
+                for colour, radius, mask in lights:
+                    share = kept_share(background, frame, out, mask)
+                    if share is not None:
+                        shares.setdefault(f"{way}, {time}, {2 * radius + 1} px", []).append(share)
+                        shares.setdefault(f"{way}, {time}, {colour}", []).append(share)
+        report[told] = {key: {"mean": float(np.mean(v)), "lowest": float(np.min(v)),
+                              "lights": len(v)} for key, v in sorted(shares.items())}
+    return report
+
+
+def check_cost(args) -> dict:
+    scenes = scenes_in_split(default_scenes(), "val")
+    restore = Restorer(load_model(args.weights), _encoder())
+    report = {}
+    for name, renderers in (("training renderers", None),
+                            ("left-out renderer", dict.fromkeys(TYPES, EXTERNAL))):
+        test = synthetic_test_set(scenes, crop=256, repeats=args.repeats, renderers=renderers,
+                                  split="val", seed=args.val_seed)
+        moved, touched = [], 0
+        for item in test:
+            degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
+            alone = restore(item["degraded"], describe(degradations_of(item)))[0]
+            kept = keep_lights(degraded, alone)
+            touched += bool(np.any(kept != alone))
+            moved.append(min(psnr_ssim(kept, clean)[0], PSNR_CAP)
+                         - min(psnr_ssim(alone, clean)[0], PSNR_CAP))
+        moved = np.array(moved)
+        report[name] = {"frames": len(moved), "touched": touched, "mean_db": float(moved.mean()),
+                        "worst_db": float(moved.min()), "worse": int((moved < -0.1).sum())}
+    return report
+
+
+def _encoder():
+    from allweather_ros.prior.text_encoder import TextEncoder
+
+    return TextEncoder()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="val", choices=("val", "test"))
+    parser.add_argument("--scenes", type=int, default=6, help="held-out scenes lit")
+    parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
+    parser.add_argument("--cost", action="store_true",
+                        help="the keeper's cost on validation frames told the truth instead")
+    parser.add_argument("--val-seed", type=int, default=7, help="with --cost: weather draw")
+    parser.add_argument("--repeats", type=int, default=4, help="with --cost: frames per recipe")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    report = check_cost(args) if args.cost else check_lights(args)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    elif args.cost:
+        for name, r in report.items():
+            print(f"{name}: {r['frames']} frames, keeper acted on {r['touched']}, "
+                  f"{r['mean_db']:+.4f} dB on average, worst {r['worst_db']:+.3f}, "
+                  f"{r['worse']} more than 0.1 dB below the network alone")
+    else:
+        sizes = [f"{2 * radius + 1} px" for radius in RADII]
+        print("share of each light's contrast kept, mean (lowest); a clean scene told:")
+        print("| told | | " + " | ".join(f"night, {size}" for size in sizes) + " | "
+              + " | ".join(f"day, {size}" for size in sizes) + " |")
+        print("|---|---|" + "---|" * 2 * len(sizes))
+        for told, shares in report.items():
+            for way in ("alone", "keeper"):
+                cells = [shares[f"{way}, {time}, {size}"] for time in ("night", "day")
+                         for size in sizes]
+                print(f"| {told} | {way} | " + " | ".join(
+                    f"{c['mean']:.2f} ({c['lowest']:.2f})" for c in cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
