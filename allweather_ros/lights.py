@@ -49,17 +49,18 @@ def _is_light(pixels: np.ndarray, night: bool) -> np.ndarray:
     return (value - darkest > CHROMA) | ((darkest >= CLIPPED) & night)
 
 
-def keep_lights(frame: np.ndarray, restored: np.ndarray) -> np.ndarray:
-    """`restored` with `frame`'s lights that it dimmed put back."""
+def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, float]:
+    """`restored` with `frame`'s lights that it dimmed put back, and the share of the frame's
+    pixels that were such lights (0: none)."""
     value = _brightest(frame)
     rows, cols = _candidates(value)
     if not rows.size:
-        return restored
+        return restored, 0.0
     pixels = frame[rows, cols]
     dimmed = (_is_light(pixels, float(value.mean()) < NIGHT)
               & (pixels.max(axis=1) - restored[rows, cols].max(axis=1) > DIMMED))
     if not dimmed.any():
-        return restored
+        return restored, 0.0
     rows, cols = rows[dimmed], cols[dimmed]
     # the lights' box and a margin: the softened mask and the blend are made there alone
     top, left = max(rows.min() - 3, 0), max(cols.min() - 3, 0)
@@ -70,4 +71,4 @@ def keep_lights(frame: np.ndarray, restored: np.ndarray) -> np.ndarray:
                        where)
     kept = restored.copy()
     kept[box] += where[..., None] * (frame[box] - restored[box])
-    return kept
+    return kept, rows.size / value.size

@@ -67,6 +67,7 @@ class Restoration:
     latency_s: float
     transient_share: float = 0.0  # share of pixels transients.py took back (0: not applied)
     transient_state: str = "off"  # what transients.py did (TransientSuppressor.last_state)
+    lights_share: float = 0.0  # share of pixels lights.py put back (small lights dimmed)
 
 
 @dataclass
@@ -271,7 +272,7 @@ class Pipeline:
                 self.backend.set_prior(cache)
                 self._loaded = cache
             out = self.backend.infer(image)
-        restored = keep_lights(frame, np.ascontiguousarray(
+        restored, lights_share = keep_lights(frame, np.ascontiguousarray(
             np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0)))
         transients = entry.transients
         transients.frames = self.config.transient_frames
@@ -285,7 +286,7 @@ class Pipeline:
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
                            time.perf_counter() - start, transients.last_share,
-                           transients.last_state)
+                           transients.last_state, lights_share)
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

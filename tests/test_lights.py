@@ -34,7 +34,7 @@ def lit(frame: np.ndarray, radius: int = 1) -> tuple[np.ndarray, dict[str, np.nd
 def lights(frame: np.ndarray) -> np.ndarray:
     """Where keep_lights finds lights: what it puts back of a restored frame dimmed all over."""
     dimmed = frame * 0.5
-    return np.abs(keep_lights(frame, dimmed) - dimmed).max(axis=2) > 0.2
+    return np.abs(keep_lights(frame, dimmed)[0] - dimmed).max(axis=2) > 0.2
 
 
 def test_coloured_lights_and_white_sources_at_night_are_lights():
@@ -60,7 +60,9 @@ def test_only_the_lights_that_the_restorer_dimmed_are_put_back():
     frame, where = lit(street(0.25))
     restored = cv2.GaussianBlur(frame, (0, 0), 2.0)  # every light smeared into its surround
     restored[where["red"]] = frame[where["red"]]  # but the red one, which it kept
-    kept = keep_lights(frame, restored)
+    kept, share = keep_lights(frame, restored)
+    dimmed = sum(where[name].sum() for name in ("amber", "green", "white"))
+    assert share == dimmed / where["red"].size  # the lights put back, of the frame's pixels
     for name in ("amber", "green", "white"):
         assert np.allclose(kept[where[name]], frame[where[name]]), name
     assert np.array_equal(kept[where["red"]], restored[where["red"]])
@@ -82,7 +84,9 @@ def test_the_shipped_restorer_told_heavy_weather_keeps_a_night_scenes_lights(tol
                                                 encoder))
     background = street(0.25)
     frame, where = lit(background)
-    restored = pipeline.process(frame).restored
+    result = pipeline.process(frame)
+    restored = result.restored
+    assert result.lights_share > 0  # what /diagnostics reports as the camera's lights_share
     for name, mask in where.items():
         light = np.abs(frame[mask] - background[mask]).mean()
         assert np.abs(restored[mask] - frame[mask]).mean() < 0.05 * light, name

@@ -133,3 +133,30 @@ def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
     values = {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
     assert float(values["transient_share"]) > 0.001
     assert values["transient_state"] == "applied"
+
+
+def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
+    """Told heavy rain of a clean night street, the shipped network dims its small lights and
+    the pipeline puts them back (lights.py); the camera's diagnostics say how much of the frame
+    that was."""
+    import time
+
+    import numpy as np
+    from sensor_msgs.msg import Image
+    from test_lights import lit, street
+
+    told = "The image is degraded by heavy rain streaks across the whole frame."
+    node = make_node(**{"weights": "", "prior.fixed_text": told})
+    assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
+    camera = node._cameras[0]
+    camera.watched = lambda: True
+    rgb = (lit(street(0.25))[0] * 255 + 0.5).astype(np.uint8)
+    msg = Image(height=240, width=320, encoding="rgb8", step=320 * 3, data=rgb.tobytes())
+    node._process(camera, msg, time.perf_counter())  # the camera's refresher starts describing
+    deadline = time.monotonic() + 30
+    while node._pipeline.prior_of(camera.topic).text != told and time.monotonic() < deadline:
+        time.sleep(0.05)
+    node._process(camera, msg, time.perf_counter())
+    assert camera.processed == 2 and camera.failed == 0
+    values = {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
+    assert float(values["lights_share"]) > 0

@@ -90,7 +90,7 @@ def check_lights(args) -> dict:
         for time, background, frame, lights in views:
             alone = restore(torch.from_numpy(frame.transpose(2, 0, 1).copy()),
                             describe(degradations))[0]
-            outputs = {"alone": alone, "keeper": keep_lights(frame, alone)}
+            outputs = {"alone": alone, "keeper": keep_lights(frame, alone)[0]}
             for way, out in outputs.items():
                 for colour, radius, mask in lights:
                     share = kept_share(background, frame, out, mask)
@@ -114,7 +114,7 @@ def check_cost(args) -> dict:
         for item in test:
             degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
             alone = restore(item["degraded"], describe(degradations_of(item)))[0]
-            kept = keep_lights(degraded, alone)
+            kept = keep_lights(degraded, alone)[0]
             touched += bool(np.any(kept != alone))
             moved.append(min(psnr_ssim(kept, clean)[0], PSNR_CAP)
                          - min(psnr_ssim(alone, clean)[0], PSNR_CAP))

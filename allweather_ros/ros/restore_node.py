@@ -280,6 +280,7 @@ class RestoreNode(LifecycleNode):
             restoration = self._pipeline.process(rgb, camera.topic, stream=True)
             camera.transient_share = restoration.transient_share
             camera.transient_state = restoration.transient_state
+            camera.lights_share = restoration.lights_share
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -404,6 +405,7 @@ class RestoreNode(LifecycleNode):
                  "failed_frames": camera.failed, "last_problem": camera.last_problem,
                  "transient_share": f"{camera.transient_share:.4f}",
                  "transient_state": camera.transient_state,
+                 "lights_share": f"{camera.lights_share:.4f}",
                  **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()

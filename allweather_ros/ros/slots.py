@@ -73,6 +73,7 @@ class Camera:
     reported_problems: int = 0  # bad + failed at the last diagnostics report
     transient_share: float = 0.0  # of the last frame's pixels, taken back as rain or snow
     transient_state: str = "off"  # what transient suppression did to the last frame
+    lights_share: float = 0.0  # of the last frame's pixels, small lights put back (lights.py)
 
     @property
     def topic(self) -> str:
