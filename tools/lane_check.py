@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Lane markings through the default pipeline: what a driving stack needs most of a frame.
+
+Rendered forward drives past held-out scenes' photos (evaluation/forward_drive.py: a road with
+dashed and solid markings between walls carrying the photo), restored by the default pipeline
+told a fixed description as a sure provider says it. Scored: the markings' contrast over the
+road beside them, as a share of the clean view's (1: as legible as without weather), in the
+input and in the output. Two sets: clean drives told each description (what a wrong word
+costs them), and drives under rendered weather told the truth (what restoring costs them).
+
+    .venv/bin/python tools/lane_check.py [--split val --scenes 6 --views 2] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
+from allweather_ros.data.synthesis import synthesize  # noqa: E402
+from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
+from allweather_ros.evaluation.forward_drive import road_view  # noqa: E402
+from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
+
+TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
+CASES = [(kind, severity) for kind in ("rain", "snow", "raindrop", "haze")
+         for severity in ("slight", "moderate", "heavy")]
+
+
+def contrast(image: np.ndarray, markings: np.ndarray, road: np.ndarray) -> float:
+    return float(image[markings].mean() - image[road].mean())
+
+
+def drives(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(clean view, markings, the road beside them) for each scene and view."""
+    views = []
+    for scene in scenes_in_split(default_scenes(), args.split)[:args.scenes]:
+        photo = scene.load(max_side=960).astype(np.float32) / 255.0
+        for number in range(args.views):
+            clean, markings = road_view(TRAVEL_M * number + 3.0, photo)
+            near = cv2.dilate(markings.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            views.append((clean, markings, near & ~markings))
+    return views
+
+
+def check(args) -> dict:
+    views = drives(args)
+    pipeline = build_pipeline(PipelineConfig(provider="fixed", fixed_text=describe([])),
+                              asynchronous=False)
+
+    def restored(frame: np.ndarray, degradations: list[Degradation]) -> np.ndarray:
+        pipeline.reconfigure(fixed_text=describe(degradations))
+        pipeline.refresh_now(frame)
+        return pipeline.process(frame).restored
+
+    def row(pairs) -> dict:
+        pairs = np.array(pairs)
+        return {"views": len(pairs), "input": float(pairs[:, 0].mean()),
+                "restored": float(pairs[:, 1].mean()), "lowest": float(pairs[:, 1].min())}
+
+    report = {"clean, told": {}, "weather, told the truth": {}}
+    for case in [None, *CASES]:
+        told = [] if case is None else [Degradation(*case, WHOLE_FRAME)]
+        pairs = [(1.0, contrast(restored(clean, told), markings, road)
+                  / contrast(clean, markings, road)) for clean, markings, road in views]
+        report["clean, told"]["no weather" if case is None else " ".join(case[::-1])] = row(pairs)
+    for number, case in enumerate(CASES):
+        pairs = []
+        for view, (clean, markings, road) in enumerate(views):
+            rng = np.random.default_rng(1000 * number + view)
+            degraded = synthesize(clean, rng, [Degradation(*case)]).degraded
+            out = restored(degraded, [Degradation(*case, WHOLE_FRAME)])
+            base = contrast(clean, markings, road)
+            pairs.append((contrast(degraded, markings, road) / base,
+                          contrast(out, markings, road) / base))
+        report["weather, told the truth"][" ".join(case[::-1])] = row(pairs)
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="val", choices=("val", "test"))
+    parser.add_argument("--scenes", type=int, default=6, help="held-out scenes on the walls")
+    parser.add_argument("--views", type=int, default=2, help="views of each drive")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    report = check(args)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print("lane markings' contrast as a share of the clean view's, mean (lowest restored)")
+    for name, rows in report.items():
+        print(f"\n| {name} | input | restored |\n|---|---|---|")
+        for told, r in rows.items():
+            print(f"| {told} | {r['input']:.2f} | {r['restored']:.2f} ({r['lowest']:.2f}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
