@@ -403,3 +403,22 @@ def test_unsaid_haze_leaves_only_the_haze_out_and_keeps_the_true_target(scenes):
         else:
             assert item["description_correct"] and item["text"] == item["true_text"]
     assert 10 < hazy < 80
+
+
+def test_road_views_show_lane_markings_kept_in_the_clean_target(scenes):
+    """A share of clean views drawn as a drive down a marked road past the scene (data/road.py):
+    the markings, thin and white like streaks, are in the target under the rain."""
+    kwargs = dict(crop=192, seed=2, length=6, recipes=[[Degradation("rain", "heavy")]],
+                  wrong_description_p=0.0)
+    roads = SyntheticWeatherDataset(scenes, "train", road_p=1.0, **kwargs)
+    for item in (roads[i] for i in range(6)):
+        clean = item["clean"].numpy()
+        assert clean.shape == (3, 192, 192)
+        assert np.allclose(clean[:, 2, 96], (0.55, 0.65, 0.8))  # the sky between the walls
+        road = clean[:, 90:, :].mean(0)  # below the horizon
+        assert (road >= 0.84).sum() > 40  # the markings' white on the asphalt
+        assert not torch.equal(item["degraded"], item["clean"])  # under the rain
+    plain = SyntheticWeatherDataset(scenes, "train", **kwargs)
+    assert not np.allclose(plain[0]["clean"].numpy()[:, 2, 96], (0.55, 0.65, 0.8))
+    with pytest.raises(ValueError, match="road_p needs a crop"):
+        SyntheticWeatherDataset(scenes, "train", crop=None, road_p=0.5)

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_markings_are_scored_against_the_clean_view(monkeypatch):
     monkeypatch.setattr(lane_check, "CASES", [("rain", "heavy")])
-    report = lane_check.check(lane_check.argparse.Namespace(split="val", scenes=1, views=2))
+    report = lane_check.check(lane_check.argparse.Namespace(
+        split="val", scenes=1, views=2, weights=""))
     clear = report["clean, told"]["no weather"]
     assert clear == {"views": 2, "input": 1.0, "restored": 1.0, "lowest": 1.0}
     told_heavy = report["clean, told"]["heavy rain"]

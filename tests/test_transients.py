@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from allweather_ros.evaluation.forward_drive import road_view
+from allweather_ros.data.road import road_view
 from allweather_ros.transients import TransientSuppressor
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lane markings through the default pipeline: what a driving stack needs most of a frame.
 
-Rendered forward drives past held-out scenes' photos (evaluation/forward_drive.py: a road with
+Rendered forward drives past held-out scenes' photos (data/road.py: a road with
 dashed and solid markings between walls carrying the photo), restored by the default pipeline
 told a fixed description as a sure provider says it. Scored: the markings' contrast over the
 road beside them, as a share of the clean view's (1: as legible as without weather), in the
@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+from allweather_ros.data.road import road_view  # noqa: E402
 from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
-from allweather_ros.evaluation.forward_drive import road_view  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
@@ -50,8 +50,8 @@ def drives(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 def check(args) -> dict:
     views = drives(args)
-    pipeline = build_pipeline(PipelineConfig(provider="fixed", fixed_text=describe([])),
-                              asynchronous=False)
+    pipeline = build_pipeline(PipelineConfig(weights=args.weights, provider="fixed",
+                                             fixed_text=describe([])), asynchronous=False)
 
     def restored(frame: np.ndarray, degradations: list[Degradation]) -> np.ndarray:
         pipeline.reconfigure(fixed_text=describe(degradations))
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=("val", "test"))
     parser.add_argument("--scenes", type=int, default=6, help="held-out scenes on the walls")
     parser.add_argument("--views", type=int, default=2, help="views of each drive")
+    parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = check(args)

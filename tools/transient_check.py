@@ -15,7 +15,7 @@ scored against its clean frame (PSNR, capped at 100 dB for an untouched clean fr
 `--clip` restores a folder of consecutive frames (no truth) and prints how much of each frame
 was taken back; `--sheet` writes input, network alone and with transients side by side.
 `--drive` restores clean forward drives past the held-out scenes' photos
-(evaluation/forward_drive.py) and counts the lane markings' pixels the suppression changed:
+(data/road.py) and counts the lane markings' pixels the suppression changed:
 what must stay.
 """
 from __future__ import annotations
@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+from allweather_ros.data.road import road_view  # noqa: E402
 from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL, RENDERERS  # noqa: E402
 from allweather_ros.description import SEVERITIES, Degradation  # noqa: E402
-from allweather_ros.evaluation.forward_drive import road_view  # noqa: E402
 from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
 from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
 from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402

@@ -30,6 +30,7 @@ from ..description import (
 )
 from .camera import camera_sensor, camera_view
 from .night import night_view
+from .road import road_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
 from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
 
@@ -178,7 +179,9 @@ class SyntheticWeatherDataset(Dataset):
     `zoom_p` is the share of samples whose weather is drawn for a view up to `max_zoom` times
     the crop's side and seen through a crop-sized window of it (`_zoomed`): the renderers size
     weather to the frame, so without it every crop shows streaks, flakes and drops at one
-    scale, while a photo shows them at any.
+    scale, while a photo shows them at any. `road_p` is the share of clean views drawn as a
+    forward drive down a road with lane markings between walls carrying the scene (`road`):
+    markings are thin and white like streaks, and must come back in the target.
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class SyntheticWeatherDataset(Dataset):
         renderers: dict[str, str] | None = None,
         zoom_p: float = 0.0,
         max_zoom: float = 2.0,
+        road_p: float = 0.0,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -223,6 +227,9 @@ class SyntheticWeatherDataset(Dataset):
             raise ValueError(f"zoom_p needs a crop and max_zoom >= 1, got crop {self.crop} "
                              f"and max_zoom {max_zoom}")
         self.zoom_p, self.max_zoom = zoom_p, max_zoom
+        if road_p and self.crop is None:
+            raise ValueError("road_p needs a crop: a road view is drawn at the crop's size")
+        self.road_p = road_p
         self.type_p = type_probabilities(type_weights) if type_weights else None
         self.epoch = 0
         self._cache: dict[str, np.ndarray] = {}
@@ -242,7 +249,10 @@ class SyntheticWeatherDataset(Dataset):
         zoom = 1.0
         if self.zoom_p and rng.random() < self.zoom_p:
             zoom = float(np.exp(rng.uniform(0.0, np.log(self.max_zoom))))
-        clean = self._view(self._scene(scene), rng, zoom).astype(np.float32) / 255.0
+        if self.road_p and rng.random() < self.road_p:
+            clean = _road(self._scene(scene), self.crop, rng)
+        else:
+            clean = self._view(self._scene(scene), rng, zoom).astype(np.float32) / 255.0
         if self.night_p and rng.random() < self.night_p:
             clean = night_view(clean, rng)
         elif self.exposure_p and rng.random() < self.exposure_p:
@@ -315,6 +325,13 @@ class SyntheticWeatherDataset(Dataset):
         if self.flips and rng.random() < 0.5:
             view = view[:, ::-1]
         return np.ascontiguousarray(view)
+
+
+def _road(photo: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A crop-sized float view down a road with lane markings, somewhere along it, through a
+    lens of random width, between walls carrying `photo` (uint8)."""
+    return road_view(rng.uniform(0.0, 9.0), photo.astype(np.float32) / 255.0, (crop, crop),
+                     focal=crop * rng.uniform(0.6, 1.2))[0]
 
 
 def _zoomed(images: tuple[np.ndarray, ...], crop: int, rng: np.random.Generator,

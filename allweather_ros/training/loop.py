@@ -63,6 +63,7 @@ class TrainConfig:
     unsaid_haze_p: float = 0.0  # share of frames with haze told everything but the haze
     camera_p: float = 0.0  # share of views through a random camera (data.camera)
     zoom_p: float = 0.0  # share of views whose weather is drawn up to max_zoom x closer
+    road_p: float = 0.0  # share of clean views drawn as a road with lane markings (data.road)
     max_zoom: float = 2.0
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
@@ -97,7 +98,7 @@ class TrainConfig:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         check_weather_options(self, ("exposure_p", "night_p", "unplaced_p", "estimated_p",
                                      "misstated_p", "understated_p", "spurious_p", "unsaid_haze_p",
-                                     "camera_p", "zoom_p"))
+                                     "camera_p", "zoom_p", "road_p"))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -149,7 +150,7 @@ def _dataset(config: TrainConfig):
         unplaced_p=config.unplaced_p, misstated_p=config.misstated_p,
         understated_p=config.understated_p, spurious_p=config.spurious_p,
         unsaid_haze_p=config.unsaid_haze_p, camera_p=config.camera_p, zoom_p=config.zoom_p,
-        max_zoom=config.max_zoom)
+        max_zoom=config.max_zoom, road_p=config.road_p)
     if not config.paired:
         return synthetic
     paired = [PairedFolderDataset(p, crop=config.crop, seed=config.seed) for p in config.paired]

@@ -1,10 +1,12 @@
-"""A forward drive through a scene with depth, rendered: what a 2-D warp cannot follow.
+"""A forward drive through a scene with depth, rendered: a road and its lane markings.
 
 Make-bag's shots pan over a photo, so every pixel moves as one warp says. A camera on a car
 driving forward sees the road flow towards it, near parts faster than far ones, and its lane
 markings, thin and bright, slide along the road from frame to frame. Stages that compare a
 frame with the frames before it (transients.py) must leave such a stream alone; this draws one,
-with the lane markings' pixels as the truth of what must not change.
+with the lane markings' pixels as the truth of what must not change. Our licensed scenes hold
+almost no roads, and markings are thin and white like rain streaks, so training can also draw
+some of its clean views as such a drive past a training photo (datasets.py `road_p`).
 """
 from __future__ import annotations
 
