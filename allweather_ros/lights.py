@@ -43,12 +43,6 @@ def _candidates(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero((value >= BRIGHT) & (value - surround > LIFT))
 
 
-def _is_light(pixels: np.ndarray, night: bool) -> np.ndarray:
-    """Which of these (N, 3) candidate pixels are lights: coloured, or white sources at night."""
-    value, darkest = pixels.max(axis=1), pixels.min(axis=1)
-    return (value - darkest > CHROMA) | ((darkest >= CLIPPED) & night)
-
-
 def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, float]:
     """`restored` with `frame`'s lights that it dimmed put back, and the share of the frame's
     pixels that were such lights (0: none)."""
@@ -56,9 +50,10 @@ def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, fl
     rows, cols = _candidates(value)
     if not rows.size:
         return restored, 0.0
-    pixels = frame[rows, cols]
-    dimmed = (_is_light(pixels, float(value.mean()) < NIGHT)
-              & (pixels.max(axis=1) - restored[rows, cols].max(axis=1) > DIMMED))
+    lit, darkest = value[rows, cols], frame[rows, cols].min(axis=1)
+    night = float(value.mean()) < NIGHT
+    light = (lit - darkest > CHROMA) | ((darkest >= CLIPPED) & night)  # coloured, or a source
+    dimmed = light & (lit - restored[rows, cols].max(axis=1) > DIMMED)
     if not dimmed.any():
         return restored, 0.0
     rows, cols = rows[dimmed], cols[dimmed]

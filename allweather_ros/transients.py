@@ -194,9 +194,8 @@ class TransientSuppressor:
         edge = (~inside).astype(np.uint8)  # what the past did not see, and the frame's border
         edge[[0, -1], :] = 1
         edge[:, [0, -1]] = 1
-        mask = _thin_blobs(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels,
-                           cv2.dilate(edge, _NEAR, iterations=2))
-        mask = _streaks(mask, self.min_elongation)
+        mask = _thin_streaks(mask.astype(np.uint8), brightened, self.max_width, self.min_pixels,
+                             self.min_elongation, cv2.dilate(edge, _NEAR, iterations=2))
         mask = self._falling(mask, frame, warped)
         if not mask.any():
             return frame, 0.0
@@ -236,17 +235,13 @@ class TransientSuppressor:
         return mask
 
 
-def _streaks(mask: np.ndarray, min_elongation: float) -> np.ndarray:
-    """The blobs of `mask` (uint8) shaped like falling streaks: their long axis (of the blob's
-    second moments, each pixel a unit square) at least `min_elongation` times their short one,
-    and nearer upright than level (more spread down than across)."""
-    count, labels = cv2.connectedComponents(mask, connectivity=8)
-    if count <= 1:
-        return mask
+def _streak_shaped(labels: np.ndarray, count: int, min_elongation: float) -> np.ndarray:
+    """(count,) bool: which blobs of `labels` are shaped like falling streaks: their long axis
+    (of the blob's second moments, each pixel a unit square) at least `min_elongation` times
+    their short one, and nearer upright than level (more spread down than across)."""
     ys, xs = np.nonzero(labels)
     blob = labels[ys, xs]
-    pixels = np.bincount(blob, minlength=count).astype(np.float64)
-    pixels[0] = 1.0
+    pixels = np.maximum(np.bincount(blob, minlength=count), 1).astype(np.float64)
 
     def mean(values):
         return np.bincount(blob, values.astype(np.float64), minlength=count) / pixels
@@ -257,9 +252,7 @@ def _streaks(mask: np.ndarray, min_elongation: float) -> np.ndarray:
     covariance = mean(ys * xs) - my * mx
     half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
     long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
-    streak = (long >= min_elongation ** 2 * short) & (down > across)
-    streak[0] = False
-    return streak[labels].astype(np.uint8)
+    return (long >= min_elongation ** 2 * short) & (down > across)
 
 
 def _velocities(limit: int) -> np.ndarray:
@@ -324,15 +317,17 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
-def _thin_blobs(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int,
-                edge: np.ndarray) -> np.ndarray:
-    """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels that touch no part
-    of `brightened` (everything that got brighter, which `mask` is part of) wider than
-    `max_width` (a thin piece of a van coming into view is still the van), nor `edge` (uint8:
-    a blob crossing the border of what the past saw has its past outside the picture)."""
+def _thin_streaks(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int,
+                  min_elongation: float, edge: np.ndarray) -> np.ndarray:
+    """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels, shaped like
+    streaks (`_streak_shaped`), that touch no part of `brightened` (everything that got
+    brighter, which `mask` is part of) wider than `max_width` (a thin piece of a van coming
+    into view is still the van), nor `edge` (uint8: a blob crossing the border of what the past
+    saw has its past outside the picture)."""
     wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, _disc(max_width)), _NEAR)
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
+    reject |= ~_streak_shaped(labels, count, min_elongation)
     reject[np.unique(labels[(wide > 0) | (edge > 0)])] = True
     reject[0] = True
     return (~reject[labels]).astype(np.uint8)
