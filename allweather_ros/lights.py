@@ -12,15 +12,19 @@ lights, whatever the description says:
 - a white source at night: clipped to white in a dark frame (a headlight, a street lamp, a
   strobe).
 
-Where the network dimmed such a light, the restored frame is given back the input's pixels
-there (and a pixel around them); a light it kept as bright (a red lamp through haze taken off)
-is left as restored. Bright white things in daylight are left to the network: they look like
-snowflakes and streaks.
+Rain lit by a street lamp or a headlight at night is as bright and as coloured (sodium orange)
+or clipped white as a light, but each of its streaks is long, thin and nearer upright than level
+(streak_shape.py): such blobs are left to the network. Where the network dimmed a light, the
+restored frame is given back the input's pixels there (and a pixel around them); a light it kept
+as bright (a red lamp through haze taken off) is left as restored. Bright white things in
+daylight are left to the network: they look like snowflakes and streaks.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from .streak_shape import streak_shaped
 
 SIDE = 7  # pixels: a light is narrower than this (at the working resolution)
 LIFT = 0.3  # brighter than its surround by at least this (of 1.0)
@@ -53,6 +57,10 @@ def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, fl
     lit, darkest = value[rows, cols], frame[rows, cols].min(axis=1)
     night = float(value.mean()) < NIGHT
     light = (lit - darkest > CHROMA) | ((darkest >= CLIPPED) & night)  # coloured, or a source
+    rows, cols, lit = rows[light], cols[light], lit[light]
+    if not rows.size:
+        return restored, 0.0
+    light = ~_in_streaks(rows, cols)
     dimmed = light & (lit - restored[rows, cols].max(axis=1) > DIMMED)
     if not dimmed.any():
         return restored, 0.0
@@ -67,3 +75,15 @@ def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, fl
     kept = restored.copy()
     kept[box] += where[..., None] * (frame[box] - restored[box])
     return kept, rows.size / value.size
+
+
+def _in_streaks(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Which of these pixels lie in a blob of them at least SIDE pixels large and shaped like a
+    falling streak: lamp-lit rain, not a light."""
+    top, left = rows.min(), cols.min()
+    mask = np.zeros((rows.max() - top + 1, cols.max() - left + 1), np.uint8)
+    mask[rows - top, cols - left] = 1
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    streak = streak_shaped(labels, count) & (np.bincount(labels.ravel(), minlength=count) >= SIDE)
+    streak[0] = False
+    return streak[labels[rows - top, cols - left]]

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .streak_shape import MIN_ELONGATION, streak_shaped
+
 ALIGN_SIDE = 160  # pixels of the longer side of the grey copy the frames are aligned on
 # Phase correlation's peak between consecutive frames: 0.89-0.99 for a slowly panning camera
 # (real rain, clean and rainy synthetic shots), 0.12-0.5 in dense snow and from a moving bus,
@@ -70,7 +72,7 @@ class TransientSuppressor:
     def __init__(self, frames: int = 3, threshold: float = 0.03, contrast: float = 0.5,
                  max_width: int = 5, min_pixels: int = 4, max_misfit: float = 0.15,
                  misfit_level: float = 0.06, max_gap_s: float = 1.0, max_motion: int = 10,
-                 max_zoom: float = 0.002, min_elongation: float = 2.0):
+                 max_zoom: float = 0.002, min_elongation: float = MIN_ELONGATION):
         self.frames = frames
         self.threshold = threshold  # brightening (of 1.0) a transient must exceed
         self.contrast = contrast  # share of the past frames' local range added to it
@@ -235,26 +237,6 @@ class TransientSuppressor:
         return mask
 
 
-def _streak_shaped(labels: np.ndarray, count: int, min_elongation: float) -> np.ndarray:
-    """(count,) bool: which blobs of `labels` are shaped like falling streaks: their long axis
-    (of the blob's second moments, each pixel a unit square) at least `min_elongation` times
-    their short one, and nearer upright than level (more spread down than across)."""
-    ys, xs = np.nonzero(labels)
-    blob = labels[ys, xs]
-    pixels = np.maximum(np.bincount(blob, minlength=count), 1).astype(np.float64)
-
-    def mean(values):
-        return np.bincount(blob, values.astype(np.float64), minlength=count) / pixels
-
-    my, mx = mean(ys), mean(xs)
-    down = mean(ys * ys) - my * my + 1 / 12
-    across = mean(xs * xs) - mx * mx + 1 / 12
-    covariance = mean(ys * xs) - my * mx
-    half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
-    long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
-    return (long >= min_elongation ** 2 * short) & (down > across)
-
-
 def _velocities(limit: int) -> np.ndarray:
     """(V, 2) int: (vy, vx) on a 2-pixel grid, at most `limit` pixels long."""
     steps = range(-limit, limit + 1, 2)
@@ -320,14 +302,14 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
 def _thin_streaks(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int,
                   min_elongation: float, edge: np.ndarray) -> np.ndarray:
     """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels, shaped like
-    streaks (`_streak_shaped`), that touch no part of `brightened` (everything that got
+    streaks (`streak_shape.streak_shaped`), that touch no part of `brightened` (everything that got
     brighter, which `mask` is part of) wider than `max_width` (a thin piece of a van coming
     into view is still the van), nor `edge` (uint8: a blob crossing the border of what the past
     saw has its past outside the picture)."""
     wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, _disc(max_width)), _NEAR)
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
-    reject |= ~_streak_shaped(labels, count, min_elongation)
+    reject |= ~streak_shaped(labels, count, min_elongation)
     reject[np.unique(labels[(wide > 0) | (edge > 0)])] = True
     reject[0] = True
     return (~reject[labels]).astype(np.uint8)

@@ -56,6 +56,22 @@ def test_a_wide_or_dull_coloured_thing_is_not_a_light():
     assert not lights(frame).any()
 
 
+def test_rain_lit_by_a_lamp_at_night_is_not_a_light():
+    """Streaks lit sodium orange or clipped white are as bright and coloured as lights, but
+    long and nearer upright than level; lights beside them (and a level light bar) still are."""
+    frame, where = lit(street(0.25))
+    streaks = np.zeros(frame.shape[:2], np.uint8)
+    for x in range(20, 300, 23):  # 1 pixel wide, 12-20 long, slanted by up to about 20 degrees
+        cv2.line(streaks, (x, 80 + x % 60), (x + (x % 13) - 6, 96 + x % 60 + x % 5), 1)
+    streaks = streaks.astype(bool)
+    frame[streaks & (np.arange(320) < 160)] = (1.0, 0.62, 0.2)  # sodium-lit
+    frame[streaks & (np.arange(320) >= 160)] = 1.0  # clipped white by a headlight
+    frame[200:203, 100:130] = COLOURS["red"]  # a level light bar: kept
+    found = lights(frame)
+    assert not found[streaks].any()
+    assert all(found[mask].all() for mask in where.values()) and found[200:203, 100:130].all()
+
+
 def test_only_the_lights_that_the_restorer_dimmed_are_put_back():
     frame, where = lit(street(0.25))
     restored = cv2.GaussianBlur(frame, (0, 0), 2.0)  # every light smeared into its surround

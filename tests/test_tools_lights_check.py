@@ -29,3 +29,13 @@ def test_the_cost_is_counted_on_both_renderer_sets(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["training renderers", "left-out renderer"]
     assert all("31 frames" in line for line in lines)
+
+
+def test_rain_lit_by_lamps_is_not_put_back(capsys):
+    """Lamp-lit streaks are as bright and coloured as lights: the keeper leaves what the
+    network took out of them taken out."""
+    assert lights_check.main(["--lamp-lit", "--scenes", "1", "--json"]) == 0
+    report = lights_check.json.loads(capsys.readouterr().out)
+    assert set(report) == {"sodium", "white"}
+    for lamp in report.values():
+        assert lamp["alone"] < 0.6 and lamp["keeper"] < lamp["alone"] + 0.05, lamp

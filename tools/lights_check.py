@@ -9,8 +9,14 @@ contrast over the scene behind it that comes out (1: untouched).
 Cost: the synthetic validation frames (both renderer sets) restored told the truth, alone and
 with the keeper: how often it acts where there are no lights to keep, and the decibels it moves.
 
+Lamp-lit rain: the same scenes at night under rain streaks lit sodium orange or clipped white
+(as near a street lamp or in a headlight's beam), told heavy rain: the share of the streaks'
+brightness over the scene that comes out, alone and with the keeper (0: all taken out), which
+the keeper must not put back.
+
     .venv/bin/python tools/lights_check.py [--split val --scenes 6]
     .venv/bin/python tools/lights_check.py --cost --val-seed 7
+    .venv/bin/python tools/lights_check.py --lamp-lit
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ TOLD = {"no weather": [], **{f"{severity} {kind}": [Degradation(kind, severity, 
                                                     ("snow", "heavy"), ("raindrop", "heavy"),
                                                     ("haze", "heavy"))}}
 VISIBLE = 0.15  # a light drawn over a part of the scene nearly as bright is not scored
+LAMPS = {"sodium": (1.0, 0.62, 0.2), "white": (1.0, 1.0, 1.0)}  # what lights the streaks
+STREAKS = 60  # per frame: 1 pixel wide, 8-24 long, up to about 17 degrees from upright
 
 
 def lit_views(scenes, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray, list]]:
@@ -102,6 +110,31 @@ def check_lights(args) -> dict:
     return report
 
 
+def check_lamp_lit(args) -> dict:
+    scenes = scenes_in_split(default_scenes(), args.split)[:args.scenes]
+    restore = Restorer(load_model(args.weights), _encoder())
+    told = describe([Degradation("rain", "heavy", WHOLE_FRAME)])
+    rng = np.random.default_rng(0)
+    report = {}
+    for lamp, colour in LAMPS.items():
+        left = {"alone": [], "keeper": []}
+        for _, background, _, _ in lit_views(scenes)[1::2]:  # the night views, without lights
+            streaks = np.zeros(background.shape[:2], np.float32)
+            for _ in range(STREAKS):
+                x, y = int(rng.integers(0, 320)), int(rng.integers(0, 240))
+                length, slant = rng.uniform(8, 24), rng.uniform(-0.3, 0.3)
+                cv2.line(streaks, (x, y), (round(x + length * np.sin(slant)),
+                                           round(y + length * np.cos(slant))), 1.0, 1, cv2.LINE_AA)
+            frame = background + streaks[..., None] * (np.float32(colour) - background)
+            alone = restore(torch.from_numpy(frame.transpose(2, 0, 1).copy()), told)[0]
+            on = streaks > 0.5
+            for way, out in (("alone", alone), ("keeper", keep_lights(frame, alone)[0])):
+                left[way].append(float(np.abs(out - background)[on].mean()
+                                       / np.abs(frame - background)[on].mean()))
+        report[lamp] = {way: float(np.mean(v)) for way, v in left.items()}
+    return report
+
+
 def check_cost(args) -> dict:
     scenes = scenes_in_split(default_scenes(), "val")
     restore = Restorer(load_model(args.weights), _encoder())
@@ -137,14 +170,21 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
     parser.add_argument("--cost", action="store_true",
                         help="the keeper's cost on validation frames told the truth instead")
+    parser.add_argument("--lamp-lit", action="store_true",
+                        help="what the keeper does to rain lit by lamps at night instead")
     parser.add_argument("--val-seed", type=int, default=7, help="with --cost: weather draw")
     parser.add_argument("--repeats", type=int, default=4, help="with --cost: frames per recipe")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    report = check_cost(args) if args.cost else check_lights(args)
+    report = (check_cost(args) if args.cost else check_lamp_lit(args) if args.lamp_lit
+              else check_lights(args))
     if args.json:
         print(json.dumps(report, indent=1))
+    elif args.lamp_lit:
+        print("share of lamp-lit streaks' brightness left, told heavy rain of a night scene:")
+        for lamp, r in report.items():
+            print(f"{lamp}: network alone {r['alone']:.2f}, with the keeper {r['keeper']:.2f}")
     elif args.cost:
         for name, r in report.items():
             print(f"{name}: {r['frames']} frames, keeper acted on {r['touched']}, "

@@ -1,0 +1,35 @@
+"""What a falling streak looks like, blob by blob: long, thin and nearer upright than level.
+
+Rain falls, so its streaks run down the frame (slanted by wind, never level), each far longer
+than it is wide. Stages that take back or put back small bright things ask this of each blob:
+transient suppression takes back only streak-shaped ones (a flashing light is round or level),
+and the light keeper puts back only those that are not (a lamp-lit streak is bright and coloured
+like a light).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MIN_ELONGATION = 2.0  # a streak's long axis over its short one, at least
+
+
+def streak_shaped(labels: np.ndarray, count: int, min_elongation: float = MIN_ELONGATION
+                  ) -> np.ndarray:
+    """(count,) bool: which blobs of `labels` (int, 0 background, as cv2.connectedComponents
+    gives them) are shaped like falling streaks: their long axis (of the blob's second moments,
+    each pixel a unit square) at least `min_elongation` times their short one, and nearer
+    upright than level (more spread down than across)."""
+    ys, xs = np.nonzero(labels)
+    blob = labels[ys, xs]
+    pixels = np.maximum(np.bincount(blob, minlength=count), 1).astype(np.float64)
+
+    def mean(values):
+        return np.bincount(blob, values.astype(np.float64), minlength=count) / pixels
+
+    my, mx = mean(ys), mean(xs)
+    down = mean(ys * ys) - my * my + 1 / 12
+    across = mean(xs * xs) - mx * mx + 1 / 12
+    covariance = mean(ys * xs) - my * mx
+    half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
+    long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
+    return (long >= min_elongation ** 2 * short) & (down > across)
