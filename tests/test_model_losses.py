@@ -8,6 +8,7 @@ from allweather_ros.model.losses import (
     RestorationLoss,
     charbonnier,
     laplacian,
+    marked_error,
     worse_than_input,
 )
 
@@ -73,3 +74,18 @@ def test_worse_than_input_charges_only_frames_restored_worse_than_they_came():
     pred = worse.clone().requires_grad_()
     worse_than_input(pred, degraded, target).backward()
     assert pred.grad.abs().sum() > 0
+
+
+def test_marked_error_is_the_charbonnier_of_the_marked_pixels_alone():
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target.clone()
+    pred[0, :, 2, 2:6] = 0.6  # a marking scrubbed off: its four pixels are 0.6 too dark
+    pred[1] = 0.1  # the rest of the frame errs a little everywhere
+    marked = torch.zeros(2, 1, 8, 8)
+    marked[0, 0, 2, 2:6] = 1.0
+    assert marked_error(pred, target, marked).item() == pytest.approx(0.6, rel=1e-4)
+    mended = pred.clone()
+    mended[0, :, 2, 2:6] = 0.0
+    seen = charbonnier(pred, target) - charbonnier(mended, target)
+    assert 0 < seen.item() < 0.6 / 25  # the mean loss barely sees it
+    assert marked_error(pred, target, torch.zeros_like(marked)).item() == 0.0

@@ -58,7 +58,10 @@ def test_a_restart_outside_the_run_is_refused(tmp_path):
                                            ({"exposure_p": 1.5}, "exposure_p"),
                                            ({"night_p": -0.5}, "night_p"),
                                            ({"unplaced_p": -0.1}, "unplaced_p"),
-                                           ({"estimated_p": 2.0}, "estimated_p")])
+                                           ({"estimated_p": 2.0}, "estimated_p"),
+                                           ({"marking_weight": 1.0}, "marking_weight"),
+                                           ({"marking_weight": -1.0, "road_p": 0.5},
+                                            "marking_weight")])
 def test_a_config_built_in_python_is_checked_too(options, field):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**options)
@@ -68,6 +71,17 @@ def test_clean_p_sets_the_share_of_weather_free_training_frames():
     frames = _dataset(TrainConfig(crop=24, clean_p=0.8))
     clean = sum(float(frames[i]["types"].sum()) == 0 for i in range(40))
     assert clean >= 24  # 32 expected; 5% (the default) would give about 2
+
+
+def test_road_views_bring_their_markings_to_the_batch():
+    """The markings' mask travels with a road view into the batch, zero on other views, so
+    the loop can weigh their error (`marking_weight`)."""
+    frames = _dataset(TrainConfig(crop=48, road_p=0.5, marking_weight=1.0))
+    batch = _collate([frames[i] for i in range(8)])
+    marked = batch["markings"].flatten(1).sum(1)
+    assert batch["markings"].shape == (8, 1, 48, 48)
+    assert 0 < int((marked > 0).sum()) < 8  # some views are roads, some are not
+    assert "markings" not in _collate([_dataset(TrainConfig(crop=48))[0]])
 
 
 def test_a_train_override_on_the_command_line_is_checked_too(tmp_path, capsys):

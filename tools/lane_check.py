@@ -2,13 +2,16 @@
 """Lane markings through the default pipeline: what a driving stack needs most of a frame.
 
 Rendered forward drives past held-out scenes' photos (data/road.py: a road with
-dashed and solid markings between walls carrying the photo), restored by the default pipeline
-told a fixed description as a sure provider says it. Scored: the markings' contrast over the
-road beside them, as a share of the clean view's (1: as legible as without weather), in the
-input and in the output. Two sets: clean drives told each description (what a wrong word
-costs them), and drives under rendered weather told the truth (what restoring costs them).
+dashed and solid markings between walls carrying the photo), or the frames of a real clean
+dash-cam clip (`--clip`: markings found as thin bright lines on the road, the lower part of the
+frame), restored by the default pipeline told a fixed description as a sure provider says it.
+Scored: the markings' contrast over the road beside them, as a share of the clean view's (1: as
+legible as without weather), in the input and in the output. Three sets: clean drives told each
+description (what a wrong word costs them), and drives under weather told the truth (what
+restoring costs them), drawn by the training renderers and by the one left out of training.
 
     .venv/bin/python tools/lane_check.py [--split val --scenes 6 --views 2] [--json]
+    .venv/bin/python tools/lane_check.py --clip DIR [--frames 8 --road-top 0.6]
 """
 from __future__ import annotations
 
@@ -24,16 +27,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, inst
 from allweather_ros.data.road import road_view  # noqa: E402
 from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
+from allweather_ros.data.weather import EXTERNAL  # noqa: E402
 from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
 CASES = [(kind, severity) for kind in ("rain", "snow", "raindrop", "haze")
          for severity in ("slight", "moderate", "heavy")]
+MARKING_WIDTH = 15  # pixels: wider bright things on a real road (cars, verges) are not markings
+MARKING_LIFT = 0.15  # above the surround (white top-hat of the brightest channel)
+MARKING_LEVEL = 0.5  # brightest channel
 
 
 def contrast(image: np.ndarray, markings: np.ndarray, road: np.ndarray) -> float:
     return float(image[markings].mean() - image[road].mean())
+
+
+def beside(markings: np.ndarray) -> np.ndarray:
+    """The road within 3 pixels of the markings, the markings themselves left out."""
+    near = cv2.dilate(markings.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    return near & ~markings
 
 
 def drives(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -43,13 +56,41 @@ def drives(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         photo = scene.load(max_side=960).astype(np.float32) / 255.0
         for number in range(args.views):
             clean, markings = road_view(TRAVEL_M * number + 3.0, photo)
-            near = cv2.dilate(markings.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-            views.append((clean, markings, near & ~markings))
+            views.append((clean, markings, beside(markings)))
+    return views
+
+
+def real_markings(frame: np.ndarray, road_top: float) -> np.ndarray:
+    """Thin bright lines below `road_top` (a fraction of the height) of a clean road frame."""
+    value = frame.max(axis=2)
+    shape = np.ones((MARKING_WIDTH, MARKING_WIDTH), np.uint8)  # a square leaves no corners
+    lifted = cv2.morphologyEx(value, cv2.MORPH_TOPHAT, shape)
+    markings = (lifted > MARKING_LIFT) & (value > MARKING_LEVEL)
+    markings[:round(road_top * frame.shape[0])] = False
+    return markings
+
+
+def clip_views(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(clean frame, markings, the road beside them) for `args.frames` frames of the clip,
+    evenly spaced; frames without markings are skipped."""
+    paths = sorted(p for p in Path(args.clip).iterdir()
+                   if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise SystemExit(f"{args.clip}: no .png or .jpg frames")
+    views = []
+    for index in np.linspace(0, len(paths) - 1, min(args.frames, len(paths))).round():
+        frame = cv2.imread(str(paths[int(index)]), cv2.IMREAD_COLOR)
+        frame = frame[:, :, ::-1].astype(np.float32) / 255.0
+        markings = real_markings(frame, args.road_top)
+        if markings.sum() >= 20:
+            views.append((np.ascontiguousarray(frame), markings, beside(markings)))
+    if not views:
+        raise SystemExit(f"{args.clip}: no lane markings found below --road-top {args.road_top}")
     return views
 
 
 def check(args) -> dict:
-    views = drives(args)
+    views = clip_views(args) if args.clip else drives(args)
     pipeline = build_pipeline(PipelineConfig(weights=args.weights, provider="fixed",
                                              fixed_text=describe([])), asynchronous=False)
 
@@ -63,22 +104,26 @@ def check(args) -> dict:
         return {"views": len(pairs), "input": float(pairs[:, 0].mean()),
                 "restored": float(pairs[:, 1].mean()), "lowest": float(pairs[:, 1].min())}
 
-    report = {"clean, told": {}, "weather, told the truth": {}}
+    report = {"clean, told": {}, "weather, told the truth": {},
+              "left-out renderer, told the truth": {}}
     for case in [None, *CASES]:
         told = [] if case is None else [Degradation(*case, WHOLE_FRAME)]
         pairs = [(1.0, contrast(restored(clean, told), markings, road)
                   / contrast(clean, markings, road)) for clean, markings, road in views]
         report["clean, told"]["no weather" if case is None else " ".join(case[::-1])] = row(pairs)
-    for number, case in enumerate(CASES):
-        pairs = []
-        for view, (clean, markings, road) in enumerate(views):
-            rng = np.random.default_rng(1000 * number + view)
-            degraded = synthesize(clean, rng, [Degradation(*case)]).degraded
-            out = restored(degraded, [Degradation(*case, WHOLE_FRAME)])
-            base = contrast(clean, markings, road)
-            pairs.append((contrast(degraded, markings, road) / base,
-                          contrast(out, markings, road) / base))
-        report["weather, told the truth"][" ".join(case[::-1])] = row(pairs)
+    for name, renderers in (("weather, told the truth", None),
+                            ("left-out renderer, told the truth", EXTERNAL)):
+        for number, case in enumerate(CASES):
+            pairs = []
+            for view, (clean, markings, road) in enumerate(views):
+                rng = np.random.default_rng(1000 * number + view)
+                degraded = synthesize(clean, rng, [Degradation(*case)],
+                                      renderers and {case[0]: renderers}).degraded
+                out = restored(degraded, [Degradation(*case, WHOLE_FRAME)])
+                base = contrast(clean, markings, road)
+                pairs.append((contrast(degraded, markings, road) / base,
+                              contrast(out, markings, road) / base))
+            report[name][" ".join(case[::-1])] = row(pairs)
     return report
 
 
@@ -87,6 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=("val", "test"))
     parser.add_argument("--scenes", type=int, default=6, help="held-out scenes on the walls")
     parser.add_argument("--views", type=int, default=2, help="views of each drive")
+    parser.add_argument("--clip", default="",
+                        help="a folder of a real clean dash-cam clip's frames instead")
+    parser.add_argument("--frames", type=int, default=8, help="frames of the clip scored")
+    parser.add_argument("--road-top", type=float, default=0.6,
+                        help="where the road starts in the clip's frames, a fraction of the "
+                             "height from the top (markings are looked for below)")
     parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -249,8 +249,9 @@ class SyntheticWeatherDataset(Dataset):
         zoom = 1.0
         if self.zoom_p and rng.random() < self.zoom_p:
             zoom = float(np.exp(rng.uniform(0.0, np.log(self.max_zoom))))
+        markings = None if not self.road_p else np.zeros((self.crop, self.crop), np.float32)
         if self.road_p and rng.random() < self.road_p:
-            clean = _road(self._scene(scene), self.crop, rng)
+            clean, markings = _road(self._scene(scene), self.crop, rng)
         else:
             clean = self._view(self._scene(scene), rng, zoom).astype(np.float32) / 255.0
         if self.night_p and rng.random() < self.night_p:
@@ -299,6 +300,7 @@ class SyntheticWeatherDataset(Dataset):
             "scene": scene.name,
             "renderers": ",".join(f"{t}:{r}" for t, r in sample.renderers.items()),
             **labels(sample.degradations),
+            **({} if markings is None else {"markings": torch.from_numpy(markings[None])}),
         }
 
     def _scene(self, scene: Scene) -> np.ndarray:
@@ -327,11 +329,13 @@ class SyntheticWeatherDataset(Dataset):
         return np.ascontiguousarray(view)
 
 
-def _road(photo: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+def _road(photo: np.ndarray, crop: int, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray]:
     """A crop-sized float view down a road with lane markings, somewhere along it, through a
-    lens of random width, between walls carrying `photo` (uint8)."""
-    return road_view(rng.uniform(0.0, 9.0), photo.astype(np.float32) / 255.0, (crop, crop),
-                     focal=crop * rng.uniform(0.6, 1.2))[0]
+    lens of random width, between walls carrying `photo` (uint8); and its markings' float mask."""
+    view, markings = road_view(rng.uniform(0.0, 9.0), photo.astype(np.float32) / 255.0,
+                               (crop, crop), focal=crop * rng.uniform(0.6, 1.2))
+    return view, markings.astype(np.float32)
 
 
 def _zoomed(images: tuple[np.ndarray, ...], crop: int, rng: np.random.Generator,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..description import GENERIC_TEXT
 from ..model import LDRNet, build_model
-from ..model.losses import RestorationLoss, worse_than_input
+from ..model.losses import RestorationLoss, marked_error, worse_than_input
 from ..model.weights import save_weights
 from ..runtime.torch_backend import native_bf16
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -64,6 +64,7 @@ class TrainConfig:
     camera_p: float = 0.0  # share of views through a random camera (data.camera)
     zoom_p: float = 0.0  # share of views whose weather is drawn up to max_zoom x closer
     road_p: float = 0.0  # share of clean views drawn as a road with lane markings (data.road)
+    marking_weight: float = 0.0  # weight of the lane markings' own error (losses.marked_error)
     max_zoom: float = 2.0
     steps: int = 20000
     restart_step: int = 0  # where the cosine starts at `lr`: a later leg's warm restart
@@ -94,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_minutes < 0:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
+        if self.marking_weight < 0 or (self.marking_weight and not self.road_p):
+            raise ValueError(f"marking_weight must be >= 0 and needs road_p > 0 (road views "
+                             f"carry the markings), got {self.marking_weight} with road_p "
+                             f"{self.road_p}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         check_weather_options(self, ("exposure_p", "night_p", "unplaced_p", "estimated_p",
@@ -266,6 +271,9 @@ def train_model(config: TrainConfig, resume: bool = True,
             if config.harm_weight:
                 loss = loss + config.harm_weight * worse_than_input(
                     result.restored.float(), degraded.float(), clean)
+            if config.marking_weight:
+                loss = loss + config.marking_weight * marked_error(
+                    result.restored.float(), clean, batch["markings"].to(device))
             if config.map_weight:
                 loss = loss + config.map_weight * (
                     result.degradation_map.float() - batch["strength"].to(device)).abs().mean()
@@ -332,4 +340,6 @@ def _collate(items: list[dict]) -> dict:
         else (item["degraded"] - item["clean"]).abs().mean(0, keepdim=True).clamp(0, 1)
         for item in items])
     batch["text"] = [item.get("text") or GENERIC_TEXT for item in items]
+    if all("markings" in item for item in items):
+        batch["markings"] = torch.stack([item["markings"] for item in items])
     return batch
