@@ -29,6 +29,7 @@ from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa:
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL  # noqa: E402
 from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
+from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
@@ -73,17 +74,15 @@ def real_markings(frame: np.ndarray, road_top: float) -> np.ndarray:
 def clip_views(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(clean frame, markings, the road beside them) for `args.frames` frames of the clip,
     evenly spaced; frames without markings are skipped."""
-    paths = sorted(p for p in Path(args.clip).iterdir()
-                   if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    paths = sorted(p for p in Path(args.clip).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise SystemExit(f"{args.clip}: no .png or .jpg frames")
+        raise SystemExit(f"{args.clip} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     views = []
     for index in np.linspace(0, len(paths) - 1, min(args.frames, len(paths))).round():
-        frame = cv2.imread(str(paths[int(index)]), cv2.IMREAD_COLOR)
-        frame = frame[:, :, ::-1].astype(np.float32) / 255.0
+        frame = read_rgb(paths[int(index)])
         markings = real_markings(frame, args.road_top)
         if markings.sum() >= 20:
-            views.append((np.ascontiguousarray(frame), markings, beside(markings)))
+            views.append((frame, markings, beside(markings)))
     if not views:
         raise SystemExit(f"{args.clip}: no lane markings found below --road-top {args.road_top}")
     return views
