@@ -46,6 +46,16 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
         clip=str(tmp_path), frames=2, road_top=0.45, weights=""))
     assert report["clean, told"]["no weather"]["views"] == 2
     assert report["weather, told the truth"]["heavy snow"]["input"] < 0.95
+    video = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                            (320, 240))
+    for path in sorted(tmp_path.glob("frame_*.png")):
+        video.write(cv2.imread(str(path)))
+    video.release()
+    frames = lane_check.clip_frames(tmp_path / "drive.avi", 2)  # the first and the last
+    assert len(frames) == 2 and frames[0].shape == (240, 320, 3)
+    assert np.abs(frames[1] - lane_check.read_rgb(tmp_path / "frame_2.png")).mean() < 0.02
+    with pytest.raises(SystemExit, match="neither a folder of images nor a video"):
+        lane_check.clip_frames(tmp_path / "frame_0.png", 2)
     with pytest.raises(SystemExit, match="no lane markings"):
         lane_check.check(lane_check.argparse.Namespace(clip=str(tmp_path), frames=2,
                                                        road_top=1.0, weights=""))

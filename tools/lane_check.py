@@ -2,16 +2,17 @@
 """Lane markings through the default pipeline: what a driving stack needs most of a frame.
 
 Rendered forward drives past held-out scenes' photos (data/road.py: a road with
-dashed and solid markings between walls carrying the photo), or the frames of a real clean
-dash-cam clip (`--clip`: markings found as thin bright lines on the road, the lower part of the
-frame), restored by the default pipeline told a fixed description as a sure provider says it.
+dashed and solid markings between walls carrying the photo), or frames of a real clean dash-cam
+clip (`--clip`, a folder of frames or a video file: markings found as thin bright lines on the
+road, the lower part of the frame), restored by the default pipeline told a fixed description
+as a sure provider says it.
 Scored: the markings' contrast over the road beside them, as a share of the clean view's (1: as
 legible as without weather), in the input and in the output. Three sets: clean drives told each
 description (what a wrong word costs them), and drives under weather told the truth (what
 restoring costs them), drawn by the training renderers and by the one left out of training.
 
     .venv/bin/python tools/lane_check.py [--split val --scenes 6 --views 2] [--json]
-    .venv/bin/python tools/lane_check.py --clip DIR [--frames 8 --road-top 0.6]
+    .venv/bin/python tools/lane_check.py --clip DIR_OR_VIDEO [--frames 8 --road-top 0.6]
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa:
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL  # noqa: E402
 from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
-from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
+from allweather_ros.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
@@ -71,15 +72,34 @@ def real_markings(frame: np.ndarray, road_top: float) -> np.ndarray:
     return markings
 
 
+def clip_frames(source: Path, count: int) -> list[np.ndarray]:
+    """`count` evenly spaced frames (float RGB) of a folder of images or of a video file."""
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise SystemExit(f"{source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return [read_rgb(paths[int(i)])
+                for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).round()]
+    capture = cv2.VideoCapture(str(source)) if source.suffix.lower() in VIDEO_SUFFIXES else None
+    total = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if capture is not None else 0
+    frames = []
+    for index in np.linspace(0, total - 1, min(count, total)).round():
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        ok, bgr = capture.read()
+        if ok:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+    if capture is not None:
+        capture.release()
+    if not frames:
+        raise SystemExit(f"{source} is neither a folder of images nor a video OpenCV can read")
+    return frames
+
+
 def clip_views(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(clean frame, markings, the road beside them) for `args.frames` frames of the clip,
     evenly spaced; frames without markings are skipped."""
-    paths = sorted(p for p in Path(args.clip).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise SystemExit(f"{args.clip} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     views = []
-    for index in np.linspace(0, len(paths) - 1, min(args.frames, len(paths))).round():
-        frame = read_rgb(paths[int(index)])
+    for frame in clip_frames(Path(args.clip), args.frames):
         markings = real_markings(frame, args.road_top)
         if markings.sum() >= 20:
             views.append((frame, markings, beside(markings)))
@@ -132,7 +152,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scenes", type=int, default=6, help="held-out scenes on the walls")
     parser.add_argument("--views", type=int, default=2, help="views of each drive")
     parser.add_argument("--clip", default="",
-                        help="a folder of a real clean dash-cam clip's frames instead")
+                        help="a real clean dash-cam clip instead: a folder of its frames or "
+                             "a video file")
     parser.add_argument("--frames", type=int, default=8, help="frames of the clip scored")
     parser.add_argument("--road-top", type=float, default=0.6,
                         help="where the road starts in the clip's frames, a fraction of the "
