@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .streak_shape import streak_shaped
+from .streak_shape import streak_blobs
 
 SIDE = 7  # pixels: a light is narrower than this (at the working resolution)
 LIFT = 0.3  # brighter than its surround by at least this (of 1.0)
@@ -58,10 +58,9 @@ def keep_lights(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, fl
     night = float(value.mean()) < NIGHT
     light = (lit - darkest > CHROMA) | ((darkest >= CLIPPED) & night)  # coloured, or a source
     rows, cols, lit = rows[light], cols[light], lit[light]
-    if not rows.size:
-        return restored, 0.0
-    light = ~_in_streaks(rows, cols)
-    dimmed = light & (lit - restored[rows, cols].max(axis=1) > DIMMED)
+    dimmed = lit - restored[rows, cols].max(axis=1) > DIMMED
+    if dimmed.any():  # the blobs' shapes are judged on all their pixels, dimmed or not
+        dimmed &= ~_in_streaks(rows, cols)
     if not dimmed.any():
         return restored, 0.0
     rows, cols = rows[dimmed], cols[dimmed]
@@ -83,7 +82,5 @@ def _in_streaks(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     top, left = rows.min(), cols.min()
     mask = np.zeros((rows.max() - top + 1, cols.max() - left + 1), np.uint8)
     mask[rows - top, cols - left] = 1
-    count, labels = cv2.connectedComponents(mask, connectivity=8)
-    streak = streak_shaped(labels, count) & (np.bincount(labels.ravel(), minlength=count) >= SIDE)
-    streak[0] = False
+    labels, streak = streak_blobs(mask, SIDE)
     return streak[labels[rows - top, cols - left]]

@@ -8,20 +8,21 @@ like a light).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 MIN_ELONGATION = 2.0  # a streak's long axis over its short one, at least
 
 
-def streak_shaped(labels: np.ndarray, count: int, min_elongation: float = MIN_ELONGATION
-                  ) -> np.ndarray:
+def _streak_shaped(labels: np.ndarray, sizes: np.ndarray, min_elongation: float) -> np.ndarray:
     """(count,) bool: which blobs of `labels` (int, 0 background, as cv2.connectedComponents
-    gives them) are shaped like falling streaks: their long axis (of the blob's second moments,
-    each pixel a unit square) at least `min_elongation` times their short one, and nearer
-    upright than level (more spread down than across)."""
+    gives them; `sizes` their pixel counts) are shaped like falling streaks: their long axis
+    (of the blob's second moments, each pixel a unit square) at least `min_elongation` times
+    their short one, and nearer upright than level (more spread down than across)."""
+    count = sizes.size
     ys, xs = np.nonzero(labels)
     blob = labels[ys, xs]
-    pixels = np.maximum(np.bincount(blob, minlength=count), 1).astype(np.float64)
+    pixels = np.maximum(sizes, 1).astype(np.float64)
 
     def mean(values):
         return np.bincount(blob, values.astype(np.float64), minlength=count) / pixels
@@ -33,3 +34,14 @@ def streak_shaped(labels: np.ndarray, count: int, min_elongation: float = MIN_EL
     half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
     long, short = (down + across) / 2 + half_gap, (down + across) / 2 - half_gap
     return (long >= min_elongation ** 2 * short) & (down > across)
+
+
+def streak_blobs(mask: np.ndarray, min_pixels: int, min_elongation: float = MIN_ELONGATION
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The blobs of `mask` (uint8, 8-connected) as labels, and (count,) bool: which of them
+    are at least `min_pixels` pixels and `_streak_shaped` (the background, label 0, never)."""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    streak = _streak_shaped(labels, sizes, min_elongation) & (sizes >= min_pixels)
+    streak[0] = False
+    return labels, streak

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .streak_shape import MIN_ELONGATION, streak_shaped
+from .streak_shape import MIN_ELONGATION, streak_blobs
 
 ALIGN_SIDE = 160  # pixels of the longer side of the grey copy the frames are aligned on
 # Phase correlation's peak between consecutive frames: 0.89-0.99 for a slowly panning camera
@@ -302,14 +302,11 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
 def _thin_streaks(mask: np.ndarray, brightened: np.ndarray, max_width: int, min_pixels: int,
                   min_elongation: float, edge: np.ndarray) -> np.ndarray:
     """The connected blobs of `mask` (uint8) of at least `min_pixels` pixels, shaped like
-    streaks (`streak_shape.streak_shaped`), that touch no part of `brightened` (everything that got
+    streaks (`streak_shape.streak_blobs`), that touch no part of `brightened` (everything that got
     brighter, which `mask` is part of) wider than `max_width` (a thin piece of a van coming
     into view is still the van), nor `edge` (uint8: a blob crossing the border of what the past
     saw has its past outside the picture)."""
     wide = cv2.dilate(cv2.morphologyEx(brightened, cv2.MORPH_OPEN, _disc(max_width)), _NEAR)
-    count, labels = cv2.connectedComponents(mask, connectivity=8)
-    reject = np.bincount(labels.ravel(), minlength=count) < min_pixels
-    reject |= ~streak_shaped(labels, count, min_elongation)
-    reject[np.unique(labels[(wide > 0) | (edge > 0)])] = True
-    reject[0] = True
-    return (~reject[labels]).astype(np.uint8)
+    labels, keep = streak_blobs(mask, min_pixels, min_elongation)
+    keep[np.unique(labels[(wide > 0) | (edge > 0)])] = False
+    return keep[labels].astype(np.uint8)
