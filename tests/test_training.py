@@ -81,7 +81,11 @@ def test_road_views_bring_their_markings_to_the_batch():
     marked = batch["markings"].flatten(1).sum(1)
     assert batch["markings"].shape == (8, 1, 48, 48)
     assert 0 < int((marked > 0).sum()) < 8  # some views are roads, some are not
-    assert "markings" not in _collate([_dataset(TrainConfig(crop=48))[0]])
+    plain = _dataset(TrainConfig(crop=48))[0]
+    assert "markings" not in _collate([plain])
+    mixed = _collate([frames[i] for i in range(8)] + [plain])  # a paired frame: none marked
+    assert torch.equal(mixed["markings"][:8], batch["markings"])
+    assert not mixed["markings"][8].any()
 
 
 def test_a_train_override_on_the_command_line_is_checked_too(tmp_path, capsys):

@@ -114,11 +114,12 @@ def check_lamp_lit(args) -> dict:
     scenes = scenes_in_split(default_scenes(), args.split)[:args.scenes]
     restore = Restorer(load_model(args.weights), _encoder())
     told = describe([Degradation("rain", "heavy", WHOLE_FRAME)])
+    nights = [background for time, background, _, _ in lit_views(scenes) if time == "night"]
     rng = np.random.default_rng(0)
     report = {}
     for lamp, colour in LAMPS.items():
         left = {"alone": [], "keeper": []}
-        for _, background, _, _ in lit_views(scenes)[1::2]:  # the night views, without lights
+        for background in nights:
             streaks = np.zeros(background.shape[:2], np.float32)
             for _ in range(STREAKS):
                 x, y = int(rng.integers(0, 320)), int(rng.integers(0, 240))

@@ -271,7 +271,7 @@ def train_model(config: TrainConfig, resume: bool = True,
             if config.harm_weight:
                 loss = loss + config.harm_weight * worse_than_input(
                     result.restored.float(), degraded.float(), clean)
-            if config.marking_weight:
+            if config.marking_weight and "markings" in batch:
                 loss = loss + config.marking_weight * marked_error(
                     result.restored.float(), clean, batch["markings"].to(device))
             if config.map_weight:
@@ -340,6 +340,7 @@ def _collate(items: list[dict]) -> dict:
         else (item["degraded"] - item["clean"]).abs().mean(0, keepdim=True).clamp(0, 1)
         for item in items])
     batch["text"] = [item.get("text") or GENERIC_TEXT for item in items]
-    if all("markings" in item for item in items):
-        batch["markings"] = torch.stack([item["markings"] for item in items])
+    if any("markings" in item for item in items):  # paired frames have none marked
+        batch["markings"] = torch.stack([item.get("markings", torch.zeros_like(item["clean"][:1]))
+                                         for item in items])
     return batch
