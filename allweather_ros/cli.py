@@ -124,7 +124,8 @@ def _describe(args: argparse.Namespace) -> int:
 
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                fixed_text=args.fixed_text, allow_download=args.allow_download,
-                               estimator_weights=args.estimator_weights)
+                               estimator_weights=args.estimator_weights,
+                               vlm_rain_check=args.vlm_rain_check)
     if len(args.images) > 1 or Path(args.images[0]).is_dir():
         return _describe_many(provider, args.images)
     prior = provider.describe(read_rgb(Path(args.images[0])))
@@ -162,7 +163,7 @@ def _pipeline_config(args: argparse.Namespace):
 
     return PipelineConfig(weights=args.weights or "", backend=args.backend,
                           provider=args.provider, fixed_text=args.fixed_text or "",
-                          vlm_model=args.vlm_model or "",
+                          vlm_model=args.vlm_model or "", vlm_rain_check=args.vlm_rain_check,
                           estimator_weights=args.estimator_weights,
                           processing_max_side=args.processing_max_side,
                           prior_memory=args.memory, transient_frames=args.transient_frames)
@@ -260,7 +261,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.provider != "none":
         estimator = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                     fixed_text=args.fixed_text,
-                                    estimator_weights=args.estimator_weights)
+                                    estimator_weights=args.estimator_weights,
+                                    vlm_rain_check=args.vlm_rain_check)
     if args.synthetic:
         val_seed = synthetic.VALIDATION_SEED if args.val_seed is None else args.val_seed
         result = synthetic.evaluate_synthetic(full, default_scenes(), no_prior, estimator,
@@ -294,7 +296,8 @@ def _eval_real(args: argparse.Namespace) -> int:
         raise ValueError("--real scores a provider's descriptions; --provider none gives none")
     provider = create_provider(args.provider, None, vlm_model=args.vlm_model,
                                fixed_text=args.fixed_text,
-                               estimator_weights=args.estimator_weights)
+                               estimator_weights=args.estimator_weights,
+                               vlm_rain_check=args.vlm_rain_check)
     photos = len(real.load_labels(args.real))
     frames = len(synthetic_prior.RENDERER_SETS) * synthetic_prior.frames_per_set(args.repeats)
     with tqdm(total=photos + frames, desc="describe", leave=False, disable=args.json) as bar:
@@ -336,6 +339,12 @@ def _add_estimator_weights(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.estimator_weights"))
 
 
+def _add_vlm_rain_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vlm-rain-check", type=_option_flag("prior.vlm_rain_check"),
+                        default=BY_NAME["prior.vlm_rain_check"].default,
+                        help=_option_help("prior.vlm_rain_check"))
+
+
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that share the node's options: their defaults and help are the options'."""
     parser.add_argument("--weights", default=BY_NAME["weights"].default,
@@ -348,6 +357,7 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.fixed_text"))
     parser.add_argument("--vlm-model", default=BY_NAME["prior.vlm_model"].default,
                         help=_option_help("prior.vlm_model"))
+    _add_vlm_rain_check(parser)
     _add_estimator_weights(parser)
     parser.add_argument("--processing-max-side", type=_option_flag("processing_max_side"),
                         default=BY_NAME["processing_max_side"].default,
@@ -403,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=list(PROVIDERS))
     describe.add_argument("--vlm-model", help="local VLM folder or cached hub id (provider vlm)")
     describe.add_argument("--fixed-text", help="the description (provider fixed)")
+    _add_vlm_rain_check(describe)
     _add_estimator_weights(describe)
     describe.add_argument("--allow-download", action="store_true",
                           help="let the vlm provider download a model that is not cached")
@@ -435,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the provider scored")
     evaluate.add_argument("--vlm-model")
     evaluate.add_argument("--fixed-text")
+    _add_vlm_rain_check(evaluate)
     _add_estimator_weights(evaluate)
     evaluate.add_argument("--repeats", type=int, default=4, help="frames per recipe")
     evaluate.add_argument("--memory", type=int, default=BY_NAME["prior.memory"].default,

@@ -166,6 +166,10 @@ OPTIONS = (
     Option("prior.vlm_model", "", "local folder or cached hub id of the VLM (prior.provider "
            "vlm); never downloaded", "a string (required for vlm)", _any_value, runtime=True,
            pipeline_field="vlm_model"),
+    Option("prior.vlm_rain_check", True, "a VLM's rain severity word is weighed against the "
+           "built-in estimator's reading of the same frame before the restorer hears it (told "
+           "heavy of light rain, the restorer scrubs the frame); false: the VLM's word as said",
+           "true or false", _any_value, runtime=True, pipeline_field="vlm_rain_check"),
     Option("prior.estimator_weights", "", "built-in estimator weights (.safetensors, its "
            "calibration inside: your own, trained or calibrated on your camera's frames); "
            "empty: the shipped estimator; also the VLM's fallback",

@@ -91,6 +91,7 @@ class PipelineConfig:
     backend: str = DEFAULTS["backend"]  # NAME[:PRECISION], see runtime/registry.py
     provider: str = DEFAULTS["provider"]  # see prior/registry.py
     vlm_model: str = DEFAULTS["vlm_model"]  # local folder or cached hub id, for provider=vlm
+    vlm_rain_check: bool = DEFAULTS["vlm_rain_check"]  # prior/severity_check.py
     fixed_text: str = DEFAULTS["fixed_text"]  # for provider=fixed
     estimator_weights: str = DEFAULTS["estimator_weights"]  # empty: the shipped estimator
     prior_period_s: float = DEFAULTS["prior_period_s"]  # refresh at least this often
@@ -124,7 +125,8 @@ def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estima
     primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
                               fixed_text=config.fixed_text or None, device=config.device,
                               load_estimator_net=load_estimator_net,
-                              estimator_weights=config.estimator_weights)
+                              estimator_weights=config.estimator_weights,
+                              vlm_rain_check=config.vlm_rain_check)
     fallback = None
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device,

@@ -75,17 +75,29 @@ def test_the_pipeline_describes_with_the_configured_estimator(pipeline_config, h
     assert said["own"] > 0.99 and said["own"] > said["shipped"]
 
 
-def test_the_vlm_fallback_is_the_configured_estimator(pipeline_config, hazy_estimator,
-                                                      monkeypatch):
-    """A VLM that fails hands over to the built-in estimator: the user's, not the shipped."""
+class _StubVLM:
+    name = "vlm:stub"
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+
+def test_the_vlm_fallback_and_rain_check_are_the_configured_estimator(
+        pipeline_config, hazy_estimator, monkeypatch):
+    """A VLM that fails hands over to the built-in estimator, and a VLM's rain word is checked
+    by it (prior.vlm_rain_check): the user's estimator, not the shipped; unchecked on request."""
     import allweather_ros.prior.vlm as vlm
 
-    monkeypatch.setattr(vlm, "VLMPrior", lambda *args, **kwargs: object())
+    monkeypatch.setattr(vlm, "VLMPrior", _StubVLM)
     config = replace(pipeline_config, provider="vlm", vlm_model="any",
                      estimator_weights=str(hazy_estimator))
-    _, fallback = prior_providers(config, None)
+    primary, fallback = prior_providers(config, None)
     assert fallback.net is not None
     assert fallback.calibration.shift[-1] == 50.0
+    assert isinstance(primary.provider, _StubVLM) and primary.name == "vlm:stub"
+    assert primary.estimator.calibration.shift[-1] == 50.0
+    unchecked, _ = prior_providers(replace(config, vlm_rain_check=False), None)
+    assert isinstance(unchecked, _StubVLM)
 
 
 def test_estimator_training_takes_your_scenes_and_keeps_the_inits_calibration(

@@ -236,6 +236,27 @@ def test_harm_report_prices_a_wrong_severity_word_and_tone_shifts():
     assert hazed["clean_false_haze_psnr"]["mean"] < 30.0  # 30% darker
 
 
+class ReadsSlightWeather:
+    """A built-in estimator sure that every weather it reads is slight."""
+
+    def estimate(self, frame):
+        return np.full(4, 0.9), np.tile([0.998, 0.001, 0.001], (4, 1))
+
+
+def test_harm_report_prices_the_words_as_a_vlms_reach_the_restorer_rain_checked():
+    data = SyntheticWeatherDataset(
+        skimage_scenes(), "train", crop=48, length=3, wrong_description_p=0.0, flips=False,
+        recipes=[[Degradation("rain", "slight")], [Degradation("snow", "slight")], []],
+        renderers={"rain": "drizzle"})
+    harm = harm_report(ScrubsWhenToldHeavy(), data, HeavyEncoder(), ReadsSlightWeather())
+    checked = harm["cost_db_by_group"]["heavy_checked"]
+    assert checked["rain"]["mean"] == 0.0  # "heavy" taken back: not scrubbed
+    assert checked["snow"]["mean"] == harm["cost_db_by_group"]["heavy"]["snow"]["mean"] > 3.0
+    assert harm["cost_db"]["truth_checked"]["mean"] == 0.0  # a right word stands
+    assert "heavy_checked" not in harm_report(ScrubsWhenToldHeavy(), data, HeavyEncoder())[
+        "cost_db"]
+
+
 def test_tone_error_sees_a_global_darkening_that_fine_texture_hides():
     clean = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
     assert tone_error(clean, clean) == 0.0

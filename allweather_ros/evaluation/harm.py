@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..description import GENERIC_TEXT, SEVERITIES, Degradation, describe, in_type_order
+from ..prior.severity_check import checked_degradations
 from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim, standard_error
 
 PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
@@ -37,14 +38,17 @@ def tone_error(image: np.ndarray, clean: np.ndarray) -> float:
     return float(np.abs(blur[0] - blur[1]).mean())
 
 
-def harm_report(full, test, encoder) -> dict:
+def harm_report(full, test, encoder, estimator=None) -> dict:
     """Over the frames of `test` (true descriptions known), the full network told:
     the truth, every severity one tier too high and too low, "heavy" (frames with only slight
     weather), the generic text, and the truth with FALSE_HAZE (frames without haze). Costs are
     PSNR(told the truth) - PSNR(told that), in dB, over the frames with weather: a clean frame
     told the truth may come back untouched (PSNR capped at PSNR_CAP), so clean frames told the
     generic text or the false haze are given as their PSNR. Each cost is also given per group
-    of frames (a type, or mixtures): a mean over all frames hides which weather pays it."""
+    of frames (a type, or mixtures): a mean over all frames hides which weather pays it.
+    With the built-in `estimator`, the truth and the wrong severities are also told as a VLM's
+    words reach the restorer, checked against the estimator's reading (prior/severity_check.py):
+    their costs under the same names with "_checked" added."""
     restore = Restorer(full, encoder)
     costs = defaultdict(lambda: defaultdict(list))  # told -> group -> cost per frame
     slight_gain = defaultdict(list)
@@ -53,17 +57,23 @@ def harm_report(full, test, encoder) -> dict:
     for item in tqdm(test, desc="harm", leave=False):
         truth = degradations_of(item)
         degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
-        told = {"truth": describe(truth), "generic": GENERIC_TEXT}
+        said = {"truth": truth}
         if truth and (over := _moved(truth, +1)):
-            told["one_tier_higher"] = describe(over)
+            said["one_tier_higher"] = over
         if truth and (under := _moved(truth, -1)):
-            told["one_tier_lower"] = describe(under)
+            said["one_tier_lower"] = under
         light = all(d.severity == "slight" for d in truth)
         if truth and light:
-            told["heavy"] = describe(_moved(truth, to="heavy"))
+            said["heavy"] = _moved(truth, to="heavy")
+        told = {name: describe(d) for name, d in said.items()} | {"generic": GENERIC_TEXT}
+        if truth and estimator is not None:
+            severity = estimator.estimate(degraded)[1]
+            told |= {f"{name}_checked": describe(checked_degradations(d, severity))
+                     for name, d in said.items()}
         if all(d.type != FALSE_HAZE.type for d in truth):
             told["false_haze"] = describe(in_type_order([*truth, FALSE_HAZE]))
-        restored = {name: restore(item["degraded"], text)[0] for name, text in told.items()}
+        by_text = {text: restore(item["degraded"], text)[0] for text in set(told.values())}
+        restored = {name: by_text[text] for name, text in told.items()}
         psnr = {name: min(psnr_ssim(out, clean)[0], PSNR_CAP) for name, out in restored.items()}
         group = group_of(truth)
         if not truth:

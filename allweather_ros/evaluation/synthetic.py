@@ -19,6 +19,7 @@ from ..data.datasets import TEST_SEED, SyntheticWeatherDataset, synthetic_test_s
 from ..data.weather import EXTERNAL, RENDERERS
 from ..description import GENERIC_TEXT, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
+from ..prior.builtin import BuiltinEstimator
 from ..prior.providers import NoPrior
 from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
@@ -77,7 +78,8 @@ def evaluate_synthetic(full: LDRNet, scenes, no_prior: LDRNet | None = None, est
         result[name] = evaluate(full, test, no_prior, estimator, encoder=encoder,
                                 median_kernel=kernel, min_confidence=min_confidence,
                                 drive_readings=drive_readings)
-        result[name]["harm"] = harm_report(full, test, encoder)
+        result[name]["harm"] = harm_report(
+            full, test, encoder, estimator if isinstance(estimator, BuiltinEstimator) else None)
     return {**result["in_distribution"], "left_out": result["left_out"],
             "split": split, "renderer_examples": renderer_examples(full, scenes, encoder, crop)}
 

@@ -110,6 +110,10 @@ def renderer_table(result: dict) -> str:
 
 # The costs also broken down by type: the wrong words whose cost the issue bounds.
 BY_GROUP_COSTS = ("one_tier_higher", "heavy")
+# The words as a VLM's reach the restorer, its rain severity checked by the built-in estimator
+# (prior/severity_check.py): what the check costs a right word and saves a wrong one, on the
+# frames it acts on (rain alone and in mixtures).
+CHECKED_COSTS = ("truth", "one_tier_higher", "one_tier_lower", "heavy")
 
 
 def harm_table(harms: dict[str, dict]) -> str:
@@ -119,6 +123,13 @@ def harm_table(harms: dict[str, dict]) -> str:
     for key in ("one_tier_higher", "one_tier_lower", "heavy", "generic", "false_haze"):
         rows.append((f"cost of {key.replace('_', ' ')} (dB, mean ± s.e. / worst)",
                      [_cost(h["cost_db"].get(key)) for h in harms.values()]))
+    for key in CHECKED_COSTS:
+        by_group = [h["cost_db_by_group"].get(f"{key}_checked", {}) for h in harms.values()]
+        if any(by_group):
+            rows += [(f"cost of {key.replace('_', ' ')} on {g} frames, the rain word checked "
+                      f"(dB, mean ± s.e. / worst, n)",
+                      [_cost(costs.get(g), with_n=True) for costs in by_group])
+                     for g in ("rain", "mixture")]
     for key in BY_GROUP_COSTS:
         by_group = [h["cost_db_by_group"].get(key, {}) for h in harms.values()]
         rows += [(f"cost of {key.replace('_', ' ')} on {g} frames (dB, mean ± s.e. / worst, n)",
@@ -230,7 +241,10 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"frames with weather (one tier too high: every severity raised; heavy: frames with "
             f"only slight weather told heavy; false haze: frames without haze told the truth and "
             f"moderate haze); clean frames are given as their PSNR (capped at "
-            f"100 dB when untouched). Tone error: mean absolute difference of the heavily "
+            f"100 dB when untouched). The rain word checked: the words as a VLM's reach the "
+            f"restorer (`prior.vlm_rain_check`), rain's severity weighed against the built-in "
+            f"estimator's reading of the frame; the truth's cost is what the check costs a right "
+            f"word. Tone error: mean absolute difference of the heavily "
             f"blurred frame from the blurred truth (sigma 1/8 of the shorter side).\n\n"
             f"{harm_table(harms)}\n\n")
     if result.get("renderer_examples"):

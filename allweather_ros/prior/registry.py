@@ -7,17 +7,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .prior import Encoder, PriorProvider
 
-PROVIDERS = {"builtin": (), "vlm": ("vlm_model",), "fixed": ("fixed_text",), "none": ()}
+PROVIDERS = {"builtin": (), "vlm": ("vlm_model", "vlm_rain_check"), "fixed": ("fixed_text",),
+             "none": ()}
 """Provider name -> the PipelineConfig fields it needs (and is rebuilt for when they change)."""
 
 
 def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None = None,
                     fixed_text: str | None = None, device: str = "cpu",
                     allow_download: bool = False, load_estimator_net=None,
-                    estimator_weights: str | None = None) -> PriorProvider:
+                    estimator_weights: str | None = None,
+                    vlm_rain_check: bool = True) -> PriorProvider:
     """Build the named provider; a missing option gets an error naming it. `load_estimator_net`
     (weights path -> network) runs the built-in estimator elsewhere than torch on `device`;
-    `estimator_weights` are its weights (None or empty: the shipped ones)."""
+    `estimator_weights` are its weights (None or empty: the shipped ones). `vlm_rain_check`: the
+    VLM's rain severity is checked by the built-in estimator (prior/severity_check.py)."""
     if name == "builtin":
         from .builtin import BuiltinEstimator
 
@@ -28,7 +31,14 @@ def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None
             raise ValueError("the vlm provider needs a model: a local folder or a cached hub id")
         from .vlm import VLMPrior
 
-        return VLMPrior(vlm_model, encoder=encoder, device=device, allow_download=allow_download)
+        vlm = VLMPrior(vlm_model, encoder=encoder, device=device, allow_download=allow_download)
+        if not vlm_rain_check:
+            return vlm
+        from .builtin import BuiltinEstimator
+        from .severity_check import SeverityChecked
+
+        return SeverityChecked(vlm, BuiltinEstimator(estimator_weights, device=device,
+                                                     load_net=load_estimator_net), encoder)
     if name == "fixed":
         if not fixed_text:
             raise ValueError("the fixed provider needs its description text")
