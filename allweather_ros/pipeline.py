@@ -117,21 +117,21 @@ _REFRESHER_FIELDS = {"prior_period_s": "period", "change_threshold": "change_thr
 def prior_providers(config: PipelineConfig, encoder: Encoder | None, load_estimator_net=None
                     ) -> tuple[PriorProvider, PriorProvider | None]:
     """(primary, fallback) for `config`: a VLM can fail (memory, hangs), so the built-in
-    estimator stands in for it; the others need no fallback. `load_estimator_net` (weights path ->
-    the estimator's network; None: torch's) is handed to the built-in estimator. Raises if
-    either cannot be built."""
+    estimator stands in for it (and checks its rain word); the others need no fallback.
+    `load_estimator_net` (weights path -> the estimator's network; None: torch's) is handed to
+    the built-in estimator. Raises if either cannot be built."""
     from .prior.registry import create_provider
 
-    primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
-                              fixed_text=config.fixed_text or None, device=config.device,
-                              load_estimator_net=load_estimator_net,
-                              estimator_weights=config.estimator_weights,
-                              vlm_rain_check=config.vlm_rain_check)
     fallback = None
     if config.provider == "vlm":
         fallback = create_provider("builtin", encoder, device=config.device,
                                    load_estimator_net=load_estimator_net,
                                    estimator_weights=config.estimator_weights)
+    primary = create_provider(config.provider, encoder, vlm_model=config.vlm_model or None,
+                              fixed_text=config.fixed_text or None, device=config.device,
+                              load_estimator_net=load_estimator_net,
+                              estimator_weights=config.estimator_weights,
+                              vlm_rain_check=config.vlm_rain_check, estimator=fallback)
     return primary, fallback
 
 

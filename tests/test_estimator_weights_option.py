@@ -95,7 +95,7 @@ def test_the_vlm_fallback_and_rain_check_are_the_configured_estimator(
     assert fallback.net is not None
     assert fallback.calibration.shift[-1] == 50.0
     assert isinstance(primary.provider, _StubVLM) and primary.name == "vlm:stub"
-    assert primary.estimator.calibration.shift[-1] == 50.0
+    assert primary.estimator is fallback  # one estimator loaded, not two
     unchecked, _ = prior_providers(replace(config, vlm_rain_check=False), None)
     assert isinstance(unchecked, _StubVLM)
 

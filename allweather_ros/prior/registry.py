@@ -16,11 +16,12 @@ def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None
                     fixed_text: str | None = None, device: str = "cpu",
                     allow_download: bool = False, load_estimator_net=None,
                     estimator_weights: str | None = None,
-                    vlm_rain_check: bool = True) -> PriorProvider:
+                    vlm_rain_check: bool = True, estimator=None) -> PriorProvider:
     """Build the named provider; a missing option gets an error naming it. `load_estimator_net`
     (weights path -> network) runs the built-in estimator elsewhere than torch on `device`;
     `estimator_weights` are its weights (None or empty: the shipped ones). `vlm_rain_check`: the
-    VLM's rain severity is checked by the built-in estimator (prior/severity_check.py)."""
+    VLM's rain severity is checked by the built-in estimator (prior/severity_check.py):
+    `estimator`, one already built (the VLM's fallback), else one built here."""
     if name == "builtin":
         from .builtin import BuiltinEstimator
 
@@ -34,11 +35,12 @@ def create_provider(name: str, encoder: Encoder | None, *, vlm_model: str | None
         vlm = VLMPrior(vlm_model, encoder=encoder, device=device, allow_download=allow_download)
         if not vlm_rain_check:
             return vlm
-        from .builtin import BuiltinEstimator
         from .severity_check import SeverityChecked
 
-        return SeverityChecked(vlm, BuiltinEstimator(estimator_weights, device=device,
-                                                     load_net=load_estimator_net), encoder)
+        estimator = estimator or create_provider("builtin", None, device=device,
+                                                 load_estimator_net=load_estimator_net,
+                                                 estimator_weights=estimator_weights)
+        return SeverityChecked(vlm, estimator, encoder)
     if name == "fixed":
         if not fixed_text:
             raise ValueError("the fixed provider needs its description text")
