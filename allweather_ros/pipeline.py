@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .lights import keep_lights
+from .markings import keep_markings
 from .network_io import PACKAGED, PriorCache, checked_frame
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
@@ -68,6 +69,7 @@ class Restoration:
     transient_share: float = 0.0  # share of pixels transients.py took back (0: not applied)
     transient_state: str = "off"  # what transients.py did (TransientSuppressor.last_state)
     lights_share: float = 0.0  # share of pixels lights.py put back (small lights dimmed)
+    markings_share: float = 0.0  # share of pixels markings.py gave contrast back (road markings)
 
 
 @dataclass
@@ -276,6 +278,7 @@ class Pipeline:
             out = self.backend.infer(image)
         restored, lights_share = keep_lights(frame, np.ascontiguousarray(
             np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0)))
+        restored, markings_share = keep_markings(frame, restored)
         transients = entry.transients
         transients.frames = self.config.transient_frames
         if stream:
@@ -288,7 +291,7 @@ class Pipeline:
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
                            time.perf_counter() - start, transients.last_share,
-                           transients.last_state, lights_share)
+                           transients.last_state, lights_share, markings_share)
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

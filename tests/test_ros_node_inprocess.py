@@ -135,22 +135,18 @@ def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
     assert values["transient_state"] == "applied"
 
 
-def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
-    """Told heavy rain of a clean night street, the shipped network dims its small lights and
-    the pipeline puts them back (lights.py); the camera's diagnostics say how much of the frame
-    that was."""
+def _diagnostics_told_heavy_rain(make_node, rgb) -> dict:
+    """The camera's /diagnostics values after the shipped network, told heavy rain, restored
+    the clean 320x240 uint8 frame `rgb` (once the camera's prior says so)."""
     import time
 
-    import numpy as np
     from sensor_msgs.msg import Image
-    from test_lights import lit, street
 
     told = "The image is degraded by heavy rain streaks across the whole frame."
     node = make_node(**{"weights": "", "prior.fixed_text": told})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
     camera = node._cameras[0]
     camera.watched = lambda: True
-    rgb = (lit(street(0.25))[0] * 255 + 0.5).astype(np.uint8)
     msg = Image(height=240, width=320, encoding="rgb8", step=320 * 3, data=rgb.tobytes())
     node._process(camera, msg, time.perf_counter())  # the camera's refresher starts describing
     deadline = time.monotonic() + 30
@@ -158,5 +154,29 @@ def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
         time.sleep(0.05)
     node._process(camera, msg, time.perf_counter())
     assert camera.processed == 2 and camera.failed == 0
-    values = {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
-    assert float(values["lights_share"]) > 0
+    return {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
+
+
+def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
+    """Told heavy rain of a clean night street, the shipped network dims its small lights and
+    the pipeline puts them back (lights.py); the camera's diagnostics say how much of the frame
+    that was."""
+    import numpy as np
+    from test_lights import lit, street
+
+    rgb = (lit(street(0.25))[0] * 255 + 0.5).astype(np.uint8)
+    assert float(_diagnostics_told_heavy_rain(make_node, rgb)["lights_share"]) > 0
+
+
+def test_the_road_markings_a_camera_kept_are_in_its_diagnostics(make_node):
+    """Told heavy rain of a clean road, the shipped network dims the lane markings and the
+    pipeline gives their contrast back (markings.py); the camera's diagnostics say how much of
+    the frame that was."""
+    import numpy as np
+
+    from allweather_ros.data.road import road_view
+    from allweather_ros.data.sources import skimage_scenes
+
+    photo = skimage_scenes()[0].load(max_side=480).astype(np.float32) / 255.0
+    rgb = (road_view(3.0, photo)[0] * 255 + 0.5).astype(np.uint8)
+    assert float(_diagnostics_told_heavy_rain(make_node, rgb)["markings_share"]) > 0

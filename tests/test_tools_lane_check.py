@@ -59,3 +59,10 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no lane markings"):
         lane_check.check(lane_check.argparse.Namespace(clip=str(tmp_path), frames=2,
                                                        road_top=1.0, weights=""))
+
+
+def test_the_marking_keepers_cost_is_counted_on_both_renderer_sets(capsys):
+    assert lane_check.main(["--cost", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["training renderers", "left-out renderer"]
+    assert all("31 frames, the marking keeper acted on" in line for line in lines)

@@ -11,8 +11,13 @@ legible as without weather), in the input and in the output. Three sets: clean d
 description (what a wrong word costs them), and drives under weather told the truth (what
 restoring costs them), drawn by the training renderers and by the one left out of training.
 
+Cost (`--cost`): what the marking keeper (allweather_ros/markings.py) costs the synthetic
+validation frames (both renderer sets, told the truth), which show no road: how often it acts,
+and the decibels it moves them by.
+
     .venv/bin/python tools/lane_check.py [--split val --scenes 6 --views 2] [--json]
     .venv/bin/python tools/lane_check.py --clip DIR_OR_VIDEO [--frames 8 --road-top 0.6]
+    .venv/bin/python tools/lane_check.py --cost --val-seed 7
 """
 from __future__ import annotations
 
@@ -30,8 +35,12 @@ from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa:
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL  # noqa: E402
 from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
+from allweather_ros.evaluation.keepers import cost_lines, keeper_cost  # noqa: E402
+from allweather_ros.evaluation.scoring import Restorer  # noqa: E402
+from allweather_ros.lights import keep_lights  # noqa: E402
+from allweather_ros.markings import keep_markings  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb  # noqa: E402
-from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
+from allweather_ros.pipeline import PipelineConfig, build_pipeline, load_model  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
 CASES = [(kind, severity) for kind in ("rain", "snow", "raindrop", "haze")
@@ -146,6 +155,13 @@ def check(args) -> dict:
     return report
 
 
+def check_cost(args) -> dict:
+    from allweather_ros.prior.text_encoder import TextEncoder
+
+    return keeper_cost(keep_markings, Restorer(load_model(args.weights), TextEncoder()),
+                       args.val_seed, args.repeats, before=(keep_lights,))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="val", choices=("val", "test"))
@@ -159,11 +175,19 @@ def main(argv=None) -> int:
                         help="where the road starts in the clip's frames, a fraction of the "
                              "height from the top (markings are looked for below)")
     parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
+    parser.add_argument("--cost", action="store_true",
+                        help="the marking keeper's cost on validation frames told the truth "
+                             "instead")
+    parser.add_argument("--val-seed", type=int, default=7, help="with --cost: weather draw")
+    parser.add_argument("--repeats", type=int, default=4, help="with --cost: frames per recipe")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = check(args)
+    report = check_cost(args) if args.cost else check(args)
     if args.json:
         print(json.dumps(report, indent=1))
+        return 0
+    if args.cost:
+        print("\n".join(cost_lines(report, "the marking keeper")))
         return 0
     print("lane markings' contrast as a share of the clean view's, mean (lowest restored)")
     for name, rows in report.items():

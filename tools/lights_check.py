@@ -30,17 +30,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
-from allweather_ros.data.datasets import synthetic_test_set  # noqa: E402
 from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa: E402
-from allweather_ros.data.weather import EXTERNAL  # noqa: E402
-from allweather_ros.description import TYPES, WHOLE_FRAME, Degradation, describe  # noqa: E402
-from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
-from allweather_ros.evaluation.scoring import (  # noqa: E402
-    Restorer,
-    degradations_of,
-    hwc,
-    psnr_ssim,
-)
+from allweather_ros.description import WHOLE_FRAME, Degradation, describe  # noqa: E402
+from allweather_ros.evaluation.keepers import cost_lines, keeper_cost  # noqa: E402
+from allweather_ros.evaluation.scoring import Restorer  # noqa: E402
 from allweather_ros.lights import keep_lights  # noqa: E402
 from allweather_ros.pipeline import load_model  # noqa: E402
 
@@ -137,25 +130,8 @@ def check_lamp_lit(args) -> dict:
 
 
 def check_cost(args) -> dict:
-    scenes = scenes_in_split(default_scenes(), "val")
-    restore = Restorer(load_model(args.weights), _encoder())
-    report = {}
-    for name, renderers in (("training renderers", None),
-                            ("left-out renderer", dict.fromkeys(TYPES, EXTERNAL))):
-        test = synthetic_test_set(scenes, crop=256, repeats=args.repeats, renderers=renderers,
-                                  split="val", seed=args.val_seed)
-        moved, touched = [], 0
-        for item in test:
-            degraded, clean = hwc(item["degraded"]), hwc(item["clean"])
-            alone = restore(item["degraded"], describe(degradations_of(item)))[0]
-            kept = keep_lights(degraded, alone)[0]
-            touched += bool(np.any(kept != alone))
-            moved.append(min(psnr_ssim(kept, clean)[0], PSNR_CAP)
-                         - min(psnr_ssim(alone, clean)[0], PSNR_CAP))
-        moved = np.array(moved)
-        report[name] = {"frames": len(moved), "touched": touched, "mean_db": float(moved.mean()),
-                        "worst_db": float(moved.min()), "worse": int((moved < -0.1).sum())}
-    return report
+    return keeper_cost(keep_lights, Restorer(load_model(args.weights), _encoder()),
+                       args.val_seed, args.repeats)
 
 
 def _encoder():
@@ -187,10 +163,7 @@ def main(argv=None) -> int:
         for lamp, r in report.items():
             print(f"{lamp}: network alone {r['alone']:.2f}, with the keeper {r['keeper']:.2f}")
     elif args.cost:
-        for name, r in report.items():
-            print(f"{name}: {r['frames']} frames, keeper acted on {r['touched']}, "
-                  f"{r['mean_db']:+.4f} dB on average, worst {r['worst_db']:+.3f}, "
-                  f"{r['worse']} more than 0.1 dB below the network alone")
+        print("\n".join(cost_lines(report, "the keeper")))
     else:
         sizes = [f"{2 * radius + 1} px" for radius in RADII]
         print("share of each light's contrast kept, mean (lowest); a clean scene told:")

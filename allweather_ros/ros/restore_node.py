@@ -281,6 +281,7 @@ class RestoreNode(LifecycleNode):
             camera.transient_share = restoration.transient_share
             camera.transient_state = restoration.transient_state
             camera.lights_share = restoration.lights_share
+            camera.markings_share = restoration.markings_share
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -406,6 +407,7 @@ class RestoreNode(LifecycleNode):
                  "transient_share": f"{camera.transient_share:.4f}",
                  "transient_state": camera.transient_state,
                  "lights_share": f"{camera.lights_share:.4f}",
+                 "markings_share": f"{camera.markings_share:.4f}",
                  **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()

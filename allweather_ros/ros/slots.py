@@ -74,6 +74,7 @@ class Camera:
     transient_share: float = 0.0  # of the last frame's pixels, taken back as rain or snow
     transient_state: str = "off"  # what transient suppression did to the last frame
     lights_share: float = 0.0  # of the last frame's pixels, small lights put back (lights.py)
+    markings_share: float = 0.0  # of the last frame's pixels, road markings kept (markings.py)
 
     @property
     def topic(self) -> str:
