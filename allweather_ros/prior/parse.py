@@ -99,8 +99,12 @@ class ParsedDescription:
         without a hedge and not placed is said across the whole frame (description.placed)."""
         if self.confidence == 0.0:
             return None
-        return describe([Degradation(t, s, placed(self.labels[t], self.locations.get(t)))
-                         for t, s in self.severities.items()])
+        return describe(self.degradations())
+
+    def degradations(self) -> list[Degradation]:
+        """Each present type at its severity, placed as `canonical_text` says it."""
+        return [Degradation(t, s, placed(self.labels[t], self.locations.get(t)))
+                for t, s in self.severities.items()]
 
 
 def parse(text: str) -> ParsedDescription:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe, placed
+from allweather_ros.description import SEVERITIES, TYPES, Degradation, describe
 from allweather_ros.prior.builtin import BuiltinEstimator, severity_choice
 from allweather_ros.prior.parse import parse
 from allweather_ros.prior.prior import Encoder, Prior, PriorProvider
@@ -45,12 +45,11 @@ def checked_degradations(degradations, severity: np.ndarray) -> list[Degradation
 def checked_prior(prior: Prior, severity: np.ndarray, encoder: Encoder | None) -> Prior:
     """`prior` with its checked types' severities weighed against `severity`; the prior itself
     when its text is not one the parser recognises or nothing changes. The provider's own
-    words stay in `source_text`."""
-    parsed = parse(prior.text)
+    words (parsed again, as `prior_from_text` read them) stay in `source_text`."""
+    parsed = parse(prior.source_text or prior.text)
     if parsed.confidence == 0.0:
         return prior
-    said = [Degradation(t, s, placed(prior.labels[t], parsed.locations.get(t)))
-            for t, s in parsed.severities.items()]
+    said = parsed.degradations()
     checked = checked_degradations(said, severity)
     if checked == said:
         return prior
