@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .options import BY_NAME, DEFAULT_CACHE
+from .options import BY_NAME, DEFAULT_CACHE, DEFAULTS
 from .prior.registry import PROVIDERS
 from .runtime.registry import BACKENDS
 
@@ -53,15 +53,23 @@ def _export(args: argparse.Namespace) -> int:
 def _build_engine(args: argparse.Namespace) -> int:
     """Build (or find) the TensorRT engine ahead of time, as one does on a Jetson."""
     from .model.profile import parse_size
-    from .runtime.engine_cache import ShapeProfile
     from .runtime.export import cached_onnx
-    from .runtime.tensorrt_backend import TensorRTBackend, import_tensorrt
+    from .runtime.tensorrt_backend import (
+        DEFAULT_SIZES,
+        TensorRTBackend,
+        engine_profile,
+        import_tensorrt,
+    )
 
-    sizes = [parse_size(s) for s in args.size]
+    if args.size and args.processing_max_side:
+        raise ValueError("--size is for --processing-max-side 0 (frames restored at the "
+                         "camera's own size)")
+    profile = engine_profile(args.processing_max_side,
+                             [parse_size(s) for s in args.size] or DEFAULT_SIZES)
     import_tensorrt()  # say at once when it is missing, before exporting anything
     onnx_path = cached_onnx(_load_model(args), args.cache_dir)
     backend = TensorRTBackend(onnx_path, engine_dir=args.cache_dir, precision=args.precision,
-                              profile=ShapeProfile.from_sizes(sizes))
+                              profile=profile)
     print(json.dumps(backend.describe(), indent=2))
     return 0
 
@@ -518,8 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine = sub.add_parser("build-engine", help="build the TensorRT engine ahead of time")
     _model_arguments(engine)
     engine.add_argument("--precision", default="fp16", choices=BACKENDS["tensorrt"])
-    engine.add_argument("--size", nargs="+", default=["640x480"],
-                        help="camera sizes WIDTHxHEIGHT; the first is optimised for")
+    engine.add_argument("--processing-max-side", type=int,
+                        default=DEFAULTS["processing_max_side"],
+                        help="the node's working resolution: the engine takes every frame "
+                             "shrunk to it, as the node's own (0: --size)")
+    engine.add_argument("--size", nargs="+", default=[],
+                        help="with --processing-max-side 0: camera sizes WIDTHxHEIGHT, the "
+                             "first optimised for (default 640x480 1280x720 1920x1080)")
     engine.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
                         help="where the ONNX file and the engine are kept")
     engine.set_defaults(func=_build_engine)

@@ -144,9 +144,10 @@ OPTIONS = (
            "that runs here", backends.rule(), backends.valid, pipeline_field="backend"),
     Option("threads", 0, "CPU threads of the backend; 0: automatic", "an integer >= 0",
            lambda v: v >= 0, pipeline_field="threads"),
-    Option("processing_max_side", 320, "working resolution: a frame whose longer side "
+    Option("processing_max_side", 640, "working resolution: a frame whose longer side "
            "exceeds this many pixels is restored at that size and the correction is carried "
-           "back to full resolution by guided upsampling; 0: always at full resolution",
+           "back to full resolution by guided upsampling; 0: always at full resolution; "
+           "a TensorRT engine is built for frames up to this side",
            "an integer >= 0", lambda v: v >= 0, runtime=True,
            pipeline_field="processing_max_side"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "

@@ -399,7 +399,8 @@ def _torch_parts(config: PipelineConfig):
     from .runtime.torch_backend import TorchPriorEncoding
 
     model = load_model(config.weights)
-    backend = create_backend(config.backend, model, config.cache_dir, config.threads or None)
+    backend = create_backend(config.backend, model, config.cache_dir, config.threads or None,
+                             config.processing_max_side)
     if backend.name != "torch":
         # torch then only serves the prior (estimator, text encoder) off the frame path: one
         # thread keeps it from taking the cores the frame backend's own thread pool needs

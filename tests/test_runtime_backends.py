@@ -142,5 +142,13 @@ def test_build_engine_without_tensorrt_says_so(tmp_path, capsys):
         pass
     else:
         pytest.skip("TensorRT is installed here: the engine would really be built")
-    assert main(["build-engine", "--size", "64x48", "--cache-dir", str(tmp_path)]) == 2
+    assert main(["build-engine", "--cache-dir", str(tmp_path)]) == 2
     assert "tensorrt" in capsys.readouterr().err.lower()
+    assert main(["build-engine", "--processing-max-side", "0", "--size", "64x48",
+                 "--cache-dir", str(tmp_path)]) == 2
+    assert "tensorrt" in capsys.readouterr().err.lower()
+
+
+def test_build_engine_sizes_belong_to_full_resolution(tmp_path, capsys):
+    assert main(["build-engine", "--size", "1280x720", "--cache-dir", str(tmp_path)]) == 2
+    assert "--size is for --processing-max-side 0" in capsys.readouterr().err

@@ -5,15 +5,17 @@ import pytest
 import torch
 
 from allweather_ros.model import PriorCache
-from allweather_ros.runtime import tensorrt_backend
+from allweather_ros.runtime import select, tensorrt_backend
 from allweather_ros.runtime.backend import BackendUnavailable
 from allweather_ros.runtime.engine_cache import DEFAULT_PRIOR_LENGTH, EngineCache, ShapeProfile
 from allweather_ros.runtime.export import example_inputs, export_onnx
 from allweather_ros.runtime.tensorrt_backend import (
     DEFAULT_SIZES,
     TensorRTBackend,
+    engine_profile,
     profile_shapes,
 )
+from allweather_ros.working_resolution import working_size
 
 # What the dynamo exporter declares: batch 1, dynamic H, W and prior length (see export.py).
 DIMS = {"image": (1, 3, -1, -1), "prior_kv": (1, 2, -1, 64), "prior_bias": (1, -1)}
@@ -40,6 +42,31 @@ def test_profile_spans_the_camera_sizes_and_optimises_for_the_first():
     assert profile.accepts(720, 1280) and profile.accepts(1080, 1920, prior_length=64)
     assert not profile.accepts(1200, 1920) and not profile.accepts(480, 640, prior_length=65)
     assert ShapeProfile.from_sizes([(1280, 720), (640, 480)]).height == (480, 720, 720)
+
+
+def test_an_engine_for_a_working_resolution_takes_every_camera_shrunk_to_it():
+    profile = ShapeProfile.for_working_side(640)
+    assert profile.height == (64, 480, 640) and profile.width == (64, 640, 640)
+    for height, width in ((480, 640), (720, 1280), (1080, 1920), (1920, 1080), (240, 320)):
+        size = working_size(height, width, 640) or (height, width)
+        assert profile.accepts(*size)
+    assert not profile.accepts(720, 1280)  # a frame the pipeline would have shrunk
+
+
+def test_the_pipelines_working_resolution_sizes_the_tensorrt_engine(monkeypatch, tiny_model,
+                                                                    tmp_path):
+    built = []
+
+    class Recorder:  # stands in for TensorRTBackend: what it would be built for
+        def __init__(self, onnx_path, engine_dir, precision, profile):
+            built.append(profile)
+
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Recorder)
+    monkeypatch.setattr(select, "cached_onnx", lambda model, cache_dir: tmp_path / "ldr.onnx")
+    select.create_backend("tensorrt:fp16", tiny_model, tmp_path, max_side=320)
+    select.create_backend("tensorrt:fp16", tiny_model, tmp_path)  # full-size frames
+    assert built[0] == ShapeProfile.for_working_side(320) == engine_profile(320)
+    assert built[1] == ShapeProfile.from_sizes(DEFAULT_SIZES) == engine_profile(0)
 
 
 def test_one_camera_size_gives_a_static_profile():

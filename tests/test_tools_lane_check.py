@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_markings_are_scored_against_the_clean_view(monkeypatch):
     monkeypatch.setattr(lane_check, "CASES", [("rain", "heavy")])
     report = lane_check.check(lane_check.argparse.Namespace(
-        split="val", scenes=1, views=2, weights="", clip=""))
+        split="val", scenes=1, views=2, weights="", clip="", processing_max_side=640))
     clear = report["clean, told"]["no weather"]
     assert clear == {"views": 2, "input": 1.0, "restored": 1.0, "lowest": 1.0}
     told_heavy = report["clean, told"]["heavy rain"]
@@ -43,7 +43,7 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
         assert not found[200:230, 25:75].any() and not found[:108].any()
     monkeypatch.setattr(lane_check, "CASES", [("snow", "heavy")])
     report = lane_check.check(lane_check.argparse.Namespace(
-        clip=str(tmp_path), frames=2, road_top=0.45, weights=""))
+        clip=str(tmp_path), frames=2, road_top=0.45, weights="", processing_max_side=160))
     assert report["clean, told"]["no weather"]["views"] == 2
     assert report["weather, told the truth"]["heavy snow"]["input"] < 0.95
     video = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
@@ -58,7 +58,8 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
         lane_check.clip_frames(tmp_path / "frame_0.png", 2)
     with pytest.raises(SystemExit, match="no lane markings"):
         lane_check.check(lane_check.argparse.Namespace(clip=str(tmp_path), frames=2,
-                                                       road_top=1.0, weights=""))
+                                                       road_top=1.0, weights="",
+                                                       processing_max_side=640))
 
 
 def test_the_marking_keepers_cost_is_counted_on_both_renderer_sets(capsys):

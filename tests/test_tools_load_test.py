@@ -1,4 +1,6 @@
-"""tools/load_test.py's memory verdict: a leak fails it, a working set that swings does not."""
+"""tools/load_test.py's memory verdict: a leak fails it, a working set that swings does not;
+and the node it starts takes the user's own parameters after its own."""
+import argparse
 import sys
 from pathlib import Path
 
@@ -41,3 +43,15 @@ def test_a_leak_fails_it_swinging_or_not(mb_per_min):
 def test_too_short_a_run_has_no_verdict():
     verdict = load_test._memory_verdict([(0.0, 1), (70.0, 1)], WARMUP, WINDOW)
     assert not verdict["ok"] and "too few" in verdict["reason"]
+
+
+def test_the_users_parameters_reach_the_node_after_the_tests_own():
+    args = argparse.Namespace(backend="auto", provider="fixed",
+                              param=["processing_max_side:=320", "prior.fixed_text:=snow"])
+    overrides = load_test.node_overrides(args, "w.safetensors", ["/cam0/image_raw"])
+    pairs = list(zip(overrides[::2], overrides[1::2], strict=True))
+    assert all(flag == "-p" for flag, _ in pairs)
+    values = [value for _, value in pairs]
+    assert "input_topics:=[/cam0/image_raw]" in values and "weights:=w.safetensors" in values
+    assert values[-2:] == ["processing_max_side:=320", "prior.fixed_text:=snow"]
+    assert values.index("prior.fixed_text:=light rain") < values.index("prior.fixed_text:=snow")

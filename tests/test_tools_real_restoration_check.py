@@ -1,6 +1,7 @@
 """tools/real_restoration_check.py on a tiny labelled set: figures per type and severity for
-each weights file, a heavy veil changed far more than a clean photo, the same weights named
-twice give the same figures, and the contact sheet holds a row per type."""
+each weights file and working resolution, a heavy veil changed far more than a clean photo and
+read as less hazy once restored, the same weights named twice give the same figures, and the
+contact sheet holds a row per type."""
 import json
 import sys
 from pathlib import Path
@@ -21,17 +22,23 @@ from real_restoration_check import main  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp_path, capsys):
-    photo = cv2.resize(skimage_scenes()[1].load(), (128, 96), interpolation=cv2.INTER_AREA)
+def _labelled_set(folder: Path, weather: str = "haze", scene: int = 1,
+                  size: tuple[int, int] = (128, 96)) -> None:
+    """A clean photo and the same scene under heavy `weather`, labelled."""
+    photo = cv2.resize(skimage_scenes()[scene].load(), size, interpolation=cv2.INTER_AREA)
     photo = photo.astype(np.float32) / 255.0
-    labels = {"clean.png": {}, "haze.png": {"haze": "heavy"}}
+    labels = {"clean.png": {}, f"{weather}.png": {weather: "heavy"}}
     for i, (name, types) in enumerate(labels.items()):
         recipe = [Degradation(t, s) for t, s in types.items()]
         frame = synthesize(photo, np.random.default_rng(i), recipe).degraded
-        cv2.imwrite(str(tmp_path / name), cv2.cvtColor((frame * 255 + 0.5).astype(np.uint8),
-                                                       cv2.COLOR_RGB2BGR))
-    (tmp_path / real.LABELS_FILE).write_text(json.dumps(
+        cv2.imwrite(str(folder / name), cv2.cvtColor((frame * 255 + 0.5).astype(np.uint8),
+                                                     cv2.COLOR_RGB2BGR))
+    (folder / real.LABELS_FILE).write_text(json.dumps(
         {"photos": [{"file": n, "types": t} for n, t in labels.items()]}))
+
+
+def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp_path, capsys):
+    _labelled_set(tmp_path)
     shipped = str(PACKAGED / "rt.safetensors")
     out, sheet = tmp_path / "figures.json", tmp_path / "sheet.jpg"
     assert main(["--real", str(tmp_path), "--weights", "", shipped, "--json", str(out),
@@ -47,3 +54,18 @@ def test_a_veiled_photo_changes_more_than_a_clean_one_and_the_figures_repeat(tmp
     assert "| haze/heavy | 1 |" in capsys.readouterr().out
     picture = cv2.imread(str(sheet))  # two rows (a photo of each type), input and two outputs
     assert picture.shape[0] == 2 * (160 + 4) and picture.shape[1] == 3 * 213 + 2 * 4
+
+
+def test_working_resolutions_side_by_side_and_the_weather_left(tmp_path, capsys):
+    _labelled_set(tmp_path, "rain", size=(320, 240))
+    out = tmp_path / "figures.json"
+    assert main(["--real", str(tmp_path), "--max-sides", "0", "160", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    whole, small = result["rain/heavy"]["shipped @ 0"], result["rain/heavy"]["shipped @ 160"]
+    assert whole["weather_in"] == small["weather_in"] > 0.9  # the estimator reads rain ...
+    assert whole["weather_left"] < 0.5  # ... and little of it once restored whole, ...
+    assert small["weather_left"] > whole["weather_left"] + 0.3  # ... more at half the size
+    for side in ("0", "160"):  # the clean photo's reading is its own, restored or not
+        clean = result["clean"][f"shipped @ {side}"]
+        assert abs(clean["weather_left"] - clean["weather_in"]) < 0.1
+    assert "weather left" in capsys.readouterr().out

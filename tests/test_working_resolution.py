@@ -97,14 +97,14 @@ def test_guided_upsampling_keeps_detail_that_a_plain_upscale_loses(rainy_scene, 
 
 
 def test_processing_max_side_is_a_run_time_option_of_the_pipeline(one_thread):
-    """One option (options.py): default 320, integers >= 0, changeable while the node runs;
+    """One option (options.py): default 640, integers >= 0, changeable while the node runs;
     it is PipelineConfig's default and the next frame after `reconfigure` follows it."""
     from allweather_ros.options import BY_NAME, DEFAULTS, problems
 
     option = BY_NAME["processing_max_side"]
     assert (option.default, option.runtime, option.pipeline_field) == (
-        320, True, "processing_max_side")
-    assert PipelineConfig().processing_max_side == 320
+        640, True, "processing_max_side")
+    assert PipelineConfig().processing_max_side == 640
     assert problems({**DEFAULTS, "processing_max_side": -1}, ["processing_max_side"])
     assert not problems({**DEFAULTS, "processing_max_side": 0}, ["processing_max_side"])
     rgb = textured(50, 80)

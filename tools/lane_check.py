@@ -16,7 +16,8 @@ validation frames (both renderer sets, told the truth), which show no road: how 
 and the decibels it moves them by.
 
     .venv/bin/python tools/lane_check.py [--split val --scenes 6 --views 2] [--json]
-    .venv/bin/python tools/lane_check.py --clip DIR_OR_VIDEO [--frames 8 --road-top 0.6]
+    .venv/bin/python tools/lane_check.py --clip DIR_OR_VIDEO [--frames 8 --road-top 0.6] \
+        [--processing-max-side 320]
     .venv/bin/python tools/lane_check.py --cost --val-seed 7
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ from allweather_ros.evaluation.scoring import Restorer  # noqa: E402
 from allweather_ros.lights import keep_lights  # noqa: E402
 from allweather_ros.markings import keep_markings  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_rgb  # noqa: E402
+from allweather_ros.options import DEFAULTS  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline, load_model  # noqa: E402
 
 TRAVEL_M = 9.0  # metres between the views of one scene: the dashes move a whole period on
@@ -120,7 +122,9 @@ def clip_views(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 def check(args) -> dict:
     views = clip_views(args) if args.clip else drives(args)
     pipeline = build_pipeline(PipelineConfig(weights=args.weights, provider="fixed",
-                                             fixed_text=describe([])), asynchronous=False)
+                                             fixed_text=describe([]),
+                                             processing_max_side=args.processing_max_side),
+                              asynchronous=False)
 
     def restored(frame: np.ndarray, degradations: list[Degradation]) -> np.ndarray:
         pipeline.reconfigure(fixed_text=describe(degradations))
@@ -175,6 +179,9 @@ def main(argv=None) -> int:
                         help="where the road starts in the clip's frames, a fraction of the "
                              "height from the top (markings are looked for below)")
     parser.add_argument("--weights", default="", help="restorer weights (default: shipped)")
+    parser.add_argument("--processing-max-side", type=int,
+                        default=DEFAULTS["processing_max_side"],
+                        help="the pipeline's working resolution (a clip's large frames)")
     parser.add_argument("--cost", action="store_true",
                         help="the marking keeper's cost on validation frames told the truth "
                              "instead")

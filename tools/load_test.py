@@ -212,18 +212,24 @@ def _memory_verdict(samples: list[tuple[float, int]], warmup: float, window: flo
             "peak_mb": round(float(rss.max()) / 2**20, 1)}
 
 
+def node_overrides(args: argparse.Namespace, weights: str, names: list[str]) -> list[str]:
+    """The node's `-p NAME:=VALUE` arguments: the cameras, weights, backend and provider under
+    test, then the user's own `--param`s (later ones win)."""
+    overrides = ["-p", f"input_topics:=[{','.join(names)}]", "-p", f"weights:={weights}",
+                 "-p", f"backend:={args.backend}", "-p", f"prior.provider:={args.provider}",
+                 "-p", f"diagnostics_period_s:={DIAGNOSTICS_PERIOD_S}"]
+    if args.provider == "fixed":
+        overrides += ["-p", "prior.fixed_text:=light rain"]
+    return overrides + [arg for param in args.param for arg in ("-p", param)]
+
+
 def _run(args: argparse.Namespace) -> int:
     from allweather_ros.ros.launcher import launch_command
 
     folder = Path(tempfile.mkdtemp(prefix="load_test_"))
     weights, weights_kind = _weights(args.weights, folder)
     names = topics(args.cameras)
-    overrides = ["-p", f"input_topics:=[{','.join(names)}]", "-p", f"weights:={weights}",
-                 "-p", f"backend:={args.backend}", "-p", f"prior.provider:={args.provider}",
-                 "-p", f"diagnostics_period_s:={DIAGNOSTICS_PERIOD_S}"]
-    if args.provider == "fixed":
-        overrides += ["-p", "prior.fixed_text:=light rain"]
-    command, env = launch_command(overrides)
+    command, env = launch_command(node_overrides(args, weights, names))
     env.update(ROS_DOMAIN_ID=str(args.domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
@@ -373,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the node to start (an ONNX export the first time)")
     parser.add_argument("--domain", type=int, default=os.getpid() % 90 + 10,
                         help="ROS_DOMAIN_ID (keep it away from other runs)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="a node parameter beyond the defaults (repeatable), e.g. "
+                             "processing_max_side:=320")
     parser.add_argument("--json-out", help="write the full report, RSS samples included, here")
     parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

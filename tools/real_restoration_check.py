@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""How much the restorer changes real weather photographs, and whether it darkens them.
+"""How much the restorer changes real weather photographs, whether it darkens them, and how
+much of their weather is left.
 
 The real set (tools/real_weather_set.py) has no clean truth, so this is a no-reference check of
-the default pipeline (built-in estimator, restorer), one or more weights side by side: per
-labelled type and severity, the mean absolute change of a frame, the shift of its mean
-brightness (both in 8-bit levels), and how many photos came out darker by more than 2 levels.
-A restorer that leaves real streaks in place changes little. Taking out bright streaks,
-flakes or a veil darkens a frame as a tone shift does, so a large shift is read beside the
-photos, not alone.
+the default pipeline (built-in estimator, restorer), one or more weights and working
+resolutions (`processing_max_side`) side by side: per labelled type and severity, the mean
+absolute change of a frame, the shift of its mean brightness (both in 8-bit levels), how many
+photos came out darker by more than 2 levels, and the weather left: the built-in estimator's
+probability of the photo's labelled type (of its likeliest weather, for a clean photo) read on
+the restored frame, beside the same reading of the input. A restorer that leaves real streaks in
+place changes little and leaves the estimator reading rain. Taking out bright streaks, flakes or
+a veil darkens a frame as a tone shift does, so a large shift is read beside the photos, not
+alone.
 
     .venv/bin/python tools/real_restoration_check.py --weights OLD.safetensors NEW.safetensors \
-        --sheet real_sheet.jpg
+        --max-sides 320 640 --sheet real_sheet.jpg
 
 `--sheet` also writes a contact sheet to look at (input, then each weights' output, a few
 photos of each type): the photos are for research use, so keep it local, never commit it.
@@ -22,20 +26,42 @@ import collections
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+from allweather_ros.description import TYPES  # noqa: E402
 from allweather_ros.evaluation.real import load_labels  # noqa: E402
 from allweather_ros.media import read_rgb  # noqa: E402
+from allweather_ros.options import DEFAULTS  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
+from allweather_ros.prior.builtin import BuiltinEstimator  # noqa: E402
 from allweather_ros.working_resolution import downscale, working_size  # noqa: E402
 
 DEFAULT_SET = Path.home() / ".cache" / "allweather_ros" / "real_weather"
 DARKER = 2.0  # levels of mean brightness lost that count a photo as darkened
 SHEET_HEIGHT = 160  # pixels of each contact-sheet row
 GAP = 4
+
+
+class Reading(NamedTuple):
+    """One photo through one variant: 8-bit levels changed and shifted, and the estimator's
+    reading of its weather before and after."""
+
+    change: float
+    shift: float
+    weather_in: float
+    weather_left: float
+
+
+def weather_read(estimator: BuiltinEstimator, rgb: np.ndarray, primary: str) -> float:
+    """The estimator's probability of `primary` in `rgb`; of its likeliest weather for a clean
+    photo."""
+    probabilities, _ = estimator.estimate(rgb)
+    return float(probabilities.max() if primary == "clean" else
+                 probabilities[TYPES.index(primary)])
 
 
 def measure(pipeline, rgb: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -45,6 +71,13 @@ def measure(pipeline, rgb: np.ndarray) -> tuple[float, float, np.ndarray]:
     restored = pipeline.process(rgb).restored
     return (float(np.abs(restored - rgb).mean() * 255),
             float((restored.mean() - rgb.mean()) * 255), restored)
+
+
+def variant_name(weights: str, side: int, sides: list[int]) -> str:
+    """A column's name: the weights ("shipped" for the default), with the working resolution
+    where several are compared."""
+    name = weights or "shipped"
+    return name if len(sides) == 1 else f"{name} @ {side}"
 
 
 def sheet_choice(photos: list, per_type: int) -> set[Path]:
@@ -68,11 +101,16 @@ def sheet_row(frames: list[np.ndarray], caption: str) -> np.ndarray:
 
 
 def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = None,
-          per_type: int = 3) -> dict:
-    """{group: {weights: {n, change, shift, darkened}}}, group a type or type/severity; with
-    `sheet`, `per_type` photos of each type written there, input then each weights' output."""
-    pipelines = {w or "shipped": build_pipeline(PipelineConfig(weights=w), asynchronous=False)
-                 for w in weights}
+          per_type: int = 3, sides: list[int] | None = None) -> dict:
+    """{group: {variant: {n, change, shift, darkened, weather_in, weather_left}}}, group a type
+    or type/severity, a variant each of `weights` at each working resolution of `sides`
+    (default: the pipeline's); with `sheet`, `per_type` photos of each type written there,
+    input then each variant's output."""
+    sides = sides or [DEFAULTS["processing_max_side"]]
+    pipelines = {variant_name(w, side, sides): build_pipeline(
+        PipelineConfig(weights=w, processing_max_side=side), asynchronous=False)
+        for w in weights for side in sides}
+    estimator = BuiltinEstimator()
     photos = load_labels(folder)
     shown = sheet_choice(photos, per_type) if sheet else set()
     measured = collections.defaultdict(lambda: collections.defaultdict(list))
@@ -83,12 +121,15 @@ def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = 
         rgb = rgb if smaller is None else downscale(rgb, smaller)
         severity = photo.types.get(photo.primary) or "unjudged"
         groups = [photo.primary] + ([f"{photo.primary}/{severity}"] if photo.types else [])
+        read_in = weather_read(estimator, rgb, photo.primary)
         restored = []
         for name, pipeline in pipelines.items():
             change, shift, frame = measure(pipeline, rgb)
             restored.append(frame)
+            reading = Reading(change, shift, read_in,
+                              weather_read(estimator, frame, photo.primary))
             for group in groups:
-                measured[group][name].append((change, shift))
+                measured[group][name].append(reading)
         if photo.file in shown:
             rows.append(sheet_row([rgb, *restored], f"{groups[-1]}: {photo.file.name}"))
     if rows:
@@ -96,21 +137,23 @@ def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = 
         cv2.imwrite(str(sheet), np.vstack([np.pad(r, ((0, GAP), (0, width - r.shape[1]),
                                                       (0, 0)), constant_values=255)
                                            for r in rows]), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return {group: {name: {"n": len(v), "change": float(np.mean([c for c, _ in v])),
-                           "shift": float(np.mean([s for _, s in v])),
-                           "darkened": sum(s < -DARKER for _, s in v)}
-                    for name, v in by_weights.items()}
-            for group, by_weights in sorted(measured.items())}
+    return {group: {name: {"n": len(v), **{field: float(np.mean([getattr(r, field) for r in v]))
+                                            for field in Reading._fields},
+                           "darkened": sum(r.shift < -DARKER for r in v)}
+                    for name, v in by_variant.items()}
+            for group, by_variant in sorted(measured.items())}
 
 
 def table(result: dict) -> str:
     names = list(next(iter(result.values())))
-    head = "| photos | n | " + " | ".join(f"{n}: change / shift / darker" for n in names) + " |"
-    rows = [head, "|---|---|" + "---|" * len(names)]
-    for group, by_weights in result.items():
-        cells = [f"{r['change']:.2f} / {r['shift']:+.2f} / {r['darkened']}"
-                 for r in by_weights.values()]
-        rows.append(f"| {group} | {next(iter(by_weights.values()))['n']} | "
+    head = ("| photos | n | weather read | " + " | ".join(
+        f"{n}: change / shift / darker / weather left" for n in names) + " |")
+    rows = [head, "|---|---|---|" + "---|" * len(names)]
+    for group, by_variant in result.items():
+        first = next(iter(by_variant.values()))
+        cells = [f"{r['change']:.2f} / {r['shift']:+.2f} / {r['darkened']} / "
+                 f"{r['weather_left']:.2f}" for r in by_variant.values()]
+        rows.append(f"| {group} | {first['n']} | {first['weather_in']:.2f} | "
                     + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -121,11 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", nargs="+", default=[""],
                         help="restorer weights, compared side by side (default: shipped)")
     parser.add_argument("--max-side", type=int, default=640, help="photos shrunk to this side")
+    parser.add_argument("--max-sides", type=int, nargs="+",
+                        help="working resolutions (processing_max_side) compared side by side "
+                             "(default: the pipeline's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--sheet", type=Path, help="also write a contact sheet here (JPEG)")
     parser.add_argument("--per-type", type=int, default=3, help="photos of each type on it")
     args = parser.parse_args(argv)
-    result = check(args.real, args.weights, args.max_side, args.sheet, args.per_type)
+    result = check(args.real, args.weights, args.max_side, args.sheet, args.per_type,
+                   args.max_sides)
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

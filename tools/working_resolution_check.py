@@ -6,8 +6,9 @@ evaluation grid (`balanced_recipes`) is synthesized at that size, so streaks and
 thin as a 1080p camera sees them. Each frame goes through the pipeline (ONNX Runtime fp32,
 1 thread, the true description as prior) at full resolution and at every --max-sides,
 interleaved frame by frame; a naive bilinear upscale of the working-resolution output is the
-baseline that guided upsampling must beat. Prints mean PSNR/SSIM against the ground truth and
-against full-resolution inference, and the median latency of each.
+baseline that guided upsampling must beat. Prints mean PSNR/SSIM of the frames with weather
+against the ground truth and against full-resolution inference, the median latency of each, and
+the PSNR by weather (clean frames too); more --frames than the grid's 31 draw it again.
 
     PYTHONPATH=. .venv/bin/python tools/working_resolution_check.py [--frames 12]
     PYTHONPATH=. .venv/bin/python tools/working_resolution_check.py --split val --frames 6 \
@@ -40,12 +41,14 @@ from allweather_ros.working_resolution import downscale, guided_upsample, workin
 
 def large_frames(width: int, height: int, count: int, split: str = "test",
                  renderers: dict[str, str] | None = None):
-    """(degraded, clean, description) at width x height from the split's scenes; `renderers`
-    fixes the renderer per type (e.g. the one left out of training)."""
+    """(degraded, clean, description, weather) at width x height from the split's scenes, the
+    weather a type, "mixture" or "clean"; `renderers` fixes the renderer per type (e.g. the one
+    left out of training). More frames than the evaluation grid holds draw it again."""
     scenes = scenes_in_split(default_scenes(), split)
     recipes = balanced_recipes()
-    step = max(1, len(recipes) // count)
-    for i, recipe in enumerate(recipes[::step][:count]):
+    chosen = recipes[::max(1, len(recipes) // count)]
+    for i in range(count):
+        recipe = chosen[i % len(chosen)]
         image = scenes[i % len(scenes)].load(max(width, height) * 2)
         h, w = image.shape[:2]
         cut_h, cut_w = min(h, round(w * height / width)), min(w, round(h * width / height))
@@ -54,10 +57,14 @@ def large_frames(width: int, height: int, count: int, split: str = "test",
                           interpolation=cv2.INTER_AREA if cut_w > width else cv2.INTER_LINEAR)
         sample = synthesize(view.astype(np.float32) / 255.0,
                             np.random.default_rng([TEST_SEED, i]), recipe, renderers)
-        yield sample.degraded, sample.clean, sample.text
+        weather = recipe[0].type if len(recipe) == 1 else "mixture" if recipe else "clean"
+        yield sample.degraded, sample.clean, sample.text, weather
 
 
 def scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """PSNR (capped at 100 dB: identical frames) and SSIM."""
+    if np.array_equal(a, b):
+        return 100.0, 1.0
     return (float(peak_signal_noise_ratio(a, b, data_range=1.0)),
             float(structural_similarity(a, b, channel_axis=2, data_range=1.0)))
 
@@ -67,7 +74,7 @@ def sweep(pipeline: Pipeline, frames, side: int) -> None:
     how RADIUS and EPS were chosen (run it on the validation split, not the test split)."""
     grid = [(radius, eps) for radius in (1, 2, 4, 8) for eps in (1e-6, 1e-5, 1e-4, 1e-3)]
     table = defaultdict(list)
-    for degraded, clean, text in frames:
+    for degraded, clean, text, _ in frames:
         pipeline.set_prior(prior_from_text(text, "fixed", pipeline.encoder))
         pipeline.reconfigure(processing_max_side=0)
         full = pipeline.process(degraded).restored
@@ -108,9 +115,11 @@ def main() -> None:
                           dict.fromkeys(TYPES, EXTERNAL) if args.left_out else None)
     if args.sweep:
         return sweep(pipeline, frames, args.max_sides[0])
-    table, inputs = defaultdict(list), []
-    for degraded, clean, text in frames:
-        inputs.append(scores(clean, degraded)[0])
+    table, inputs, by_weather = defaultdict(list), [], defaultdict(list)
+    for degraded, clean, text, weather in frames:
+        by_weather[weather].append([scores(clean, degraded)[0]])
+        scored = weather != "clean"  # the first table: weather frames (clean ones: the second)
+        inputs += by_weather[weather][-1][:1] if scored else []
         pipeline.set_prior(prior_from_text(text, "fixed", encoder))
         outputs = {}
         for side in [0, *args.max_sides]:
@@ -118,7 +127,10 @@ def main() -> None:
             result = pipeline.process(degraded)
             outputs[side] = result.restored
             table[(side, "ms")].append(1000 * result.latency_s)
-            table[(side, "vs truth")].append(scores(clean, result.restored))
+            truth = scores(clean, result.restored)
+            by_weather[weather][-1].append(truth[0])
+            if scored:
+                table[(side, "vs truth")].append(truth)
         for side in args.max_sides:
             table[(side, "vs full")].append(scores(outputs[0], outputs[side]))
             low = downscale(degraded, working_size(height, width, side))
@@ -126,11 +138,12 @@ def main() -> None:
             naive = cv2.resize(pipeline.process(low).restored, (width, height),
                                interpolation=cv2.INTER_LINEAR)
             table[(side, "naive vs full")].append(scores(outputs[0], naive))
-            table[(side, "naive vs truth")].append(scores(clean, naive))
+            if scored:
+                table[(side, "naive vs truth")].append(scores(clean, naive))
     print(f"{args.frames} frames at {args.size}, {args.split} split, "
           f"{'left-out' if args.left_out else 'training'} renderers, {args.backend}, "
           f"threads {args.threads or 'auto'}; "
-          f"input vs truth {np.mean(inputs):.2f} dB")
+          f"input vs truth {np.mean(inputs):.2f} dB (weather frames)")
     print("| max side | measure | PSNR dB | SSIM | median ms |")
     print("|---|---|---|---|---|")
     for (side, measure), values in table.items():
@@ -140,6 +153,13 @@ def main() -> None:
         label = "full (0)" if side == 0 else side
         print(f"| {label} | {measure} | {psnr:.2f} | {ssim:.4f} | "
               f"{np.median(table[(side, 'ms')]):.0f} |")
+    sides = ["full (0)", *args.max_sides]
+    print("\nPSNR dB vs truth by weather (a frame left untouched counts 100 dB):")
+    print("| weather | n | input | " + " | ".join(map(str, sides)) + " |")
+    print("|---|---|---|" + "---|" * len(sides))
+    for weather, rows in sorted(by_weather.items()):
+        means = np.mean(rows, axis=0)
+        print(f"| {weather} | {len(rows)} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ STALE_TMP_S = 3600.0
 """A temporary file younger than this may be another process's write in flight: prune keeps it."""
 DEFAULT_PRIOR_LENGTH = (1, 16, 64)
 """min/opt/max prior tokens; 64 is prior.text_encoder.MAX_TOKENS, 16 a typical description."""
+MIN_FRAME_SIDE = 64
+"""Pixels: the shortest frame side an engine for a working resolution takes."""
 
 T = TypeVar("T")
 
@@ -80,6 +82,17 @@ class ShapeProfile:
         widths, heights = zip(*sizes, strict=True)
         return cls((min(heights), heights[0], max(heights)),
                    (min(widths), widths[0], max(widths)), tuple(prior_length))
+
+    @classmethod
+    def for_working_side(cls, max_side: int,
+                         prior_length: Sequence[int] = DEFAULT_PRIOR_LENGTH) -> ShapeProfile:
+        """The frames a pipeline restoring at a longer side of `max_side` (processing_max_side)
+        hands the network: a camera of any aspect shrunk to that side, or a smaller one at its
+        own size, so anything from MIN_FRAME_SIDE up to a square of `max_side`; TensorRT
+        optimises for a 4:3 frame of that side."""
+        low = min(MIN_FRAME_SIDE, max_side)
+        return cls((low, max(low, round(max_side * 3 / 4)), max_side),
+                   (low, max_side, max_side), tuple(prior_length))
 
     def accepts(self, height: int, width: int, prior_length: int | None = None) -> bool:
         inside = (self.height[0] <= height <= self.height[2]

@@ -21,14 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
-                   threads: int | None = None) -> Backend:
+                   threads: int | None = None, max_side: int = 0) -> Backend:
     """Build a backend from `NAME[:PRECISION]` (e.g. `torch-cuda:fp16`, `tensorrt:fp16`).
+    `max_side` is the pipeline's working resolution (processing_max_side): a TensorRT engine
+    is built for the frames it gives (tensorrt_backend.engine_profile).
 
     ValueError names what is allowed; BackendUnavailable says why a backend cannot run here.
     """
     name, precision = parse_backend(spec)
     if name == "auto":
-        return _auto(model, cache_dir, precision, threads)
+        return _auto(model, cache_dir, precision, threads, max_side)
     if name == "torch":
         return TorchBackend(model, "cpu", precision)
     if name == "torch-cuda":
@@ -48,19 +50,20 @@ def create_backend(spec: str, model: LDRNet, cache_dir: str | Path,
                 f"onnxruntime here has no GPU provider ({ort.get_available_providers()})")
         return OnnxRuntimeBackend(cached_onnx(model, cache_dir), usable)
     if name == "tensorrt":
-        from .tensorrt_backend import TensorRTBackend
+        from .tensorrt_backend import TensorRTBackend, engine_profile
 
         return TensorRTBackend(cached_onnx(model, cache_dir), engine_dir=cache_dir,
-                               precision=precision)
+                               precision=precision, profile=engine_profile(max_side))
     if name == "torch_tensorrt":
+        from .tensorrt_backend import engine_profile
         from .torch_tensorrt_backend import TorchTensorRTBackend
 
-        return TorchTensorRTBackend(model, precision)
+        return TorchTensorRTBackend(model, precision, profile=engine_profile(max_side))
     raise AssertionError(f"{name} is registered but has no factory here")
 
 
 def _auto(model: LDRNet, cache_dir: str | Path, precision: str,
-          threads: int | None) -> Backend:
+          threads: int | None, max_side: int) -> Backend:
     skipped = []
     for name in AUTO_ORDER:
         if precision not in BACKENDS[name]:
@@ -70,7 +73,8 @@ def _auto(model: LDRNet, cache_dir: str | Path, precision: str,
             skipped.append(f"{name}: no CUDA device")
             continue
         try:
-            backend = create_backend(f"{name}:{precision}", model, cache_dir, threads)
+            backend = create_backend(f"{name}:{precision}", model, cache_dir, threads,
+                                     max_side)
         except (BackendUnavailable, ImportError) as exc:
             skipped.append(f"{name}: {exc}")
             continue

@@ -74,6 +74,15 @@ def engine_key(trt_version: str, onnx_path: str | Path, precision: str, profile:
                      trt_version, file_sha256(onnx_path), precision, profile)
 
 
+def engine_profile(max_side: int, sizes=DEFAULT_SIZES) -> ShapeProfile:
+    """The frames a pipeline restoring at `max_side` (processing_max_side) hands the network,
+    which the node's engine and `allweather build-engine`'s are built for alike: any shrunk to
+    that side; 0 (full resolution): the camera `sizes`, (width, height), the first optimised
+    for."""
+    return (ShapeProfile.for_working_side(max_side) if max_side > 0
+            else ShapeProfile.from_sizes(sizes))
+
+
 def profile_shapes(profile: ShapeProfile, input_dims: dict[str, Sequence[int]]
                    ) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
     """(min, opt, max) shape of each network input: its dynamic (-1) axes filled from `profile`.
@@ -233,7 +242,7 @@ class TensorRTBackend(Backend):
         if precision not in PRECISIONS:
             raise ValueError(f"TensorRT precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
-        self.profile = profile or ShapeProfile.from_sizes(DEFAULT_SIZES)
+        self.profile = profile or engine_profile(0)
         self._stream = torch.cuda.Stream(self.device)  # also creates the CUDA context
         self.key = engine_key(trt.__version__, onnx_path, precision, self.profile, self.device)
         self.cache = EngineCache(engine_dir)
@@ -284,7 +293,8 @@ class TensorRTBackend(Backend):
         height, width = image.shape[-2:]
         if not self.profile.accepts(height, width):
             raise ValueError(f"a {width}x{height} frame is outside this engine's profile "
-                             f"{self.profile.slug()}; rebuild it with this camera size")
+                             f"{self.profile.slug()}; restart with the processing_max_side "
+                             "it was built for, or rebuild it for this size")
         with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self._stream):
             kv, bias = self._prior
             inputs = dict(zip(INPUTS, (image.to(self.device, torch.float32).contiguous(), kv,

@@ -13,7 +13,7 @@ from ..model import LDRNet
 from .backend import BackendUnavailable
 from .engine_cache import ShapeProfile
 from .export import INPUTS, example_inputs
-from .tensorrt_backend import DEFAULT_SIZES, cuda_device, profile_shapes
+from .tensorrt_backend import cuda_device, engine_profile, profile_shapes
 from .torch_backend import TorchBackend
 
 
@@ -33,7 +33,7 @@ class TorchTensorRTBackend(TorchBackend):
         _, kv, bias = example_inputs(model)  # before the model moves to the GPU
         super().__init__(model, str(cuda), "fp32")  # fp32 in and out; TensorRT picks kernels
         self.precision = precision
-        self.profile = profile or ShapeProfile.from_sizes(DEFAULT_SIZES)
+        self.profile = profile or engine_profile(0)
         dims = {"image": (1, 3, -1, -1), "prior_kv": (*kv.shape[:2], -1, kv.shape[3]),
                 "prior_bias": (bias.shape[0], -1)}
         shapes = profile_shapes(self.profile, dims)
