@@ -46,7 +46,7 @@ def _shapes(mask: np.ndarray):
     """The blobs of `mask` as labels, with the long and short axis (four standard deviations,
     pixels) and the angle from upright of each (streak_shape.blob_axes)."""
     count, labels = cv2.connectedComponents(mask, connectivity=8)
-    _, long, short, tilt = blob_axes(labels, np.bincount(labels.ravel(), minlength=count))
+    long, short, tilt = blob_axes(labels, np.bincount(labels.ravel(), minlength=count))
     return labels, 4 * np.sqrt(long), 4 * np.sqrt(np.maximum(short, 0.0)), tilt
 
 

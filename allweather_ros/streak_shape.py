@@ -15,11 +15,11 @@ MIN_ELONGATION = 2.0  # a streak's long axis over its short one, at least
 
 
 def blob_axes(labels: np.ndarray, sizes: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per blob of `labels` (int, 0 background, as cv2.connectedComponents gives them; `sizes`
-    their pixel counts): its centre's row, the variances of its pixels (each a unit square)
-    along its long and its short axis (pixels squared), and the long axis's angle from upright
-    in degrees (0: straight down the frame, +-90: level)."""
+    their pixel counts): the variances of its pixels (each a unit square) along its long and
+    its short axis (pixels squared), and the long axis's angle from upright in degrees (0:
+    straight down the frame, +-90: level)."""
     count = sizes.size
     ys, xs = np.nonzero(labels)
     blob = labels[ys, xs]
@@ -34,13 +34,13 @@ def blob_axes(labels: np.ndarray, sizes: np.ndarray
     covariance = mean(ys * xs) - my * mx
     half_gap = np.sqrt(((down - across) / 2) ** 2 + covariance ** 2)
     tilt = np.degrees(0.5 * np.arctan2(2 * covariance, down - across))
-    return my, (down + across) / 2 + half_gap, (down + across) / 2 - half_gap, tilt
+    return (down + across) / 2 + half_gap, (down + across) / 2 - half_gap, tilt
 
 
 def _streak_shaped(labels: np.ndarray, sizes: np.ndarray, min_elongation: float) -> np.ndarray:
     """(count,) bool: which blobs are shaped like falling streaks: their long axis at least
     `min_elongation` times their short one, and nearer upright than level."""
-    _, long, short, tilt = blob_axes(labels, sizes)
+    long, short, tilt = blob_axes(labels, sizes)
     return (long >= min_elongation ** 2 * short) & (np.abs(tilt) < 45.0)
 
 

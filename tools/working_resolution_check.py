@@ -117,9 +117,11 @@ def main() -> None:
         return sweep(pipeline, frames, args.max_sides[0])
     table, inputs, by_weather = defaultdict(list), [], defaultdict(list)
     for degraded, clean, text, weather in frames:
-        by_weather[weather].append([scores(clean, degraded)[0]])
+        start = scores(clean, degraded)[0]
+        by_weather[weather].append([start])
         scored = weather != "clean"  # the first table: weather frames (clean ones: the second)
-        inputs += by_weather[weather][-1][:1] if scored else []
+        if scored:
+            inputs.append(start)
         pipeline.set_prior(prior_from_text(text, "fixed", encoder))
         outputs = {}
         for side in [0, *args.max_sides]:
