@@ -300,9 +300,14 @@ class Pipeline:
         """Apply run-time changes to PipelineConfig fields: the prior provider (built here, with
         the same fallback as at start-up, only if the active one is affected, and shared by
         every camera), the refreshers' periods and thresholds, and the working resolution
-        (read by the next frame). All or nothing: if the new
-        provider cannot be built the error is raised and nothing changes."""
+        (read by the next frame; a ValueError where the backend cannot take it, e.g. a
+        TensorRT engine built for the old one). All or nothing: if the new provider cannot be
+        built the error is raised and nothing changes."""
         config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
+        if config.processing_max_side != self.config.processing_max_side:
+            problem = self.backend.working_side_problem(config.processing_max_side)
+            if problem:
+                raise ValueError(problem)
         if _provider_changed(self.config, config):
             primary, fallback = prior_providers(config, self.encoder, self.load_estimator_net)
             for refresher in self._refreshers():

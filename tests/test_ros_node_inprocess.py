@@ -180,3 +180,22 @@ def test_the_road_markings_a_camera_kept_are_in_its_diagnostics(make_node):
     photo = skimage_scenes()[0].load(max_side=480).astype(np.float32) / 255.0
     rgb = (road_view(3.0, photo)[0] * 255 + 0.5).astype(np.uint8)
     assert float(_diagnostics_told_heavy_rain(make_node, rgb)["markings_share"]) > 0
+
+
+def test_a_working_resolution_the_engine_was_not_built_for_is_refused(make_node):
+    """A TensorRT engine spans the frame sizes of the working resolution it was built for:
+    raising processing_max_side past it is refused with the way out, not left to fail on every
+    frame; a side inside it is taken."""
+    from allweather_ros.runtime.engine_cache import ShapeProfile
+
+    node = make_node()
+    node.trigger_configure()
+    profile = ShapeProfile.for_working_side(640)  # what tensorrt_backend builds for 640
+    node._pipeline.backend.working_side_problem = profile.working_side_problem
+    for refused in (1280, 0):
+        result = node.set_parameters([Parameter("processing_max_side", value=refused)])[0]
+        assert not result.successful and "restart the node" in result.reason
+        assert node.get_parameter("processing_max_side").value == 640
+        assert node._pipeline.config.processing_max_side == 640
+    assert node.set_parameters([Parameter("processing_max_side", value=480)])[0].successful
+    assert node._pipeline.config.processing_max_side == 480

@@ -53,6 +53,17 @@ def test_an_engine_for_a_working_resolution_takes_every_camera_shrunk_to_it():
     assert not profile.accepts(720, 1280)  # a frame the pipeline would have shrunk
 
 
+def test_an_engine_names_the_working_resolutions_it_can_take():
+    """A run-time change of processing_max_side is checked against the built profile."""
+    profile = ShapeProfile.for_working_side(640)
+    assert profile.working_side_problem(640) == profile.working_side_problem(320) == ""
+    for outside in (800, 0, 32):
+        assert "64 to 640" in profile.working_side_problem(outside)
+    whole_frames = ShapeProfile.from_sizes(DEFAULT_SIZES)  # built with processing_max_side 0
+    assert whole_frames.working_side_problem(1080) == ""
+    assert "restart" in whole_frames.working_side_problem(320)
+
+
 def test_the_pipelines_working_resolution_sizes_the_tensorrt_engine(monkeypatch, tiny_model,
                                                                     tmp_path):
     built = []

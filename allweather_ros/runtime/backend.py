@@ -30,6 +30,12 @@ class Backend(ABC):
     def infer(self, image) -> LDROutput:
         """One frame in, LDROutput out on the CPU (restored not clamped)."""
 
+    def working_side_problem(self, max_side: int) -> str:
+        """Why this backend cannot restore frames at a new working resolution (`max_side`,
+        processing_max_side; 0: whole frames), or "": a compiled engine is fixed to the frame
+        sizes it was built for."""
+        return ""
+
     def describe(self) -> dict:
         """What runs where, for logs, diagnostics and the benchmark."""
         return {"backend": self.name}

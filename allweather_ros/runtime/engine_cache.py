@@ -101,6 +101,16 @@ class ShapeProfile:
             return inside
         return inside and self.prior_length[0] <= prior_length <= self.prior_length[2]
 
+    def working_side_problem(self, max_side: int) -> str:
+        """Why frames restored at a longer side of `max_side` (processing_max_side; 0: whole
+        camera frames) may fall outside this profile, or "" when the sides it spans take them."""
+        low, high = max(self.height[0], self.width[0]), min(self.height[2], self.width[2])
+        if low <= max_side <= high:
+            return ""
+        return (f"the TensorRT engine was built for working sides {low} to {high} "
+                f"(processing_max_side at start-up), not "
+                f"{max_side or 'whole camera frames (0)'}; restart the node to change it")
+
     def slug(self) -> str:
         def part(tag, values):
             return tag + "-".join(str(v) for v in values)
