@@ -75,7 +75,8 @@ def describe(degradations: list[Degradation] | tuple[Degradation, ...]) -> str:
     return f"The image is degraded by {listed}."
 
 
-def placed(belief: float, stated: str | None = None) -> str | None:
+def placed(belief: float, stated: str | None = None,
+           sure: float = PLACED_PROBABILITY) -> str | None:
     """Where a provider says a type lies: where it `stated`, else the whole frame once its
-    `belief` in the type reaches PLACED_PROBABILITY, else nowhere (a hedge)."""
-    return stated or (WHOLE_FRAME if belief >= PLACED_PROBABILITY else None)
+    `belief` in the type reaches `sure`, else nowhere (a hedge)."""
+    return stated or (WHOLE_FRAME if belief >= sure else None)

@@ -26,6 +26,7 @@ from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
     MISSTATEMENT_COST_BY_TYPE,
+    PLACED_FROM,
     SHIPPED_WEIGHTS,
     BuiltinEstimator,
     severity_choice,
@@ -125,10 +126,20 @@ def test_only_a_type_the_estimator_is_sure_of_is_placed(tmp_path):
     # sigmoid(3) = 0.95 reaches PLACED_PROBABILITY, sigmoid(0.5) = 0.62 is said but unplaced
     assert 1 / (1 + np.exp(-0.5)) < PLACED_PROBABILITY < 1 / (1 + np.exp(-3.0))
     severities = np.log(np.array([[0.9, 0.05, 0.05]] * 4))
-    provider = _estimator(tmp_path / "e.safetensors", [0.5, -3.0, 3.0, -3.0], severities)
+    provider = _estimator(tmp_path / "e.safetensors", [-3.0, -3.0, 3.0, 0.5], severities)
     prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
-    assert prior.text == describe([Degradation("rain", "slight"),
-                                   Degradation("snow", "slight", WHOLE_FRAME)])
+    assert prior.text == describe([Degradation("snow", "slight", WHOLE_FRAME),
+                                   Degradation("haze", "slight")])
+
+
+def test_rain_is_placed_across_the_whole_frame_from_a_lower_probability(tmp_path):
+    """Falling rain fills the view: at 0.62 rain is placed, another type is not."""
+    assert PLACED_FROM["rain"] < 1 / (1 + np.exp(-0.5)) < PLACED_FROM["snow"]
+    severities = np.log(np.array([[0.9, 0.05, 0.05]] * 4))
+    provider = _estimator(tmp_path / "e.safetensors", [0.5, -3.0, 0.5, -3.0], severities)
+    prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
+    assert prior.text == describe([Degradation("rain", "slight", WHOLE_FRAME),
+                                   Degradation("snow", "slight")])
 
 
 def test_describe_clean_frame(tmp_path):
