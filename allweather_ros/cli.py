@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .options import BY_NAME, DEFAULT_CACHE, DEFAULTS
 from .prior.registry import PROVIDERS
-from .runtime.registry import BACKENDS
+from .runtime.registry import BACKENDS, parse_backend
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -50,9 +50,40 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+ENGINE_OPTIONS = ("weights", "processing_max_side", "cache_dir")
+"""The node parameters build-engine takes as flags of the same names (precision: `backend`'s)."""
+
+
+def _engine_settings(args: argparse.Namespace) -> None:
+    """Fill the build-engine flags not given: from the node's parameters file (--params), so
+    the engine is the one that node looks up, then from the node's defaults (precision fp16,
+    the Jetson's; the shipped weights)."""
+    values = {}
+    if args.params:
+        import yaml
+
+        document = yaml.safe_load(Path(args.params).read_text()) or {}
+        values = next((node["ros__parameters"] for node in document.values()
+                       if isinstance(node, dict) and "ros__parameters" in node), None)
+        if values is None:
+            raise ValueError(f"{args.params} has no ros__parameters for a node")
+        name, precision = parse_backend(values.get("backend", DEFAULTS["backend"]))
+        if name not in ("auto", "tensorrt"):
+            raise ValueError(f"{args.params} runs backend {name}, which uses no TensorRT "
+                             f"engine: nothing to build for it")
+        args.precision = args.precision or precision
+    args.precision = args.precision or "fp16"
+    for option in ENGINE_OPTIONS:
+        if getattr(args, option) is None:
+            setattr(args, option, values.get(option, DEFAULTS[option]))
+    args.cache_dir = str(Path(args.cache_dir).expanduser())  # as the node reads it
+
+
 def _build_engine(args: argparse.Namespace) -> int:
-    """Build (or find) the TensorRT engine ahead of time, as one does on a Jetson."""
+    """Build (or find) the TensorRT engine ahead of time, as one does on a Jetson: for the
+    weights, working resolution and precision the node will run with."""
     from .model.profile import parse_size
+    from .pipeline import load_model
     from .runtime.export import cached_onnx
     from .runtime.tensorrt_backend import (
         DEFAULT_SIZES,
@@ -61,13 +92,14 @@ def _build_engine(args: argparse.Namespace) -> int:
         import_tensorrt,
     )
 
+    _engine_settings(args)
     if args.size and args.processing_max_side:
         raise ValueError("--size is for --processing-max-side 0 (frames restored at the "
                          "camera's own size)")
     profile = engine_profile(args.processing_max_side,
                              [parse_size(s) for s in args.size] or DEFAULT_SIZES)
     import_tensorrt()  # say at once when it is missing, before exporting anything
-    onnx_path = cached_onnx(_load_model(args), args.cache_dir)
+    onnx_path = cached_onnx(load_model(args.weights), args.cache_dir)
     backend = TensorRTBackend(onnx_path, engine_dir=args.cache_dir, precision=args.precision,
                               profile=profile)
     print(json.dumps(backend.describe(), indent=2))
@@ -524,17 +556,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     engine = sub.add_parser("build-engine", help="build the TensorRT engine ahead of time")
-    _model_arguments(engine)
-    engine.add_argument("--precision", default="fp16", choices=BACKENDS["tensorrt"])
+    engine.add_argument("--params", metavar="FILE",
+                        help="the node's parameters file (config/restore.yaml): build the "
+                             "engine that node looks up (its backend's precision, weights, "
+                             "processing_max_side, cache_dir); flags given still win")
+    engine.add_argument("--weights", help="restorer weights (default: the shipped rt, as the "
+                                          "node's)")
+    engine.add_argument("--precision", choices=BACKENDS["tensorrt"],
+                        help="default: fp16, or the --params backend's (auto: fp32)")
     engine.add_argument("--processing-max-side", type=int,
-                        default=DEFAULTS["processing_max_side"],
-                        help="the node's working resolution: the engine takes every frame "
+                        help="the node's working resolution (default "
+                             f"{DEFAULTS['processing_max_side']}): the engine takes every frame "
                              "shrunk to it, as the node's own (0: --size)")
     engine.add_argument("--size", nargs="+", default=[],
                         help="with --processing-max-side 0: camera sizes WIDTHxHEIGHT, the "
                              "first optimised for (default 640x480 1280x720 1920x1080)")
-    engine.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
-                        help="where the ONNX file and the engine are kept")
+    engine.add_argument("--cache-dir", help="where the ONNX file and the engine are kept "
+                                            f"(default {DEFAULT_CACHE})")
     engine.set_defaults(func=_build_engine)
 
     bench = sub.add_parser("bench", help="latency, FPS and fidelity per backend and frame size")

@@ -149,6 +149,72 @@ def test_build_engine_without_tensorrt_says_so(tmp_path, capsys):
     assert "tensorrt" in capsys.readouterr().err.lower()
 
 
+@pytest.fixture
+def engine_builds(monkeypatch, tmp_path):
+    """build-engine with TensorRT stood in for: what it would build (weights' digest,
+    precision, profile, cache folder)."""
+    from allweather_ros.runtime import export, tensorrt_backend
+
+    built = []
+
+    class Recorder:
+        def __init__(self, onnx_path, engine_dir, precision, profile):
+            built[-1].update(precision=precision, profile=profile, engine_dir=engine_dir)
+
+        def describe(self):
+            return {}
+
+    def onnx(model, cache_dir):
+        built.append({"digest": export.model_digest(model)})
+        return tmp_path / "ldr.onnx"
+
+    monkeypatch.setattr(tensorrt_backend, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", Recorder)
+    monkeypatch.setattr(export, "cached_onnx", onnx)
+    return built
+
+
+def test_build_engine_builds_what_the_node_runs_by_default(engine_builds, tmp_path):
+    """The shipped weights (the node's default), not a network of random weights, whose engine
+    no node would look up."""
+    from allweather_ros.pipeline import load_model
+    from allweather_ros.runtime.engine_cache import ShapeProfile
+    from allweather_ros.runtime.export import model_digest
+
+    assert main(["build-engine", "--cache-dir", str(tmp_path)]) == 0
+    assert engine_builds[0] == {"digest": model_digest(load_model("")), "precision": "fp16",
+                                "profile": ShapeProfile.for_working_side(640),
+                                "engine_dir": str(tmp_path)}
+
+
+def test_build_engine_reads_the_nodes_parameters_file(engine_builds, tmp_path, tiny_model,
+                                                      capsys):
+    """--params: the engine a node with that file looks up (auto runs TensorRT at fp32);
+    flags still win; a backend without an engine is refused."""
+    from allweather_ros.model.weights import save_weights
+    from allweather_ros.runtime.engine_cache import ShapeProfile
+    from allweather_ros.runtime.export import model_digest
+
+    tiny_weights = save_weights(tiny_model, tmp_path / "tiny.safetensors")
+    params = tmp_path / "restore.yaml"
+    params.write_text("/**/restore_node:\n  ros__parameters:\n    backend: auto\n"
+                      f"    weights: {tiny_weights}\n    processing_max_side: 320\n"
+                      f"    cache_dir: {tmp_path / 'cache'}\n")
+    assert main(["build-engine", "--params", str(params)]) == 0
+    first = engine_builds[-1]
+    assert first["digest"] == model_digest(tiny_model)
+    assert first["precision"] == "fp32" and first["engine_dir"] == str(tmp_path / "cache")
+    assert first["profile"] == ShapeProfile.for_working_side(320)
+    assert main(["build-engine", "--params", str(params), "--precision", "fp16",
+                 "--processing-max-side", "480"]) == 0
+    assert engine_builds[-1]["precision"] == "fp16" and engine_builds[-1]["digest"] == \
+        first["digest"]
+    assert engine_builds[-1]["profile"] == ShapeProfile.for_working_side(480)
+    params.write_text("/**/restore_node:\n  ros__parameters:\n    backend: onnxruntime\n")
+    assert main(["build-engine", "--params", str(params)]) == 2
+    assert "uses no TensorRT engine" in capsys.readouterr().err
+
+
 def test_build_engine_sizes_belong_to_full_resolution(tmp_path, capsys):
     assert main(["build-engine", "--size", "1280x720", "--cache-dir", str(tmp_path)]) == 2
     assert "--size is for --processing-max-side 0" in capsys.readouterr().err
