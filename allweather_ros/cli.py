@@ -33,13 +33,14 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace):
-    """The network from --weights (safetensors) or, without it, --config with random weights."""
+    """The network from --weights (safetensors), else --config's architecture with random
+    weights, else the shipped rt weights (what the node runs)."""
     from .model import build_model
-    from .model.weights import load_weights
+    from .pipeline import load_model
 
-    if getattr(args, "weights", None):
-        return load_weights(args.weights)
-    return build_model(args.config)
+    if args.config and not args.weights:
+        return build_model(args.config)
+    return load_model(args.weights or "")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -119,7 +120,8 @@ def _bench(args: argparse.Namespace) -> int:
         results = bench.run(model, args.backend, sizes, args.cache_dir, frames=args.frames,
                             progress=bar.update)
     if args.json:
-        print(json.dumps({"config": args.config, "results": results}, indent=2))
+        print(json.dumps({"weights": args.weights or "", "config": args.config,
+                          "results": results}, indent=2))
     else:
         print(bench.markdown(results))
     return 0
@@ -413,8 +415,10 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="rt", help="variant (rt, base) or a YAML model file")
-    parser.add_argument("--weights", help="safetensors weights (their config wins over --config)")
+    parser.add_argument("--weights", help="safetensors weights (default: the shipped rt, as the "
+                                          "node's)")
+    parser.add_argument("--config", help="instead: a variant (rt, base) or a YAML model file, "
+                                         "with random weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

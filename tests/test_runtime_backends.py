@@ -125,6 +125,19 @@ def test_benchmark_reports_every_field(model, cache_dir):
         assert by_name["torch-cuda"]["available"] is False
 
 
+def test_export_and_bench_take_the_shipped_weights_unless_told_otherwise(tmp_path):
+    """What the node runs, not a network of random weights; --config asks for one."""
+    from allweather_ros.cli import _load_model, build_parser
+    from allweather_ros.pipeline import load_model
+    from allweather_ros.runtime.export import model_digest
+
+    shipped = model_digest(load_model(""))
+    for command in (["export", "--out", str(tmp_path / "x.onnx")], ["bench"]):
+        assert model_digest(_load_model(build_parser().parse_args(command))) == shipped
+    assert model_digest(_load_model(build_parser().parse_args(["bench", "--config", "rt"]))) \
+        != shipped
+
+
 def test_bench_cli_json(tmp_path, capsys):
     assert main(["bench", "--backend", "torch", "--size", "32x24", "--frames", "2",
                  "--cache-dir", str(tmp_path), "--json"]) == 0
