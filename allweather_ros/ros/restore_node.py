@@ -90,8 +90,8 @@ class RestoreNode(LifecycleNode):
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Validate run-time changes and apply them; one the pipeline cannot take (a provider
         that cannot be built, a working resolution its TensorRT engine was not built for) is
-        refused, the parameter keeps its value and diagnostics show
-        why. A new provider is built here, so the answer waits for it (seconds for a VLM)."""
+        refused, the parameter keeps its value and diagnostics show why. A new provider is
+        built here, so the answer waits for it (seconds for a VLM)."""
         changed = {p.name: p.value for p in parameters if p.name in BY_NAME}
         if not changed:
             return SetParametersResult(successful=True)
