@@ -190,8 +190,8 @@ def test_a_working_resolution_the_engine_was_not_built_for_is_refused(make_node)
 
     node = make_node()
     node.trigger_configure()
-    profile = ShapeProfile.for_working_side(640)  # what tensorrt_backend builds for 640
-    node._pipeline.backend.working_side_problem = profile.working_side_problem
+    # the profile tensorrt_backend builds for 640, as a TensorRT backend holds it
+    node._pipeline.backend.profile = ShapeProfile.for_working_side(640)
     for refused in (1280, 0):
         result = node.set_parameters([Parameter("processing_max_side", value=refused)])[0]
         assert not result.successful and "restart the node" in result.reason

@@ -21,6 +21,7 @@ class Backend(ABC):
     and TensorRT backends, numpy arrays from ONNX Runtime."""
 
     name: str = "?"
+    profile = None  # a compiled engine's ShapeProfile (engine_cache.py): the frames it takes
 
     @abstractmethod
     def set_prior(self, cache: PriorCache) -> None:
@@ -33,8 +34,8 @@ class Backend(ABC):
     def working_side_problem(self, max_side: int) -> str:
         """Why this backend cannot restore frames at a new working resolution (`max_side`,
         processing_max_side; 0: whole frames), or "": a compiled engine is fixed to the frame
-        sizes it was built for."""
-        return ""
+        sizes of its `profile`."""
+        return "" if self.profile is None else self.profile.working_side_problem(max_side)
 
     def describe(self) -> dict:
         """What runs where, for logs, diagnostics and the benchmark."""

@@ -310,9 +310,6 @@ class TensorRTBackend(Backend):
             host = [outputs[name].cpu() for name in OUTPUTS]  # waits for the stream
         return LDROutput(*(t if t.is_floating_point() else t.long() for t in host))
 
-    def working_side_problem(self, max_side: int) -> str:
-        return self.profile.working_side_problem(max_side)
-
     def describe(self) -> dict:
         return {"backend": self.name, "device": str(self.device), "precision": self.precision,
                 "tensorrt": self.trt_version, "gpu": self.key.gpu_name,

@@ -44,8 +44,5 @@ class TorchTensorRTBackend(TorchBackend):
         self.forward = torch_tensorrt.compile(self.model, ir="dynamo", inputs=inputs,
                                               enabled_precisions=precisions)
 
-    def working_side_problem(self, max_side: int) -> str:
-        return self.profile.working_side_problem(max_side)
-
     def describe(self) -> dict:
         return {**super().describe(), "profile": self.profile.slug()}
