@@ -1,12 +1,13 @@
-"""Rain renderers: falling drops seen as streaks, drawn four different ways (particles in
+"""Rain renderers: falling drops seen as streaks, drawn six different ways (particles in
 depth layers, individually drawn drizzle lines, a downpour of motion-blurred noise with its
-veil and splashes, and streaks that carry a refracted picture of the scene)."""
+veil and splashes, streaks that carry a refracted picture of the scene, short dashes frozen by
+a fast shutter over drops bursting on the ground, and long faint streaks driven by the wind)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .common import band, particle_layer, scale, scatter, tinted
+from .common import band, particle_layer, render_particles, scale, scatter, tinted
 
 _STREAKS = {"slight": (40, 120), "moderate": (120, 350), "heavy": (350, 900)}
 _LENGTH = {"slight": (6, 20), "moderate": (14, 36), "heavy": (24, 64)}
@@ -154,3 +155,65 @@ def refracted_streaks(image, severity, rng):
     surroundings = np.clip(surroundings * rng.uniform(1.1, 1.5) + rng.uniform(0.05, 0.2), 0, 1)
     a = alpha[..., None]
     return image * (1.0 - a) + a * surroundings, alpha
+
+
+_DASHES = {"slight": (150, 500), "moderate": (500, 1500), "heavy": (1500, 4000)}
+_SPLASHES = {"slight": (0.002, 0.006), "moderate": (0.006, 0.02), "heavy": (0.02, 0.06)}
+_MIST = {"slight": (0.0, 0.05), "moderate": (0.04, 0.14), "heavy": (0.12, 0.3)}
+
+
+def splashing(image, severity, rng):
+    """Rain as a fast shutter freezes it: dense, short, thin dashes, nearly parallel and a few
+    degrees off vertical (snow blown into dashes slants more and its dashes are wider), drops
+    bursting on the wet ground in bright flecks that thin out towards the horizon, and a mist
+    of spray thickest there. Heavy rain in press photographs looks like this."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    fall = np.deg2rad(rng.normal(0.0, 8.0))
+    dashes = band(rng, severity, _DASHES) * _count_scale(image.shape)
+    alpha = np.zeros((h, w), np.float32)
+    for near in (0.0, 0.5, 1.0):
+        layer = particle_layer(image.shape, rng, count=dashes * (1.0 - 0.6 * near) / 3,
+                               radius=0, length=rng.uniform(3.0, 7.0) * s * (1.0 + near),
+                               angle=fall + np.deg2rad(rng.normal(0.0, 2.0)),
+                               defocus=(0.3 + 0.6 * near * rng.random()) * s)
+        alpha = np.maximum(alpha, layer * rng.uniform(0.35, 0.8) * (1.0 - 0.3 * near))
+    horizon = rng.uniform(0.35, 0.7)
+    rows = np.clip((np.arange(h, dtype=np.float32) / h - horizon) / (1.0 - horizon), 0.0, 1.0)
+    ground = (rng.random((h, w)) < band(rng, severity, _SPLASHES) * rows[:, None])
+    bursts = render_particles(ground.astype(np.float32) * rng.uniform(0.5, 1.0, (h, w)),
+                              radius=0, length=1.5 * s, angle=0.0, defocus=0.5 * s)
+    bursts = np.clip(bursts / max(float(bursts.max()), 1e-6), 0.0, 1.0) * rng.uniform(0.4, 0.9)
+    alpha = np.maximum(alpha, bursts.astype(np.float32))
+    colour = tinted(rng, rng.uniform(0.8, 1.0), 0.04)
+    out = _blend_light(image, alpha, colour, int(rng.integers(2)))
+    mist = band(rng, severity, _MIST)
+    far = 1.0 - np.abs(np.arange(h, dtype=np.float32) / h - horizon) / max(horizon, 1 - horizon)
+    mist_map = np.broadcast_to((mist * (0.4 + 0.6 * far))[:, None], (h, w)).astype(np.float32)
+    out = scatter(out, 1.0 - mist_map, tinted(rng, rng.uniform(0.6, 0.85), 0.03))
+    return out, np.clip(np.maximum(alpha, mist_map), 0.0, 1.0)
+
+
+_GUSTS = {"slight": (30, 90), "moderate": (90, 250), "heavy": (250, 600)}
+_GUST_LEVEL = {"slight": (0.04, 0.1), "moderate": (0.07, 0.16), "heavy": (0.1, 0.24)}
+
+
+def gusts(image, severity, rng):
+    """Wind-driven rain under a slow shutter: long, faint, thin streaks up to a third of the
+    frame long, strongly slanted, barely brighter than the scene behind (a dark roof, a car
+    park at dusk), under the grey of blown spray. Easy to miss, and a frame full of them is
+    heavy rain."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    slant = np.deg2rad(rng.uniform(15.0, 40.0) * rng.choice((-1, 1)))
+    count = band(rng, severity, _GUSTS) * _count_scale(image.shape)
+    layer = particle_layer(image.shape, rng, count=count, radius=0,
+                           length=rng.uniform(0.12, 0.35) * min(h, w),
+                           angle=slant + np.deg2rad(rng.normal(0.0, 2.0)),
+                           defocus=rng.uniform(0.3, 0.9) * s)
+    alpha = np.clip(layer * band(rng, severity, _GUST_LEVEL), 0.0, 1.0)
+    out = _blend_light(image, alpha, tinted(rng, rng.uniform(0.75, 0.95), 0.04),
+                       int(rng.integers(2)))
+    spray = band(rng, severity, _MIST)
+    out = scatter(out, 1.0 - spray, tinted(rng, rng.uniform(0.6, 0.85), 0.03))
+    return out, np.maximum(alpha, spray)
