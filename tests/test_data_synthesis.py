@@ -160,6 +160,13 @@ def test_a_drop_field_is_many_small_drops_where_refraction_is_few_large_ones():
         assert field[1] < refraction[1] / 2, (field, refraction)
 
 
+def test_beads_are_smaller_and_more_numerous_than_a_drop_field():
+    for seed in range(3):
+        beads, field = _drops("beads", seed), _drops("field", seed)
+        assert beads[0] > 1.5 * field[0], (beads, field)
+        assert beads[1] < field[1] / 2, (beads, field)
+
+
 def test_a_water_film_smears_the_scene_under_it_and_leaves_the_rest():
     for seed in range(3):
         sample = run("raindrop", "moderate", seed, photo(240, 320), "film")

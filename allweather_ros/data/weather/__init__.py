@@ -8,7 +8,7 @@ never used in training, on which `allweather eval --synthetic` measures generali
 from __future__ import annotations
 
 from .haze import coloured_haze, depth_haze, lamplit_mist, patchy_fog
-from .lens import defocused_blobs, drop_field, refracting_drops, running_trails, water_film
+from .lens import beads, defocused_blobs, drop_field, refracting_drops, running_trails, water_film
 from .rain import downpour, drizzle, gusts, layered_streaks, refracted_streaks, splashing
 from .snow import blizzard, layered_flakes, near_flakes, overcast_flakes
 
@@ -16,7 +16,7 @@ RENDERERS = {
     "rain": {"streaks": layered_streaks, "drizzle": drizzle, "downpour": downpour,
              "refracted": refracted_streaks, "splashing": splashing, "gusts": gusts},
     "raindrop": {"refraction": refracting_drops, "blobs": defocused_blobs,
-                 "trails": running_trails, "field": drop_field, "film": water_film},
+                 "trails": running_trails, "field": drop_field, "beads": beads, "film": water_film},
     "snow": {"flakes": layered_flakes, "blizzard": blizzard, "near": near_flakes,
              "overcast": overcast_flakes},
     "haze": {"depth": depth_haze, "patchy": patchy_fog, "smog": coloured_haze,

@@ -1,6 +1,6 @@
-"""Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn five
-ways (large refracting drops, a field of small ones, blurred blobs, drops running down in
-trails, and sheets of water film)."""
+"""Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn six
+ways (large refracting drops, a field of small ones, beads nearly in focus, blurred blobs, drops
+running down in trails, and sheets of water film)."""
 from __future__ import annotations
 
 import cv2
@@ -37,15 +37,15 @@ def _composite(image, view, inside, rng, s, rim=(0.0, 0.15), edge=(0.7, 2.5)):
     return out * (1.0 - rim[..., None]), np.clip(alpha + rim, 0.0, 1.0)
 
 
-def _refracted(image, cx, cy, radius, rng, s, blur):
-    """Drops at (cx, cy) of `radius`, each a tiny lens showing a flipped, shrunken view of the
-    scene around it (or, for flat smears, a blurred local view), out of focus by a blur drawn
-    from the band `blur` (pixels of a 256-pixel frame): (the view through the drops, their
-    mask)."""
+def _refracted(image, cx, cy, radius, rng, s, blur, inverted_share=0.6, minified=(1.5, 5.0)):
+    """Drops at (cx, cy) of `radius`, each a tiny lens showing a flipped view of the scene
+    around and above it, shrunk by a factor from the band `minified` (`inverted_share` of them;
+    the flatter rest, a blurred local view), out of focus by a blur drawn from the band `blur`
+    (pixels of a 256-pixel frame): (the view through the drops, their mask)."""
     h, w = image.shape[:2]
     n = len(radius)
-    inverted = rng.random(n) < 0.6
-    zoom = np.where(inverted, -rng.uniform(1.5, 5.0, n), rng.uniform(0.2, 0.9, n))
+    inverted = rng.random(n) < inverted_share
+    zoom = np.where(inverted, -rng.uniform(*minified, n), rng.uniform(0.2, 0.9, n))
     shift_y = -rng.uniform(0.0, 1.5, n) * radius * np.abs(zoom) * inverted
     label = np.zeros((h, w), np.int32)
     for i in range(n):
@@ -102,6 +102,37 @@ def drop_field(image, severity, rng):
     out, alpha = _composite(image, view, inside, rng, s, rim=(0.15, 0.4), edge=(0.6, 1.2))
     veil = rng.uniform(0.0, 0.3) * alpha.mean()  # the wet glass as a whole
     return out * (1.0 - veil) + veil, np.clip(alpha + veil, 0.0, 1.0)
+
+
+# Beads per 256-pixel frame and their radius: a windscreen or lens cover beaded with many small
+# round drops close to the camera (the dashcam look of real rain), covering about 3%, 10%, 25%.
+_BEAD_COUNT = {"slight": (60, 140), "moderate": (160, 330), "heavy": (380, 750)}
+_BEAD_RADIUS = (1.5, 5.0)
+
+
+def beads(image, severity, rng):
+    """Glass beaded with many small round drops: each a wide-angle lens holding a tiny flipped
+    picture of the scene and the sky above it, so brighter than what it covers; soft-edged and
+    partly clear when the camera is focused beyond the glass, faintly ringed, most with a
+    glint. Shrunk, they read as speckle: real beaded glass was called snow while only larger,
+    local-view drops were drawn."""
+    h, w = image.shape[:2]
+    s = scale(image.shape)
+    n = _drop_count(image.shape, severity, rng, _BEAD_COUNT)
+    radius = _radii(n, _BEAD_RADIUS, rng, s)
+    cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+    view, inside = _refracted(image, cx, cy, radius, rng, s, (0.5, 2.0), inverted_share=0.9,
+                              minified=(4.0, 15.0))
+    sky = np.clip(image[: max(1, h // 8)].mean((0, 1)) * rng.uniform(1.0, 1.3), 0.0, 1.0)
+    view = view + rng.uniform(0.2, 0.6) * (sky - view)  # what the wide angle sees above
+    clear = inside * np.float32(rng.uniform(0.65, 1.0))  # defocused drops let the scene through
+    out, alpha = _composite(image, view, clear, rng, s, rim=(0.0, 0.3), edge=(0.4, 1.6))
+    glints = np.zeros((h, w), np.float32)
+    for i in np.flatnonzero((radius > 1.5 * s) & (rng.random(n) < 0.6)):
+        cv2.circle(glints, (int(cx[i] - 0.3 * radius[i]), int(cy[i] - 0.35 * radius[i])),
+                   max(1, int(0.2 * radius[i])), float(rng.uniform(0.4, 0.9)), -1)
+    glints = cv2.GaussianBlur(glints, (0, 0), 0.5 * s)[..., None]
+    return out + glints * (1.0 - out), np.clip(alpha + glints[..., 0], 0.0, 1.0)
 
 
 # The share of the glass a film of water covers, per severity.
