@@ -1,6 +1,6 @@
 """Lens-drop renderers: water on the glass in front of the camera, out of focus, drawn six
-ways (large refracting drops, a field of small ones, beads nearly in focus, blurred blobs, drops
-running down in trails, and sheets of water film)."""
+ways (large refracting drops, a field of small ones, glass beaded with many tiny ones, blurred
+blobs, drops running down in trails, and sheets of water film)."""
 from __future__ import annotations
 
 import cv2
@@ -105,17 +105,17 @@ def drop_field(image, severity, rng):
 
 
 # Beads per 256-pixel frame and their radius: a windscreen or lens cover beaded with many small
-# round drops close to the camera (the dashcam look of real rain), covering about 3%, 10%, 25%.
+# round drops close to the camera (the dashcam look of real rain), covering about 4%, 9%, 18%.
 _BEAD_COUNT = {"slight": (60, 140), "moderate": (160, 330), "heavy": (380, 750)}
 _BEAD_RADIUS = (1.5, 5.0)
 
 
 def beads(image, severity, rng):
     """Glass beaded with many small round drops: each a wide-angle lens holding a tiny flipped
-    picture of the scene and the sky above it, so brighter than what it covers; soft-edged and
-    partly clear when the camera is focused beyond the glass, faintly ringed, most with a
-    glint. Shrunk, they read as speckle: real beaded glass was called snow while only larger,
-    local-view drops were drawn."""
+    picture of the scene and the sky above it rather than of what it covers (so brighter under
+    a bright sky); soft-edged and partly clear when the camera is focused beyond the glass,
+    faintly ringed, most with a glint. Shrunk, they read as speckle: real beaded glass was
+    called snow while only larger, local-view drops were drawn."""
     h, w = image.shape[:2]
     s = scale(image.shape)
     n = _drop_count(image.shape, severity, rng, _BEAD_COUNT)
