@@ -27,10 +27,12 @@ from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
     MISSTATEMENT_COST_BY_TYPE,
     PLACED_FROM,
+    RAIN_FLOOR,
     SHIPPED_WEIGHTS,
     BuiltinEstimator,
     severity_choice,
 )
+from allweather_ros.prior.calibration import TypeCalibration
 from allweather_ros.prior.estimator_net import DegradationEstimator, load_estimator, widened
 from allweather_ros.training import estimator as estimator_training
 from allweather_ros.training.estimator import (
@@ -47,14 +49,15 @@ SMALL = dict(widths=(8, 16), input_side=32, hidden=16)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _estimator(path, type_bias, severity_bias) -> BuiltinEstimator:
+def _estimator(path, type_bias, severity_bias, calibration: TypeCalibration | None = None
+               ) -> BuiltinEstimator:
     """A provider whose output ignores the frame: zero last layer, chosen biases."""
     model = DegradationEstimator(**SMALL)
     with torch.no_grad():
         last = model.head[-1]
         last.weight.zero_()
         last.bias.copy_(torch.tensor([*type_bias, *np.ravel(severity_bias)], dtype=torch.float32))
-    save_weights(model, path)
+    save_weights(model, path, extra=calibration and {"calibration": calibration.to_json()})
     return BuiltinEstimator(weights=path)
 
 
@@ -140,6 +143,24 @@ def test_rain_is_placed_across_the_whole_frame_from_a_lower_probability(tmp_path
     prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
     assert prior.text == describe([Degradation("rain", "slight", WHOLE_FRAME),
                                    Degradation("snow", "slight")])
+
+
+@pytest.mark.parametrize(("likeliest", "floor", "said"), [
+    ("rain", 0.4, True),  # rain from RAIN_FLOOR, below the fitted floor
+    ("snow", 0.4, False),  # another type from the floor only
+    ("rain", 1.0, False),  # no floor fitted: nothing said below the threshold
+])
+def test_rain_is_said_from_a_lower_floor_than_other_types(likeliest, floor, said, tmp_path):
+    p = 0.3
+    assert RAIN_FLOOR < p < 0.4
+    biases = [-3.0] * len(TYPES)
+    biases[TYPES.index(likeliest)] = float(np.log(p / (1 - p)))
+    severities = np.log(np.array([[0.9, 0.05, 0.05]] * 4))
+    provider = _estimator(tmp_path / "e.safetensors", biases, severities,
+                          TypeCalibration(floor=floor))
+    prior = provider.describe(np.random.default_rng(0).random((64, 64, 3), dtype=np.float32))
+    assert prior.labels[likeliest] == pytest.approx(p, abs=1e-3)
+    assert prior.text == (describe([Degradation(likeliest, "slight")]) if said else CLEAN_TEXT)
 
 
 def test_describe_clean_frame(tmp_path):
