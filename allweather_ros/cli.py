@@ -340,14 +340,15 @@ def _eval_real(args: argparse.Namespace) -> int:
                                fixed_text=args.fixed_text,
                                estimator_weights=args.estimator_weights,
                                vlm_rain_check=args.vlm_rain_check)
-    photos = len(real.load_labels(args.real))
+    photos = len([p for p in real.load_labels(args.real)
+                  if args.fold in (None, real.fold(p))])
     frames = len(synthetic_prior.RENDERER_SETS) * synthetic_prior.frames_per_set(args.repeats)
     with tqdm(total=photos + frames, desc="describe", leave=False, disable=args.json) as bar:
         synthetic = synthetic_prior.evaluate_synthetic_prior(provider, default_scenes(),
                                                              args.repeats, progress=bar.update)
         result = real.evaluate_real(provider, args.real, args.out, progress=bar.update,
                                     synthetic=synthetic, drive_readings=args.memory,
-                                    short_side=args.short_side)
+                                    short_side=args.short_side, only_fold=args.fold)
     if args.out:
         print(f"wrote {Path(args.out) / 'results.json'} and reliability.png", file=sys.stderr)
     print(json.dumps(result, indent=2) if args.json else real.table(result))
@@ -500,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--short-side", type=int, metavar="PIXELS",
                           help="with --real, each photo first shrunk to at most this short "
                                "side, as a camera of that resolution sees it (e.g. 240)")
+    evaluate.add_argument("--fold", choices=("fit", "check"),
+                          help="with --real, only the photos of that fold: the calibration "
+                               "(python -m allweather_ros.evaluation.calibrate) fits on fit, so "
+                               "check gives figures no fit has seen")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="synthetic scenes to score: test, or val to choose or tune on")
     evaluate.add_argument("--val-seed", type=int,

@@ -112,6 +112,33 @@ def test_photos_are_read_as_a_smaller_camera_sees_them(labelled):
     assert shrunk.mean() == pytest.approx(photo.mean(), abs=2e-3)
 
 
+def test_the_folds_split_the_set_and_are_scored_apart(labelled):
+    folds = {p.file.name: real.fold(p) for p in real.load_labels(labelled)}
+    assert set(folds.values()) == set(real.FOLDS)  # this set holds photos of both
+    provider = FixedPrior("heavy rain")
+    results = {f: real.evaluate_real(provider, labelled, only_fold=f) for f in real.FOLDS}
+    assert sum(r["photos"] for r in results.values()) == len(LABELS)
+    for name, result in results.items():
+        assert result["fold"] == name
+        assert result["photos"] == sum(f == name for f in folds.values())
+    assert f"{results['check']['photos']} photos in {labelled} (the check fold)" in real.table(
+        results["check"])
+    assert real.evaluate_real(provider, labelled)["fold"] is None
+    with pytest.raises(ValueError, match="fold must be one of"):
+        real.evaluate_real(provider, labelled, only_fold="train")
+
+
+def test_a_photo_that_may_not_be_tuned_on_is_always_checked(tmp_path):
+    for name, types in LABELS.items():
+        photo = real.LabelledPhoto(tmp_path / name, types, calibrate=False)
+        assert real.fold(photo) == "check"
+    # the split is by file name and labels, so it holds when the set is moved or rebuilt
+    def folds(folder):
+        return [real.fold(real.LabelledPhoto(folder / n, t)) for n, t in LABELS.items()]
+
+    assert folds(tmp_path / "elsewhere") == folds(tmp_path)
+
+
 def test_labels_are_checked(tmp_path):
     with pytest.raises(FileNotFoundError, match="real_weather_set.py"):
         real.load_labels(tmp_path)
@@ -156,6 +183,10 @@ def test_eval_real_command_scores_the_builtin_estimator(labelled, tmp_path, caps
     assert main(["eval", "--real", str(labelled), "--repeats", "1", "--json",
                  "--short-side", "64"]) == 0
     assert json.loads(capsys.readouterr().out)["short_side"] == 64
+    assert main(["eval", "--real", str(labelled), "--repeats", "1", "--json",
+                 "--fold", "check"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["fold"] == "check" and 0 < checked["photos"] < len(LABELS)
 
 
 def test_eval_real_argument_errors(labelled, capsys):

@@ -16,7 +16,6 @@ prior/builtin.py) and is stored with it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -31,20 +30,12 @@ from ..media import read_rgb
 from ..model.weights import read_metadata
 from ..prior.builtin import BuiltinEstimator
 from ..prior.calibration import choose_floor, fit, fit_severity, logits_of
-from .real import LabelledPhoto, describe_photos, load_labels, score
+from .real import describe_photos, fold, load_labels, score
 
 VALIDATION_FRAMES = 400
 # Tiles a little larger than the estimator's 160-pixel training crops: of 160, 192, 256, 320 and
 # whole frames, 192 named the type of most real photos of the check fold (76.7% vs 66.7% whole).
 TILE_SIDE = 192
-
-
-def fold(photo: LabelledPhoto) -> str:
-    """"fit" or "check", stable per file name; photos that may not be tuned on are "check"."""
-    if not photo.calibrate:
-        return "check"
-    digest = hashlib.sha256(photo.file.name.encode() + str(photo.types).encode()).digest()
-    return "fit" if digest[0] % 2 == 0 else "check"
 
 
 def validation_frames(count: int = VALIDATION_FRAMES, seed: int = 7):

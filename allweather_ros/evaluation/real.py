@@ -18,6 +18,7 @@ with it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,19 @@ def load_labels(folder: str | Path) -> list[LabelledPhoto]:
     if not photos:
         raise ValueError(f"{path} lists no photos")
     return photos
+
+
+FOLDS = ("fit", "check")
+
+
+def fold(photo: LabelledPhoto) -> str:
+    """"fit" or "check", stable per file name: the calibration (evaluation/calibrate.py) and any
+    other choice made on the set are fitted on "fit" and scored on "check"; photos that may not
+    be tuned on are "check"."""
+    if not photo.calibrate:
+        return "check"
+    digest = hashlib.sha256(photo.file.name.encode() + str(photo.types).encode()).digest()
+    return "fit" if digest[0] % 2 == 0 else "check"
 
 
 def _record(photo: LabelledPhoto, prior) -> dict:
@@ -246,14 +260,19 @@ def plot_reliability(records: list[dict], path: str | Path, title: str = "") -> 
 def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path | None = None,
                   progress: Callable[[], None] | None = None,
                   synthetic: dict | None = None, drive_readings: int = 1,
-                  short_side: int | None = None) -> dict:
+                  short_side: int | None = None, only_fold: str | None = None) -> dict:
     """Score `provider` on the labelled folder; with `out`, also write results.json (figures
     and every photo's record) and reliability.png there. `synthetic`: the provider's figures on
     synthetic frames (renderer set -> `score`), reported beside the real ones. A remembering
     provider is also scored on drives of `drive_readings` photos (`drive_records`), as the
     node's weather memory pools its readings. `short_side`: each photo shrunk to at most that
-    short side first (the module docstring)."""
-    photos = load_labels(folder)
+    short side first (the module docstring). `only_fold`: the photos of that fold (`fold`)
+    only; "check" gives figures of photos that no fit or choice made on "fit" has seen."""
+    if only_fold is not None and only_fold not in FOLDS:
+        raise ValueError(f"fold must be one of {FOLDS}, got {only_fold!r}")
+    photos = [p for p in load_labels(folder) if only_fold in (None, fold(p))]
+    if not photos:
+        raise ValueError(f"{folder} has no photos in the {only_fold!r} fold")
     drives = None
     if provider.remembers and drive_readings > 1:  # one reading of each photo serves both
         estimates = _read_each(photos, provider.estimate, progress, short_side)
@@ -262,7 +281,8 @@ def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path |
         drives = drive_records(provider, photos, folder, drive_readings, estimates)
     else:
         records = describe_photos(provider, photos, progress, short_side)
-    result = {"folder": str(folder), "short_side": short_side, **score(records)}
+    result = {"folder": str(folder), "short_side": short_side, "fold": only_fold,
+              **score(records)}
     if drives is not None:
         result["drives"] = {"readings": drive_readings, **score(drives)}
     if synthetic is not None:
@@ -291,7 +311,8 @@ def table(result: dict) -> str:
 
     shrunk = result.get("short_side")
     at = f", each shrunk to a short side of at most {shrunk} pixels" if shrunk else ""
-    lines = [f"{result['photos']} photos in {result['folder']}{at}", "",
+    of = f" (the {result['fold']} fold)" if result.get("fold") else ""
+    lines = [f"{result['photos']} photos in {result['folder']}{of}{at}", "",
              "| type | photos | top-1 | recall | false alarms | called no weather |"
              " severity acc. | too high | too low | heavy of slight |",
              "|---|---|---|---|---|---|---|---|---|---|"]
