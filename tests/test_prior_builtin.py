@@ -27,7 +27,7 @@ from allweather_ros.prior.builtin import (
     MISSTATEMENT_COST,
     MISSTATEMENT_COST_BY_TYPE,
     PLACED_FROM,
-    RAIN_FLOOR,
+    SAID_FROM,
     SHIPPED_WEIGHTS,
     BuiltinEstimator,
     severity_choice,
@@ -146,13 +146,13 @@ def test_rain_is_placed_across_the_whole_frame_from_a_lower_probability(tmp_path
 
 
 @pytest.mark.parametrize(("likeliest", "floor", "said"), [
-    ("rain", 0.4, True),  # rain from RAIN_FLOOR, below the fitted floor
+    ("rain", 0.4, True),  # rain from its own floor, below the fitted one
     ("snow", 0.4, False),  # another type from the floor only
     ("rain", 1.0, False),  # no floor fitted: nothing said below the threshold
 ])
 def test_rain_is_said_from_a_lower_floor_than_other_types(likeliest, floor, said, tmp_path):
     p = 0.3
-    assert RAIN_FLOOR < p < 0.4
+    assert SAID_FROM["rain"] < p < 0.4 <= SAID_FROM["snow"]
     biases = [-3.0] * len(TYPES)
     biases[TYPES.index(likeliest)] = float(np.log(p / (1 - p)))
     severities = np.log(np.array([[0.9, 0.05, 0.05]] * 4))

@@ -98,15 +98,15 @@ MISSTATEMENT_COST_BY_TYPE = {"rain": {+1: 0.2, +2: 2.6, -1: 1.5, -2: 3.0}}
 # set: weather +0.01 dB on both sets, frames made worse 23 -> 26 and 16 -> 16, a clean frame
 # misread as moderate rain 57.8 -> 40.5 dB. Snow placed alike moved nothing real (experiment log).
 PLACED_FROM = {**dict.fromkeys(TYPES, PLACED_PROBABILITY), "rain": 0.5}
-# A frame with no type past the threshold is still told its likeliest type from the
-# calibration's floor, and rain from this where the floor is higher: missed rain costs the
-# restorer its surest gain, and rain told of a frame without it costs little. Chosen on the
-# real set's fit fold (`evaluation.calibrate.fold`; 2026-12-06, the shipped estimator, floor
-# 0.32): real rain called clear 5 -> 2 of 44, clean photos called clean 12 of 14 either way (the
-# nearest clean photo with rain on top at 0.246); on the check fold 5 -> 4 of 57 and 54 of 65.
-# Validation, seeds 7 / 107 / 207, 6 x 124 frames: 16 frames told rain instead of nothing,
-# none worse for it (+0.0 to +1.5 dB), no clean frame among them (model card).
-RAIN_FLOOR = 0.25
+# A frame with no type past the threshold is still told its likeliest type from the calibration's
+# floor, or from the type's own floor where that is lower. Rain's is: missed rain costs the
+# restorer its surest gain, and rain told of a frame without it costs little. Chosen on the real
+# set's fit fold (`evaluation.real.fold`; 2026-12-06, the shipped estimator, floor 0.32): real
+# rain called clear 5 -> 2 of 44, clean photos called clean 12 of 14 either way (the nearest clean
+# photo with rain on top at 0.246); on the check fold 5 -> 4 of 57 and 54 of 65. Validation, seeds
+# 7 / 107 / 207, 6 x 124 frames: 16 frames told rain instead of nothing, none worse for it (+0.0
+# to +1.5 dB), no clean frame among them (model card).
+SAID_FROM = {**dict.fromkeys(TYPES, 1.0), "rain": 0.25}
 
 
 class EstimatorNet(Protocol):
@@ -217,8 +217,8 @@ class BuiltinEstimator(PriorProvider):
         said = probabilities >= self.threshold
         top = int(np.argmax(probabilities))
         floor = self.calibration.floor
-        if TYPES[top] == "rain" and floor < 1.0:  # 1.0: no floor fitted, nothing said below 0.5
-            floor = min(floor, RAIN_FLOOR)
+        if floor < 1.0:  # 1.0: no floor fitted, nothing said below the threshold
+            floor = min(floor, SAID_FROM[TYPES[top]])
         if not said.any() and probabilities[top] >= floor:
             said[top] = True
         found = [Degradation(t, SEVERITIES[severity_choice(severity[i], t)],
