@@ -1,4 +1,5 @@
 """Clean scene sources: folders, videos, bundled photos, and a split that never moves."""
+import warnings
 from pathlib import Path
 
 import cv2
@@ -120,12 +121,27 @@ def test_debian_photos_are_found_where_the_fetch_script_puts_them(tmp_path, monk
     target = tmp_path / package / relative
     target.parent.mkdir(parents=True)
     cv2.imwrite(str(target), np.zeros((8, 8, 3), np.uint8))
-    [scene] = debian_scenes(tmp_path)
+    with pytest.warns(UserWarning, match=f"1 of the {len(DEBIAN_PHOTOS)} Debian photos"):
+        [scene] = debian_scenes(tmp_path)
     assert scene.name == f"{package}/{relative}" and scene.load().shape == (8, 8, 3)
     write_images(tmp_path / "extra", 2)
     monkeypatch.setattr("allweather_ros.data.sources.DEFAULT_SCENE_DIR", tmp_path)
-    names = {s.name for s in default_scenes(tmp_path / "extra")}
+    with pytest.warns(UserWarning, match="run tools/data_fetch_debian_photos.sh"):
+        names = {s.name for s in default_scenes(tmp_path / "extra")}
     assert {"skimage/astronaut", scene.name, "extra/scene_000.png"} <= names
+
+
+def test_only_a_partly_fetched_set_of_debian_photos_is_warned_of(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert debian_scenes(tmp_path) == []  # never fetched: the scikit-image photos serve
+        for package, relative in DEBIAN_PHOTOS:
+            (tmp_path / package / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / package / relative).touch()
+        assert len(debian_scenes(tmp_path)) == len(DEBIAN_PHOTOS)  # all there
+    (tmp_path / DEBIAN_PHOTOS[-1][0] / DEBIAN_PHOTOS[-1][1]).unlink()
+    with pytest.warns(UserWarning, match=f"{len(DEBIAN_PHOTOS) - 1} of the "):
+        debian_scenes(tmp_path)
 
 
 def _write_rcc(path: Path, files: dict[str, bytes]) -> None:

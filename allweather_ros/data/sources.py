@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,9 +410,16 @@ def skimage_scenes() -> list[Scene]:
 
 def debian_scenes(root: str | Path | None = None) -> list[Scene]:
     """The Debian wallpaper photos found under `root` (default `DEFAULT_SCENE_DIR`), as laid
-    out by the fetch script."""
+    out by the fetch script; a warning when only some of the listed ones are there."""
     root = Path(root or DEFAULT_SCENE_DIR)
     found = [(pkg, rel) for pkg, rel in DEBIAN_PHOTOS if (root / pkg / rel).is_file()]
+    if 0 < len(found) < len(DEBIAN_PHOTOS):  # none: a machine that never fetched them
+        warnings.warn(
+            f"{len(found)} of the {len(DEBIAN_PHOTOS)} Debian photos listed in "
+            f"allweather_ros/data/sources.py are under {root}, the others missing (a fetch "
+            "interrupted or made from an older list): training and evaluation draw from the "
+            "scenes found, so their figures differ; run tools/data_fetch_debian_photos.sh",
+            stacklevel=2)
     return [Scene(f"{pkg}/{rel}", str(root / pkg / rel)) for pkg, rel in found]
 
 
