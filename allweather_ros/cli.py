@@ -340,8 +340,7 @@ def _eval_real(args: argparse.Namespace) -> int:
                                fixed_text=args.fixed_text,
                                estimator_weights=args.estimator_weights,
                                vlm_rain_check=args.vlm_rain_check)
-    photos = len([p for p in real.load_labels(args.real)
-                  if args.fold in (None, real.fold(p))])
+    photos = len(real.photos_in(args.real, args.fold))
     frames = len(synthetic_prior.RENDERER_SETS) * synthetic_prior.frames_per_set(args.repeats)
     with tqdm(total=photos + frames, desc="describe", leave=False, disable=args.json) as bar:
         synthetic = synthetic_prior.evaluate_synthetic_prior(provider, default_scenes(),

@@ -93,6 +93,16 @@ def fold(photo: LabelledPhoto) -> str:
     return "fit" if digest[0] % 2 == 0 else "check"
 
 
+def photos_in(folder: str | Path, only_fold: str | None = None) -> list[LabelledPhoto]:
+    """The labelled photos of `folder` (`load_labels`), or those of one fold of it (`fold`)."""
+    if only_fold is not None and only_fold not in FOLDS:
+        raise ValueError(f"fold must be one of {FOLDS}, got {only_fold!r}")
+    photos = [p for p in load_labels(folder) if only_fold in (None, fold(p))]
+    if not photos:
+        raise ValueError(f"{folder} has no photos in the {only_fold!r} fold")
+    return photos
+
+
 def _record(photo: LabelledPhoto, prior) -> dict:
     """A prior's record (batch.prior_record) of a photo, with the photo's labels."""
     return {"file": str(photo.file), "truth": photo.types, "calibrate": photo.calibrate,
@@ -268,11 +278,7 @@ def evaluate_real(provider: PriorProvider, folder: str | Path, out: str | Path |
     node's weather memory pools its readings. `short_side`: each photo shrunk to at most that
     short side first (the module docstring). `only_fold`: the photos of that fold (`fold`)
     only; "check" gives figures of photos that no fit or choice made on "fit" has seen."""
-    if only_fold is not None and only_fold not in FOLDS:
-        raise ValueError(f"fold must be one of {FOLDS}, got {only_fold!r}")
-    photos = [p for p in load_labels(folder) if only_fold in (None, fold(p))]
-    if not photos:
-        raise ValueError(f"{folder} has no photos in the {only_fold!r} fold")
+    photos = photos_in(folder, only_fold)
     drives = None
     if provider.remembers and drive_readings > 1:  # one reading of each photo serves both
         estimates = _read_each(photos, provider.estimate, progress, short_side)
