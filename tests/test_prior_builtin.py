@@ -389,3 +389,21 @@ def test_a_diverging_estimator_run_stops_and_names_its_checkpoint(tmp_path, monk
     out = tmp_path / "estimator.safetensors"
     with pytest.raises(FloatingPointError, match="estimator.train.pt"):
         train_estimator(config, skimage_scenes(), out=out, progress=False)
+
+
+def test_the_mixture_share_sets_how_often_weather_types_are_stacked():
+    scenes = skimage_scenes()
+
+    def stacked(share):
+        config = EstimatorTrainConfig(steps=1, batch=48, crop=32, clean_p=0.0, mixture_p=share)
+        data = estimator_training.training_data(config, scenes)
+        return sum(int(data[i]["types"].sum()) > 1 for i in range(len(data)))
+    assert stacked(0.0) == 0
+    assert stacked(1.0) == 48
+    assert 0 < stacked(0.35) < 48
+
+
+def test_a_mixture_share_outside_zero_to_one_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        estimator_training.main(["--mixture-p", "1.5"])
+    assert "mixture_p must lie in [0, 1], got 1.5" in capsys.readouterr().err

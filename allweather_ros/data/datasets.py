@@ -32,7 +32,7 @@ from .camera import camera_sensor, camera_view
 from .night import night_view
 from .road import road_view
 from .sources import IMAGE_SUFFIXES, Scene, scenes_in_split
-from .synthesis import MIXTURES, sample_recipe, synthesize, type_probabilities
+from .synthesis import MIXTURE_P, MIXTURES, sample_recipe, synthesize, type_probabilities
 
 CORRUPTIONS = ("drop", "swap", "severity", "add", "unknown")
 TEST_SEED = 20240917  # the fixed seed of the synthetic test split: never change it
@@ -181,7 +181,8 @@ class SyntheticWeatherDataset(Dataset):
     weather to the frame, so without it every crop shows streaks, flakes and drops at one
     scale, while a photo shows them at any. `road_p` is the share of clean views drawn as a
     forward drive down a road with lane markings between walls carrying the scene (`road`):
-    markings are thin and white like streaks, and must come back in the target.
+    markings are thin and white like streaks, and must come back in the target. `mixture_p`
+    is the share of weather recipes that stack several types (`synthesis.MIXTURES`).
     """
 
     def __init__(
@@ -209,6 +210,7 @@ class SyntheticWeatherDataset(Dataset):
         zoom_p: float = 0.0,
         max_zoom: float = 2.0,
         road_p: float = 0.0,
+        mixture_p: float = MIXTURE_P,
     ):
         self.scenes = scenes_in_split(scenes, split)
         if not self.scenes:
@@ -222,7 +224,7 @@ class SyntheticWeatherDataset(Dataset):
         self.exposure_p, self.night_p, self.unplaced_p = exposure_p, night_p, unplaced_p
         self.misstated_p, self.camera_p, self.renderers = misstated_p, camera_p, renderers
         self.understated_p, self.spurious_p = understated_p, spurious_p
-        self.unsaid_haze_p = unsaid_haze_p
+        self.unsaid_haze_p, self.mixture_p = unsaid_haze_p, mixture_p
         if zoom_p and (self.crop is None or max_zoom < 1.0):
             raise ValueError(f"zoom_p needs a crop and max_zoom >= 1, got crop {self.crop} "
                              f"and max_zoom {max_zoom}")
@@ -264,7 +266,8 @@ class SyntheticWeatherDataset(Dataset):
         if self.recipes is not None:
             recipe = self.recipes[index % len(self.recipes)]
         else:
-            recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p)
+            recipe = sample_recipe(rng, clean_probability=self.clean_p, type_p=self.type_p,
+                                   mixture_probability=self.mixture_p)
         sample = synthesize(clean, rng, recipe, self.renderers)
         degraded, clean = sample.degraded, sample.clean
         if through_camera:

@@ -33,6 +33,8 @@ MIXTURES = (
     ("rain", "raindrop", "haze"),
 )
 
+MIXTURE_P = 0.35  # share of weather recipes that are one of MIXTURES
+
 _CONCENTRATION = 1.6  # a half this many times stronger than its opposite holds the degradation
 
 
@@ -122,7 +124,7 @@ def sample_recipe(
     rng: np.random.Generator,
     severity: str | None = None,
     clean_probability: float = 0.05,
-    mixture_probability: float = 0.35,
+    mixture_probability: float = MIXTURE_P,
     type_p: np.ndarray | None = None,
 ) -> list[Degradation]:
     """A random recipe: nothing, one type, or a real-world mixture; all at `severity` if given.

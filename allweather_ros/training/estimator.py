@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from allweather_ros.data.datasets import SyntheticWeatherDataset, synthetic_test_set
 from allweather_ros.data.sources import default_scenes
-from allweather_ros.data.synthesis import type_probabilities
+from allweather_ros.data.synthesis import MIXTURE_P, type_probabilities
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import read_metadata, save_weights
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
@@ -58,6 +58,7 @@ class EstimatorTrainConfig:
     night_p: float = 0.0  # clean views relit as night streets with lamps: lights are not weather
     zoom_p: float = 0.0  # weather drawn for a view up to max_zoom x larger, seen through a crop
     max_zoom: float = 2.0
+    mixture_p: float = MIXTURE_P  # weather recipes that stack types (haze under rain, ...)
     type_weights: dict[str, float] = field(default_factory=dict)  # single-type recipes; {}: even
     widths: tuple[int, ...] | None = None  # per stage; None: the init's, else the network's default
     hidden: int | None = None  # the head's hidden units; None likewise
@@ -74,7 +75,8 @@ class EstimatorTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        check_weather_options(self, ("noise_p", "camera_p", "exposure_p", "night_p", "zoom_p"))
+        check_weather_options(self, ("noise_p", "camera_p", "exposure_p", "night_p", "zoom_p",
+                                     "mixture_p"))
 
 
 def estimator_loss(types_logits, severity_logits, types, severity):
@@ -116,7 +118,7 @@ def training_data(config: EstimatorTrainConfig, scenes) -> SyntheticWeatherDatas
                                    clean_p=config.clean_p, camera_p=config.camera_p,
                                    exposure_p=config.exposure_p, night_p=config.night_p,
                                    type_weights=config.type_weights, zoom_p=config.zoom_p,
-                                   max_zoom=config.max_zoom)
+                                   max_zoom=config.max_zoom, mixture_p=config.mixture_p)
 
 
 def initial_model(config: EstimatorTrainConfig, init: str | Path | None) -> DegradationEstimator:
@@ -298,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                              "closer (as a large photo read in tiles shows it)")
     parser.add_argument("--max-zoom", type=_zoom, default=EstimatorTrainConfig.max_zoom,
                         help="how much closer at most (>= 1)")
+    parser.add_argument("--mixture-p", type=float, default=EstimatorTrainConfig.mixture_p,
+                        help="share of weather frames with several types stacked (haze under "
+                             "rain or snow, drops over rain, ...; docs/experiments.md: 0.6)")
     parser.add_argument("--type-weights", type=_type_weights, default={}, metavar="T=W,...",
                         help="single-type recipes of these types more often, e.g. haze=2.5")
     parser.add_argument("--widths", type=_widths, metavar="W,...",
@@ -317,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                                       lr=args.lr, seed=args.seed, clean_p=args.clean_p,
                                       night_p=args.night_p, type_weights=args.type_weights,
                                       widths=args.widths, hidden=args.hidden,
-                                      zoom_p=args.zoom_p, max_zoom=args.max_zoom)
+                                      zoom_p=args.zoom_p, max_zoom=args.max_zoom,
+                                      mixture_p=args.mixture_p)
     except ValueError as error:  # a share outside [0, 1], no steps, ...: said before any work
         parser.error(str(error))
     missing = [path for path in args.scenes if not Path(path).expanduser().exists()]
