@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how much closer at most (>= 1)")
     parser.add_argument("--mixture-p", type=float, default=EstimatorTrainConfig.mixture_p,
                         help="share of weather frames with several types stacked (haze under "
-                             "rain or snow, drops over rain, ...; docs/experiments.md: 0.6)")
+                             "rain or snow, drops over rain, ...; 0.6 on four seeds, level on "
+                             "real photos: docs/experiments.md)")
     parser.add_argument("--type-weights", type=_type_weights, default={}, metavar="T=W,...",
                         help="single-type recipes of these types more often, e.g. haze=2.5")
     parser.add_argument("--widths", type=_widths, metavar="W,...",
