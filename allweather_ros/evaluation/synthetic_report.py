@@ -35,17 +35,26 @@ def to_json(result: dict) -> dict:
             for k, v in result.items() if k not in IMAGES}
 
 
-def table(result: dict) -> str:
-    """Markdown: PSNR / SSIM per degradation type (rows) and method (columns)."""
+def _scores_table(result: dict, heading: str, rows: dict, psnr_only: bool = False) -> str:
+    """Markdown: a row per group of `rows` (PSNR / SSIM and its frame count, or PSNR alone), a
+    column per method the result scored."""
     names = method_names(result)
     methods = [m for m in names if m in result["overall"]]
-    head = "| type | " + " | ".join(names[m] for m in methods) + " |"
-    lines = [head, "|---" * (len(methods) + 1) + "|"]
-    rows = {**result["by_type"], "all weather": result["overall"]}
+    lines = [f"| {heading} | " + " | ".join(names[m] for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
     for group, scores in rows.items():
-        cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
-        lines.append(f"| {group} (n={scores['input']['n']}) | " + " | ".join(cells) + " |")
+        if psnr_only:
+            label, cells = group, [f"{scores[m]['psnr']:.2f}" for m in methods]
+        else:
+            label = f"{group} (n={scores['input']['n']})"
+            cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table(result: dict) -> str:
+    """Markdown: PSNR / SSIM per degradation type (rows) and method (columns)."""
+    return _scores_table(result, "type", {**result["by_type"], "all weather": result["overall"]})
 
 
 def worse_line(result: dict) -> str:
@@ -86,26 +95,12 @@ def drive_line(result: dict) -> str:
 
 def severity_table(result: dict) -> str:
     """PSNR per type and severity: a mean over a type hides slight weather made worse."""
-    names = method_names(result)
-    methods = [m for m in names if m in result["overall"]]
-    lines = ["| type / severity | " + " | ".join(names[m] for m in methods) + " |",
-             "|---" * (len(methods) + 1) + "|"]
-    for key, scores in result["by_type_severity"].items():
-        lines.append(f"| {key} | " + " | ".join(f"{scores[m]['psnr']:.2f}" for m in methods)
-                     + " |")
-    return "\n".join(lines)
+    return _scores_table(result, "type / severity", result["by_type_severity"], psnr_only=True)
 
 
 def renderer_table(result: dict) -> str:
     """PSNR / SSIM of single-type frames per renderer: does the gain hold on every one?"""
-    names = method_names(result)
-    methods = [m for m in names if m in result["overall"]]
-    lines = ["| renderer | " + " | ".join(names[m] for m in methods) + " |",
-             "|---" * (len(methods) + 1) + "|"]
-    for key, scores in result["by_renderer"].items():
-        cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.3f}" for m in methods]
-        lines.append(f"| {key} (n={scores['input']['n']}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _scores_table(result, "renderer", result["by_renderer"])
 
 
 # The costs also broken down by type: the wrong words whose cost the issue bounds.
