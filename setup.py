@@ -33,6 +33,7 @@ setup(
         "onnxruntime>=1.18",
         "opencv-python-headless>=4.8",
         "scikit-image>=0.22",
+        "scipy>=1.10",  # calibration fits and real-photo ROC AUC (scikit-image needs it too)
         "pillow>=10",
         "tqdm>=4.66",
         "matplotlib>=3.7",

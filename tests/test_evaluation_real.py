@@ -74,9 +74,31 @@ def test_figures_of_a_provider_that_always_says_heavy_rain(labelled):
     assert [(b["n"], b["positive_share"]) for b in bins] == [(15, 0.2), (5, 0.4)]
     assert result["reliability"]["ece"] == pytest.approx(5 / 20 * 0.5 + 15 / 20 * 0.1)
     assert result["reliability_per_type"]["rain"]["ece"] == pytest.approx(0.5)
+    # the same probabilities on every photo rank none above another
+    assert result["roc_auc"]["weather_vs_clean"] == 0.5 and result["roc_auc"]["rain"] == 0.5
+    assert result["roc_auc"]["raindrop"] is None  # no photo has lens drops
     shown = real.table(result)  # rates with their binomial standard errors
     assert "top-1 over all weather photos: 50 ± 25% (4)" in shown
+    assert "ROC AUC: weather vs clean 0.500, rain 0.500, raindrop -," in shown
     assert "| rain | 2 | 100 ± 0% (2) |" in shown
+
+
+def _record(truth, **labels):
+    return {"truth": truth, "labels": {t: labels.get(t, 0.0) for t in TYPES}}
+
+
+def test_roc_auc_ranks_photos_whatever_the_floor():
+    records = [_record({"rain": "heavy"}, rain=0.9), _record({"rain": "slight"}, rain=0.4),
+               _record({"haze": None}, haze=0.5, rain=0.3), _record({}, rain=0.45),
+               _record({}, haze=0.2)]
+    auc = real.separation(records)
+    # weather 0.9, 0.4, 0.5 against clean 0.45, 0.2: 5 of the 6 pairs ranked right
+    assert auc["weather_vs_clean"] == pytest.approx(5 / 6)
+    # rain 0.9, 0.4 against 0.3, 0.45, 0.0: 5 of 6; haze 0.5 above all four others
+    assert auc["rain"] == pytest.approx(5 / 6) and auc["haze"] == 1.0
+    assert auc["snow"] is None  # no photo has snow
+    tied = real.separation([_record({"rain": None}, rain=0.5), _record({}, rain=0.5)])
+    assert tied["weather_vs_clean"] == 0.5 and tied["rain"] == 0.5
 
 
 def test_a_provider_that_says_clear_calls_clean_photos_clean(labelled):
