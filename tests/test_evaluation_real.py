@@ -87,7 +87,7 @@ def _record(truth, **labels):
     return {"truth": truth, "labels": {t: labels.get(t, 0.0) for t in TYPES}}
 
 
-def test_roc_auc_ranks_photos_whatever_the_floor():
+def test_roc_auc_is_the_share_of_pairs_ranked_right():
     records = [_record({"rain": "heavy"}, rain=0.9), _record({"rain": "slight"}, rain=0.4),
                _record({"haze": None}, haze=0.5, rain=0.3), _record({}, rain=0.45),
                _record({}, haze=0.2)]

@@ -189,8 +189,8 @@ def separation(records: list[dict]) -> dict:
     """How well the probabilities rank photos, whatever floor turns them into words: the ROC
     AUC (the chance that a photo with the weather scores above one without, ties half) of
     weather against clean photos by the likeliest type's probability, and of each type
-    against the photos without it. Two estimators calibrated apart compare on it where their
-    shares above differ by where each floor happens to sit. None where a side is empty."""
+    against the photos without it: two estimators compare on it even where their calibrations
+    put their floors apart. None where a side is empty."""
     from scipy.stats import mannwhitneyu  # here: it costs 50 MB, and only scoring needs it
 
     def auc(scores: list[float], positive: list[bool]) -> float | None:
