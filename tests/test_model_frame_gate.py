@@ -5,6 +5,7 @@ import onnxruntime as ort
 import torch
 from conftest import TINY, random_prior, trained_like
 
+from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
 from allweather_ros.model.losses import harm_loss, psnr_loss
@@ -72,6 +73,7 @@ def test_fitting_the_gate_trains_the_gate_alone_and_records_how(tmp_path, monkey
     assert meta["frame_gate"]["harm_weight"] == 2.0
     assert meta["frame_gate"]["recipe"]["misstated_p"] == 1.0  # the frames it was fitted on
     assert meta["frame_gate"]["recipe"]["seed"] == 3
+    assert meta["frame_gate"]["renderers"]["rain"] == sorted(RENDERERS["rain"])
 
 
 def test_the_no_prior_ablation_gets_its_gate_fitted_on_the_generic_text(tmp_path, monkeypatch):

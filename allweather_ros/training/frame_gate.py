@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..data.weather import RENDERERS
 from ..model import LDRNet
 from ..model.losses import harm_loss, psnr_loss
 from ..model.weights import load_weights, read_metadata, save_weights
@@ -87,7 +88,10 @@ def fit_frame_gate(weights: str | Path, config: TrainConfig, out: str | Path, hi
     meta = {k: v for k, v in read_metadata(weights).items() if k != "config"}
     meta["frame_gate"] = {"weights": str(weights), "hidden": hidden, "steps": steps, "lr": lr,
                           "harm_weight": harm_weight, "mse_floor": MSE_FLOOR,
-                          "recipe": asdict(config)}  # the frames it saw: seed, batch, crop
+                          "recipe": asdict(config),  # the frames it saw: seed, batch, crop
+                          # and who drew their weather: a gate fitted before a renderer was
+                          # added has never seen that look and holds its correction back
+                          "renderers": {kind: sorted(names) for kind, names in RENDERERS.items()}}
     return save_weights(net, out, meta)
 
 
