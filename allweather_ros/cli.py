@@ -51,7 +51,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-ENGINE_OPTIONS = ("weights", "processing_max_side", "cache_dir")
+ENGINE_OPTIONS = ("weights", "frame_gate", "processing_max_side", "cache_dir")
 """The node parameters build-engine takes as flags of the same names (precision: `backend`'s)."""
 
 
@@ -84,7 +84,7 @@ def _build_engine(args: argparse.Namespace) -> int:
     """Build (or find) the TensorRT engine ahead of time, as one does on a Jetson: for the
     weights, working resolution and precision the node will run with."""
     from .model.profile import parse_size
-    from .pipeline import load_model
+    from .pipeline import PipelineConfig, load_model, restorer_weights
     from .runtime.export import cached_onnx
     from .runtime.tensorrt_backend import (
         DEFAULT_SIZES,
@@ -100,7 +100,9 @@ def _build_engine(args: argparse.Namespace) -> int:
     profile = engine_profile(args.processing_max_side,
                              [parse_size(s) for s in args.size] or DEFAULT_SIZES)
     import_tensorrt()  # say at once when it is missing, before exporting anything
-    onnx_path = cached_onnx(load_model(args.weights), args.cache_dir)
+    weights = restorer_weights(PipelineConfig(weights=args.weights, frame_gate=args.frame_gate,
+                                              cache_dir=args.cache_dir))
+    onnx_path = cached_onnx(load_model(str(weights)), args.cache_dir)
     backend = TensorRTBackend(onnx_path, engine_dir=args.cache_dir, precision=args.precision,
                               profile=profile)
     print(json.dumps(backend.describe(), indent=2))
@@ -203,7 +205,8 @@ def _pipeline_config(args: argparse.Namespace):
     """The PipelineConfig of the flags _add_pipeline_arguments adds (the rest: defaults)."""
     from .pipeline import PipelineConfig
 
-    return PipelineConfig(weights=args.weights or "", backend=args.backend,
+    return PipelineConfig(weights=args.weights or "", frame_gate=args.frame_gate,
+                          backend=args.backend,
                           provider=args.provider, fixed_text=args.fixed_text or "",
                           vlm_model=args.vlm_model or "", vlm_rain_check=args.vlm_rain_check,
                           estimator_weights=args.estimator_weights,
@@ -387,10 +390,16 @@ def _add_vlm_rain_check(parser: argparse.ArgumentParser) -> None:
                         help=_option_help("prior.vlm_rain_check"))
 
 
+def _add_frame_gate(parser: argparse.ArgumentParser, default: bool | None) -> None:
+    parser.add_argument("--frame-gate", type=_option_flag("frame_gate"), default=default,
+                        help=_option_help("frame_gate"))
+
+
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that share the node's options: their defaults and help are the options'."""
     parser.add_argument("--weights", default=BY_NAME["weights"].default,
                         help=_option_help("weights"))
+    _add_frame_gate(parser, BY_NAME["frame_gate"].default)
     parser.add_argument("--backend", default=BY_NAME["backend"].default,
                         help=_option_help("backend"))
     parser.add_argument("--provider", default=BY_NAME["prior.provider"].default,
@@ -567,9 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--params", metavar="FILE",
                         help="the node's parameters file (config/restore.yaml): build the "
                              "engine that node looks up (its backend's precision, weights, "
-                             "processing_max_side, cache_dir); flags given still win")
+                             "frame_gate, processing_max_side, cache_dir); flags given still "
+                             "win")
     engine.add_argument("--weights", help="restorer weights (default: the shipped rt, as the "
                                           "node's)")
+    _add_frame_gate(engine, None)
     engine.add_argument("--precision", choices=BACKENDS["tensorrt"],
                         help="default: fp16, or the --params backend's (auto: fp32)")
     engine.add_argument("--processing-max-side", type=int,

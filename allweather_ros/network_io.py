@@ -6,7 +6,10 @@ The containers hold torch tensors on the torch path and numpy arrays on the ONNX
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,6 +45,40 @@ def read_metadata(path: str | Path) -> dict:
 
     with safe_open(str(path), framework="np") as f:
         return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+
+
+def without_frame_gate(path: str | Path, folder: str | Path) -> Path:
+    """The weights at `path` without their frame gate (`model.network.FrameGate`), for whoever
+    would rather take more real rain out than leave light frames alone (model card): the
+    network's whole correction past its restoration gate. Written once into `folder`, named by
+    the source file's sha256, so that graphs and engines exported from the two never mix;
+    `path` itself where there is no frame gate. Read and written without torch."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    with safe_open(str(path), framework="np") as f:
+        metadata = dict(f.metadata() or {})
+        config = json.loads(metadata.get("config", "null"))
+        if config is None:
+            raise ValueError(f"{path} has no model config in its metadata")
+        if not config.get("frame_gate"):
+            return path
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("frame_gate.")}
+    source = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = Path(folder).expanduser() / f"{path.stem}-no-frame-gate-{source[:16]}.safetensors"
+    if out.is_file():
+        return out
+    metadata.pop("frame_gate", None)  # the gate's fit, no longer in the file
+    metadata["config"] = json.dumps({**config, "frame_gate": 0})
+    metadata["without_frame_gate"] = json.dumps({"from": str(path), "sha256": source})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    save_file(tensors, tmp, metadata=metadata)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)  # whole or absent, whoever else writes it at the same time
+    return out
 
 
 def checked_frame(rgb: np.ndarray) -> np.ndarray:

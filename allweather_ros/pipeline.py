@@ -26,7 +26,7 @@ import numpy as np
 
 from .lights import keep_lights
 from .markings import keep_markings
-from .network_io import PACKAGED, PriorCache, checked_frame
+from .network_io import PACKAGED, PriorCache, checked_frame, without_frame_gate
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.providers import NoPrior
@@ -90,6 +90,7 @@ class PipelineConfig:
     names are in options.OPTIONS (the field each option sets is its `pipeline_field`)."""
 
     weights: str = DEFAULTS["weights"]  # safetensors; empty: the shipped rt weights
+    frame_gate: bool = DEFAULTS["frame_gate"]  # false: those weights without their frame gate
     backend: str = DEFAULTS["backend"]  # NAME[:PRECISION], see runtime/registry.py
     provider: str = DEFAULTS["provider"]  # see prior/registry.py
     vlm_model: str = DEFAULTS["vlm_model"]  # local folder or cached hub id, for provider=vlm
@@ -349,6 +350,13 @@ def weights_path(weights: str = "") -> Path:
     return path
 
 
+def restorer_weights(config: PipelineConfig) -> Path:
+    """The weights file every backend restores with: `config.weights` (or the shipped ones),
+    without their frame gate where `config.frame_gate` is false (a copy in the cache folder)."""
+    path = weights_path(config.weights)
+    return path if config.frame_gate else without_frame_gate(path, config.cache_dir)
+
+
 def resolved_backend(config: PipelineConfig) -> tuple[str, str]:
     """(name, precision) of `config`'s backend, with `auto` resolved where that needs no torch:
     on a machine without a CUDA device it can only pick a CPU backend (registry.AUTO_ORDER).
@@ -377,7 +385,7 @@ def _onnx_parts(config: PipelineConfig):
     from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     name, precision = resolved_backend(config)
-    weights = weights_path(config.weights)
+    weights = restorer_weights(config)
     estimator = None
     if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
         from .prior.builtin import estimator_weights_path
@@ -403,7 +411,7 @@ def _torch_parts(config: PipelineConfig):
     from .runtime.select import create_backend
     from .runtime.torch_backend import TorchPriorEncoding
 
-    model = load_model(config.weights)
+    model = load_model(str(restorer_weights(config)))
     backend = create_backend(config.backend, model, config.cache_dir, config.threads or None,
                              config.processing_max_side)
     if backend.name != "torch":

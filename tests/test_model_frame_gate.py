@@ -10,7 +10,8 @@ from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
 from allweather_ros.model.losses import harm_loss, psnr_loss
 from allweather_ros.model.weights import load_weights, save_weights
-from allweather_ros.network_io import read_metadata
+from allweather_ros.network_io import read_metadata, without_frame_gate
+from allweather_ros.pipeline import PipelineConfig, build_pipeline, restorer_weights
 from allweather_ros.runtime.export import export_onnx
 from allweather_ros.training.frame_gate import fit_frame_gate, with_frame_gate
 from allweather_ros.training.loop import TrainConfig
@@ -104,3 +105,43 @@ def test_a_gated_network_exports_to_onnx_with_the_same_output(tmp_path):
     got = session.run(None, {"image": image.numpy(), "prior_kv": cache.kv.detach().numpy(),
                              "prior_bias": cache.bias.numpy()})[0]
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
+
+
+def test_weights_without_their_frame_gate_restore_as_the_network_before_it(tmp_path):
+    gated = with_frame_gate(_restorer(), hidden=4)
+    torch.nn.init.normal_(gated.frame_gate.body[2].weight, std=0.5)
+    source = save_weights(gated, tmp_path / "gated.safetensors", {"frame_gate": {"hidden": 4}})
+    ungated = without_frame_gate(source, tmp_path / "cache")
+    assert ungated.parent == tmp_path / "cache" and ungated != source
+    assert "frame_gate" not in read_metadata(ungated)  # the gate's fit went with the gate
+    plain = load_weights(ungated)
+    assert plain.frame_gate is None and plain.config["frame_gate"] == 0
+    image = torch.rand(1, 3, 24, 32)
+    cache = gated.encode_prior(*random_prior(5, 384))
+    with torch.no_grad():
+        want = gated(image, *cache)
+        gated.frame_gate = None  # the same network, its correction whole
+        whole = gated(image, *cache).restored
+        got = plain(image, *cache).restored
+    assert torch.equal(got, whole) and not torch.allclose(got, want.restored)
+    written = ungated.stat().st_mtime_ns
+    assert without_frame_gate(source, tmp_path / "cache") == ungated  # written once
+    assert ungated.stat().st_mtime_ns == written
+    assert without_frame_gate(ungated, tmp_path / "cache") == ungated  # nothing to take off
+
+
+def test_the_frame_gate_option_restores_with_the_whole_correction(tmp_path):
+    frame = np.random.default_rng(0).random((40, 56, 3), dtype=np.float32)
+    told = "The image is degraded by heavy rain streaks across the whole frame."
+    outputs, configs = {}, {}
+    for gate in (True, False):
+        config = PipelineConfig(backend="torch", provider="fixed", fixed_text=told,
+                                frame_gate=gate, cache_dir=str(tmp_path / "cache"))
+        pipeline = build_pipeline(config, asynchronous=False)
+        pipeline.refresh_now(frame)
+        outputs[gate] = pipeline.process(frame).restored
+        configs[gate] = pipeline.restorer_config
+    assert configs[True]["frame_gate"] > 0 and configs[False]["frame_gate"] == 0
+    assert np.abs(outputs[True] - outputs[False]).max() > 1e-3
+    assert restorer_weights(PipelineConfig(frame_gate=False, cache_dir=str(tmp_path / "cache"))
+                            ).parent == tmp_path / "cache"

@@ -228,6 +228,26 @@ def test_build_engine_reads_the_nodes_parameters_file(engine_builds, tmp_path, t
     assert "uses no TensorRT engine" in capsys.readouterr().err
 
 
+def test_build_engine_builds_the_network_without_its_frame_gate_where_the_node_runs_it(
+        engine_builds, tmp_path):
+    """frame_gate false (parameters file or flag): the engine of the weights without their gate,
+    the one such a node looks up."""
+    from allweather_ros.pipeline import PipelineConfig, load_model, restorer_weights
+    from allweather_ros.runtime.export import model_digest
+
+    cache = tmp_path / "cache"
+    params = tmp_path / "restore.yaml"
+    params.write_text("/**/restore_node:\n  ros__parameters:\n    frame_gate: false\n"
+                      f"    cache_dir: {cache}\n")
+    assert main(["build-engine", "--params", str(params)]) == 0
+    ungated = load_model(str(restorer_weights(PipelineConfig(frame_gate=False,
+                                                             cache_dir=str(cache)))))
+    assert ungated.frame_gate is None
+    assert engine_builds[-1]["digest"] == model_digest(ungated)
+    assert main(["build-engine", "--params", str(params), "--frame-gate", "true"]) == 0
+    assert engine_builds[-1]["digest"] == model_digest(load_model(""))
+
+
 def test_build_engine_sizes_belong_to_full_resolution(tmp_path, capsys):
     assert main(["build-engine", "--size", "1280x720", "--cache-dir", str(tmp_path)]) == 2
     assert "--size is for --processing-max-side 0" in capsys.readouterr().err
