@@ -57,18 +57,18 @@ def without_frame_gate(path: str | Path, folder: str | Path) -> Path:
     from safetensors.numpy import save_file
 
     path = Path(path)
-    with safe_open(str(path), framework="np") as f:
-        metadata = dict(f.metadata() or {})
-        config = json.loads(metadata.get("config", "null"))
-        if config is None:
-            raise ValueError(f"{path} has no model config in its metadata")
-        if not config.get("frame_gate"):
-            return path
-        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("frame_gate.")}
+    config = read_metadata(path).get("config")
+    if config is None:
+        raise ValueError(f"{path} has no model config in its metadata")
+    if not config.get("frame_gate"):
+        return path
     source = hashlib.sha256(path.read_bytes()).hexdigest()
     out = Path(folder).expanduser() / f"{path.stem}-no-frame-gate-{source[:16]}.safetensors"
     if out.is_file():
         return out
+    with safe_open(str(path), framework="np") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("frame_gate.")}
     metadata.pop("frame_gate", None)  # the gate's fit, no longer in the file
     metadata["config"] = json.dumps({**config, "frame_gate": 0})
     metadata["without_frame_gate"] = json.dumps({"from": str(path), "sha256": source})
