@@ -296,10 +296,11 @@ def _eval(args: argparse.Namespace) -> int:
     from .data.sources import default_scenes
     from .evaluation import synthetic, synthetic_report
     from .model.weights import PACKAGED, load_weights
-    from .pipeline import load_model
+    from .pipeline import PipelineConfig, load_model, restorer_weights
     from .prior.registry import create_provider
 
-    full = load_model(args.weights or "")
+    full = load_model(str(restorer_weights(PipelineConfig(weights=args.weights or "",
+                                                          frame_gate=args.frame_gate))))
     no_prior_path = Path(args.no_prior_weights or PACKAGED / "rt_noprior.safetensors")
     no_prior = load_weights(no_prior_path) if no_prior_path.is_file() else None
     estimator = None
@@ -492,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "provider, beside its figures on held-out synthetic frames "
                                "(--repeats per recipe), reliability diagram with --out")
     evaluate.add_argument("--weights", help="restorer weights (default: shipped rt)")
+    _add_frame_gate(evaluate, BY_NAME["frame_gate"].default)
     evaluate.add_argument("--no-prior-weights",
                           help="the no-prior ablation's weights (default: shipped rt_noprior)")
     evaluate.add_argument("--provider", default="builtin",

@@ -367,3 +367,20 @@ def test_drive_scores_read_each_frame_alone_and_after_others_of_its_weather(tmp_
     assert np.isfinite(drives["weather_psnr"]["drive"])
     report = synthetic_report.drive_line({"drives": drives, "estimate_name": "built-in estimate"})
     assert "others of its weather" in report and f"of {drives['n']}" in report
+
+
+def test_eval_scores_the_network_the_frame_gate_option_runs(monkeypatch):
+    """--frame-gate false scores the shipped weights without their frame gate, as the node
+    with `frame_gate: false` restores."""
+    scored = []
+
+    def recording(full, *args, **kwargs):
+        scored.append(full)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(synthetic, "evaluate_synthetic", recording)
+    for flag in ("true", "false"):
+        with pytest.raises(RuntimeError, match="recorded"):
+            cli.main(["eval", "--synthetic", "--split", "val", "--provider", "none",
+                      "--frame-gate", flag])
+    assert scored[0].frame_gate is not None and scored[1].frame_gate is None
