@@ -26,7 +26,7 @@ import numpy as np
 
 from .lights import keep_lights
 from .markings import keep_markings
-from .network_io import PACKAGED, PriorCache, checked_frame, without_frame_gate
+from .network_io import PACKAGED, PriorCache, checked_frame, file_sha256, without_frame_gate
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.providers import NoPrior
@@ -323,10 +323,11 @@ class Pipeline:
         self.config = config
 
     def describe(self, camera: str = "") -> dict:
-        """What runs, for logs and diagnostics: the backend's facts and the camera's refresher
-        health (provider in force, primary, fallback, failures)."""
+        """What runs, for logs and diagnostics: the backend's facts, the weights files
+        (`weights_in_use`) and the camera's refresher health (provider in force, primary,
+        fallback, failures)."""
         refresher = self._camera(camera).refresher
-        return {"backend": self.backend.describe(),
+        return {"backend": self.backend.describe(), "weights": weights_in_use(self.config),
                 "refresher": refresher.health() if refresher else {}}
 
     def close(self) -> None:
@@ -355,6 +356,18 @@ def restorer_weights(config: PipelineConfig) -> Path:
     without their frame gate where `config.frame_gate` is false (a copy in the cache folder)."""
     path = weights_path(config.weights)
     return path if config.frame_gate else without_frame_gate(path, config.cache_dir)
+
+
+def weights_in_use(config: PipelineConfig) -> dict[str, str]:
+    """The restorer's weights file and, where a provider reads frames with it, the built-in
+    estimator's, each with the first 16 hex digits of its sha256: the model card names the
+    shipped files by theirs, so a fleet's logs say which weights restored a frame."""
+    from .prior.builtin import estimator_weights_path
+
+    files = {"restorer_weights": restorer_weights(config)}
+    if config.provider in ("builtin", "vlm"):  # the VLM's fallback and rain check
+        files["estimator_weights"] = estimator_weights_path(config.estimator_weights)
+    return {role: f"{path} (sha256 {file_sha256(path)[:16]})" for role, path in files.items()}
 
 
 def resolved_backend(config: PipelineConfig) -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """`prior.estimator_weights`: a user's own built-in estimator (fine-tuned or calibrated on their
 camera's frames) reaches every place the shipped one is read: the CLI, the pipeline on torch
 and torch-free, and the VLM's fallback; a file that is not there is refused by name."""
+import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from allweather_ros.cli import main
 from allweather_ros.data.sources import skimage_scenes
-from allweather_ros.network_io import read_metadata
+from allweather_ros.network_io import file_sha256, read_metadata
 from allweather_ros.pipeline import build_pipeline, prior_providers
 from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
 
@@ -73,6 +75,34 @@ def test_the_pipeline_describes_with_the_configured_estimator(pipeline_config, h
         finally:
             pipeline.close()
     assert said["own"] > 0.99 and said["own"] > said["shipped"]
+
+
+def test_the_pipeline_names_the_weights_it_runs_and_follows_a_new_estimator(
+        pipeline_config, hazy_estimator):
+    """What diagnostics and bag reports say runs: each file with the start of its sha256."""
+    def named(path):
+        return f"{path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:16]})"
+
+    pipeline = build_pipeline(replace(pipeline_config, provider="builtin"), asynchronous=False)
+    try:
+        weights = pipeline.describe()["weights"]
+        assert weights == {"restorer_weights": named(Path(pipeline_config.weights)),
+                           "estimator_weights": named(SHIPPED_WEIGHTS)}
+        pipeline.reconfigure(estimator_weights=str(hazy_estimator))
+        assert pipeline.describe()["weights"]["estimator_weights"] == named(hazy_estimator)
+        pipeline.reconfigure(provider="fixed", fixed_text="light rain")
+        assert set(pipeline.describe()["weights"]) == {"restorer_weights"}
+    finally:
+        pipeline.close()
+
+
+def test_a_weights_file_replaced_in_place_is_hashed_again(tmp_path):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"first")
+    first = file_sha256(path)
+    path.write_bytes(b"second, longer")
+    assert first == hashlib.sha256(b"first").hexdigest()
+    assert file_sha256(path) == hashlib.sha256(b"second, longer").hexdigest()
 
 
 class _StubVLM:

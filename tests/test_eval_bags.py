@@ -85,6 +85,7 @@ def test_eval_bag_direct_reports_and_writes_the_output_bag(tmp_path, pipeline_co
         assert saved[key] is not None, key
     assert report["frames"] == report["restored_frames"] == 6 and report["dropped"] == 0
     assert report["gt_matching"] == "stamp"
+    assert saved["weights"]["restorer_weights"].startswith(f"{pipeline_config.weights} (sha256 ")
     assert all("psnr" in r and "ssim" in r and "input_psnr" in r for r in report["per_frame"])
     assert all(len(r["experts"]) == TINY["num_experts"] for r in report["per_frame"])
     check_output_bag(report, 6)

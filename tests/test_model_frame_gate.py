@@ -11,7 +11,12 @@ from allweather_ros.model import LDRNet
 from allweather_ros.model.losses import harm_loss, psnr_loss
 from allweather_ros.model.weights import load_weights, save_weights
 from allweather_ros.network_io import read_metadata, without_frame_gate
-from allweather_ros.pipeline import PipelineConfig, build_pipeline, restorer_weights
+from allweather_ros.pipeline import (
+    DEFAULT_WEIGHTS,
+    PipelineConfig,
+    build_pipeline,
+    restorer_weights,
+)
 from allweather_ros.runtime.export import export_onnx
 from allweather_ros.training.frame_gate import fit_frame_gate, with_frame_gate
 from allweather_ros.training.loop import TrainConfig
@@ -133,7 +138,7 @@ def test_weights_without_their_frame_gate_restore_as_the_network_before_it(tmp_p
 def test_the_frame_gate_option_restores_with_the_whole_correction(tmp_path):
     frame = np.random.default_rng(0).random((40, 56, 3), dtype=np.float32)
     told = "The image is degraded by heavy rain streaks across the whole frame."
-    outputs, configs = {}, {}
+    outputs, configs, files = {}, {}, {}
     for gate in (True, False):
         config = PipelineConfig(backend="torch", provider="fixed", fixed_text=told,
                                 frame_gate=gate, cache_dir=str(tmp_path / "cache"))
@@ -141,7 +146,10 @@ def test_the_frame_gate_option_restores_with_the_whole_correction(tmp_path):
         pipeline.refresh_now(frame)
         outputs[gate] = pipeline.process(frame).restored
         configs[gate] = pipeline.restorer_config
+        files[gate] = pipeline.describe()["weights"]["restorer_weights"]
     assert configs[True]["frame_gate"] > 0 and configs[False]["frame_gate"] == 0
+    assert files[True].startswith(str(DEFAULT_WEIGHTS))  # what diagnostics say runs
+    assert files[False].startswith(str(tmp_path / "cache" / "rt-no-frame-gate-"))
     assert np.abs(outputs[True] - outputs[False]).max() > 1e-3
     assert restorer_weights(PipelineConfig(frame_gate=False, cache_dir=str(tmp_path / "cache"))
                             ).parent == tmp_path / "cache"

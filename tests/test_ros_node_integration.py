@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -262,7 +263,7 @@ def test_restored_frame_keeps_header_and_encoding_and_map_follows(node, probe):
     assert colour.encoding == "rgb8"
 
 
-def test_prior_and_diagnostics_are_published(node, probe, diag):
+def test_prior_and_diagnostics_are_published(node, probe, diag, tiny_weights):
     priors = probe.inbox(String, "/cam_b/restored/prior", LATCHED)
     # The refresher describes frames: until cam_b's first one, its prior is the generic one.
     fixed = publish_until(probe.publisher(Image, "/cam_b/image_raw"), lambda i: image(),
@@ -280,6 +281,9 @@ def test_prior_and_diagnostics_are_published(node, probe, diag):
                 "prior_provider", "prior_alive", "prior_consecutive_failures"):
         assert key in values, key
     assert values["backend"] == "torch" and values["state"] == "active"
+    digest = hashlib.sha256(tiny_weights.read_bytes()).hexdigest()[:16]
+    assert values["restorer_weights"] == f"{tiny_weights} (sha256 {digest})"
+    assert "estimator_weights" not in values  # the fixed provider reads no frames
     assert diagnostics(diag, "/restore_node: /cam_c/image_raw/compressed")
 
 

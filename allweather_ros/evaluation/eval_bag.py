@@ -228,7 +228,8 @@ def eval_bag(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | No
         pipeline = build_pipeline(config, asynchronous=False)
         report = {"mode": "direct", "bag": str(bag), "topic": topic, "gt_topic": gt_topic,
                   "gt_matching": matching, "bag_fps": fps, "refresh_every": refresh_every,
-                  "config": asdict(config), "backend": pipeline.describe()["backend"],
+                  "config": asdict(config), **{key: pipeline.describe()[key]
+                                               for key in ("backend", "weights")},
                   "bag_notes": reader.notes}
         try:
             run = _restore(reader, pipeline, topic, gt_topic, out / OUTPUT_BAG, matching,

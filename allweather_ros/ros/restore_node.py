@@ -134,8 +134,10 @@ class RestoreNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._values["diagnostics_period_s"],
                                                     self._report)
+        weights = ", ".join(f"{role} {file}"
+                            for role, file in self._pipeline.describe()["weights"].items())
         self.get_logger().info(f"configured: backend {self._backend_name()}, cameras "
-                               f"{[c.topic for c in self._cameras]}")
+                               f"{[c.topic for c in self._cameras]}, {weights}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -381,6 +383,7 @@ class RestoreNode(LifecycleNode):
             "state": "active" if active else "inactive",
             "enabled": self._values["enabled"],
             "backend": self._backend_name(),
+            **self._pipeline.describe()["weights"],
             "fps": f"{fps:.2f}",
             **self._stats.percentiles(),
             "frames_received": sum(c.received for c in self._cameras),
