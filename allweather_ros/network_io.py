@@ -20,6 +20,9 @@ PACKAGED = Path(__file__).resolve().parent / "weights"
 """The weights shipped in the package."""
 INPUTS = ("image", "prior_kv", "prior_bias")
 """The per-frame graph's inputs: image (B, 3, H, W) in [0, 1], then a PriorCache's fields."""
+GATE_OPENING = "prior_gate_opening"
+"""The per-frame graph's input of PriorCache.gate_opening, only where the network has a frame
+gate (`graph_inputs`)."""
 OUTPUTS = ("restored", "degradation_map", "expert_weights", "expert_indices")
 """The per-frame graph's outputs: LDROutput's fields."""
 PRIOR_INPUTS = ("tokens", "mask")
@@ -31,6 +34,20 @@ class PriorCache(NamedTuple):
 
     kv: Any  # (B, 2 * ldr_blocks, L, C)
     bias: Any  # (B, L), 0 for a token, MASKED for padding
+    gate_opening: Any = None  # (B,) in [0, 1]: the frame gate held that far open; None: 0
+
+
+def graph_inputs(config: dict) -> tuple[str, ...]:
+    """The per-frame graph's inputs for a network of `config`: GATE_OPENING too where it has a
+    frame gate."""
+    return (*INPUTS, GATE_OPENING) if config.get("frame_gate") else INPUTS
+
+
+def gate_opening_feed(cache: PriorCache) -> np.ndarray:
+    """The cache's gate opening as the graph takes it: (B,) float32, zeros where it has none."""
+    if cache.gate_opening is None:
+        return np.zeros(cache.bias.shape[0], np.float32)
+    return np.asarray(cache.gate_opening, np.float32).reshape(-1)
 
 
 class LDROutput(NamedTuple):
@@ -49,16 +66,20 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes (how the model card names the shipped weights), hashed
-    again only when the file's size or modification time changes: diagnostics ask on every
-    report."""
+    """The hex sha256 of a file's bytes (how the model card names the shipped weights, and the
+    text encoder's files are checked), hashed again only when the file's size or modification
+    time changes: diagnostics ask on every report."""
     stat = Path(path).stat()
     return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=16)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):  # 1 MiB at a time
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def without_frame_gate(path: str | Path, folder: str | Path) -> Path:

@@ -142,9 +142,9 @@ OPTIONS = (
            "empty or an existing .safetensors file", _weights_valid, pipeline_field="weights"),
     Option("frame_gate", True, "scale the restorer's correction by how far the frame bears it "
            "out (its frame gate): fewer light frames made worse when the description "
-           "overstates the weather; false: the whole correction, which takes more of real rain "
-           "out and makes more light frames worse (model card)", "true or false", _any_value,
-           pipeline_field="frame_gate"),
+           "overstates the weather; the gate stands aside where the built-in estimator reads "
+           "heavy rain; false: the whole correction everywhere, which makes more light frames "
+           "worse (model card)", "true or false", _any_value, pipeline_field="frame_gate"),
     Option("backend", "auto", "inference backend NAME[:PRECISION]; auto picks the fastest "
            "that runs here", backends.rule(), backends.valid, pipeline_field="backend"),
     Option("threads", 0, "CPU threads of the backend; 0: automatic", "an integer >= 0",

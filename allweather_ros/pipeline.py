@@ -28,6 +28,7 @@ from .lights import keep_lights
 from .markings import keep_markings
 from .network_io import PACKAGED, PriorCache, checked_frame, file_sha256, without_frame_gate
 from .options import PIPELINE_DEFAULTS as DEFAULTS
+from .prior.frame_gate_opening import frame_gate_opening
 from .prior.prior import Encoder, Prior, PriorProvider
 from .prior.providers import NoPrior
 from .prior.refresher import PriorRefresher
@@ -205,7 +206,8 @@ class Pipeline:
         if tokens.shape[-1] != expected:
             raise ValueError(f"prior tokens are {tokens.shape[-1]}-d but the restorer takes "
                              f"{expected}-d; use the text-encoder token mode with this model")
-        return prior, self.prior_encoding(tokens)
+        opening = np.array([frame_gate_opening(prior)], np.float32)
+        return prior, self.prior_encoding(tokens)._replace(gate_opening=opening)
 
     def _setter(self, camera: str):
         return lambda prior: self.set_prior(prior, camera)

@@ -10,7 +10,7 @@ from allweather_ros.description import GENERIC_TEXT
 from allweather_ros.model import LDRNet
 from allweather_ros.model.losses import harm_loss, psnr_loss
 from allweather_ros.model.weights import load_weights, save_weights
-from allweather_ros.network_io import read_metadata, without_frame_gate
+from allweather_ros.network_io import GATE_OPENING, INPUTS, read_metadata, without_frame_gate
 from allweather_ros.pipeline import (
     DEFAULT_WEIGHTS,
     PipelineConfig,
@@ -98,18 +98,38 @@ def test_the_no_prior_ablation_gets_its_gate_fitted_on_the_generic_text(tmp_path
     assert told == [GENERIC_TEXT] * 4
 
 
-def test_a_gated_network_exports_to_onnx_with_the_same_output(tmp_path):
+def test_a_gated_network_exports_to_onnx_with_the_same_output_at_any_opening(tmp_path):
     net = with_frame_gate(_restorer(), hidden=4)
     torch.nn.init.normal_(net.frame_gate.body[2].weight, std=0.5)  # a gate that varies
     path = export_onnx(net, tmp_path / "gated.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [*INPUTS, GATE_OPENING]
     image = torch.rand(1, 3, 37, 53)
     cache = net.encode_prior(*random_prior(6, 384))
+    for opening in (0.0, 0.5, 1.0):
+        with torch.no_grad():
+            want = net(image, *cache._replace(gate_opening=torch.tensor([opening])))
+        got = session.run(None, {"image": image.numpy(), "prior_kv": cache.kv.detach().numpy(),
+                                 "prior_bias": cache.bias.numpy(),
+                                 GATE_OPENING: np.array([opening], np.float32)})[0]
+        want = want.restored.numpy()
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
+
+
+def test_a_prior_holds_the_frame_gate_open_as_far_as_it_says():
+    gated = with_frame_gate(_restorer(), hidden=4)
+    torch.nn.init.normal_(gated.frame_gate.body[2].weight, std=0.5)
+    image = torch.rand(1, 3, 24, 32)
+    cache = gated.encode_prior(*random_prior(5, 384))
     with torch.no_grad():
-        want = net(image, *cache).restored.numpy()
-    got = session.run(None, {"image": image.numpy(), "prior_kv": cache.kv.detach().numpy(),
-                             "prior_bias": cache.bias.numpy()})[0]
-    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
+        told = {opening: gated(image, *cache._replace(gate_opening=torch.tensor([opening])))
+                .restored for opening in (0.0, 0.5, 1.0)}
+        left_to_the_frame = gated(image, *cache).restored  # no opening: 0
+        gated.frame_gate = None
+        whole = gated(image, *cache).restored
+    assert torch.equal(told[0.0], left_to_the_frame) and torch.allclose(told[1.0], whole)
+    assert not torch.allclose(told[0.0], whole)
+    assert torch.allclose(told[0.5], (told[0.0] + told[1.0]) / 2, atol=1e-6)
 
 
 def test_weights_without_their_frame_gate_restore_as_the_network_before_it(tmp_path):

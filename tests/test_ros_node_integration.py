@@ -275,6 +275,7 @@ def test_prior_and_diagnostics_are_published(node, probe, diag, tiny_weights):
                              "frame.")
     assert set(prior["labels"]) == {"rain", "raindrop", "snow", "haze"}
     assert prior["age_s"] >= 0
+    assert prior["frame_gate_opening"] == 0.0  # a user's words leave the gate to the frame
     values = wait_until(lambda: diagnostics(diag), "diagnostics")
     for key in ("fps", "latency_ms_p50", "latency_ms_p99", "overhead_ms_p50", "overhead_ms_p99",
                 "inference_ms_p50", "frames_dropped", "bad_frames", "prior_age_s",

@@ -79,11 +79,11 @@ def pack_text_encoder(out: Path) -> dict:
     from safetensors.numpy import load_file, save
     from tokenizers import Tokenizer
 
+    from allweather_ros.network_io import file_sha256
     from allweather_ros.prior.text_encoder import (
         BUNDLED_SHA256,
         WEIGHT_FILE,
         bundled_model_dir,
-        file_sha256,
         verify_sha256,
     )
 
@@ -107,10 +107,10 @@ def unpack_text_encoder(pack: Path, into: Path, cache_size: int = 8192, device: 
     outside the packed vocabulary."""
     from safetensors.numpy import load, save_file
 
+    from allweather_ros.network_io import file_sha256
     from allweather_ros.prior.text_encoder import (
         WEIGHT_FILE,
         TextEncoder,
-        file_sha256,
         verify_sha256,
     )
 

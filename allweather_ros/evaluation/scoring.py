@@ -8,6 +8,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..description import LOCATIONS, SEVERITIES, TYPES, Degradation
 from ..model import LDRNet
+from ..prior.frame_gate_opening import frame_gate_opening
+from ..prior.prior import Prior
 
 
 def degradations_of(item: dict) -> list[Degradation]:
@@ -71,8 +73,12 @@ class Restorer:
         self.model, self.encoder = model.eval(), encoder
 
     @torch.no_grad()
-    def __call__(self, degraded: torch.Tensor, text: str):
-        tokens = self.encoder.encode(text)[None]
+    def __call__(self, degraded: torch.Tensor, said: str | Prior):
+        """`said`: words, or a provider's prior (its text, and the frame gate held as far open
+        as the pipeline holds it for that prior: prior/frame_gate_opening.py)."""
+        tokens = self.encoder.encode(said if isinstance(said, str) else said.text)[None]
         cache = self.model.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
+        if isinstance(said, Prior):
+            cache = cache._replace(gate_opening=torch.tensor([frame_gate_opening(said)]))
         out = self.model(degraded[None], *cache)
         return hwc(out.restored[0].clamp(0, 1)), out.expert_indices[0, 0].flatten()

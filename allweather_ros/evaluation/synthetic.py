@@ -98,12 +98,12 @@ def drive_scores(full: LDRNet, test, estimator, readings: int, alone: list[dict]
                              [frame["key"] for frame in alone], readings)
     psnrs, worse = defaultdict(list), defaultdict(int)
     for frame, (probabilities, severity, _) in zip(alone, driven, strict=True):
-        text = coarsen(estimator.prior_from(probabilities, severity), generic, min_confidence,
-                       None).text
+        prior = coarsen(estimator.prior_from(probabilities, severity), generic, min_confidence,
+                        None)
         psnr = frame["psnr"]
-        if text != frame["text"]:
+        if prior.text != frame["text"]:
             item = test[frame["index"]]
-            psnr = psnr_ssim(restore(item["degraded"], text)[0], hwc(item["clean"]))[0]
+            psnr = psnr_ssim(restore(item["degraded"], prior)[0], hwc(item["clean"]))[0]
         for way, value in (("alone", frame["psnr"]), ("drive", psnr)):
             worse[way] += made_worse(value, frame["input_psnr"])
             if frame["key"]:
@@ -174,7 +174,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
         reading = estimator.estimate(degraded) if drives else None
         estimate = None if estimator is None else coarsen(
             estimator.prior_from(*reading) if drives else estimator.describe(degraded),
-            generic, min_confidence, None).text
+            generic, min_confidence, None)
         outputs = {"input": degraded, "classical": classical.restore(degraded, truth, kernel)}
         outputs["full"], top1 = methods["full"](
             item["degraded"], item.get("true_text") or estimate or GENERIC_TEXT)
@@ -187,7 +187,7 @@ def evaluate(full: LDRNet, test, no_prior: LDRNet | None = None, estimator=None,
             outputs["full_estimated"], _ = methods["full"](item["degraded"], estimate)
         scored = {name: psnr_ssim(out, clean) for name, out in outputs.items()}
         if drives and "full_estimated" in scored:
-            alone.append({"index": index, "estimate": reading, "text": estimate,
+            alone.append({"index": index, "estimate": reading, "text": estimate.text,
                           "key": tuple(sorted((d.type, d.severity) for d in truth)),
                           "psnr": scored["full_estimated"][0],
                           "input_psnr": scored["input"][0]})

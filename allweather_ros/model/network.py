@@ -88,7 +88,8 @@ class LDRNet(nn.Module):
     region is not made worse. Chosen for each trained set of weights on the validation split
     (`python -m allweather_ros.evaluation.gate`) and stored in their config. The frame gate
     (`frame_gate` hidden channels; 0: none) then scales what is left of the correction by how
-    far the frame itself bears it out (`FrameGate`).
+    far the frame itself bears it out (`FrameGate`), unless the prior holds it open
+    (`PriorCache.gate_opening`, prior/frame_gate_opening.py).
     """
 
     def __init__(self, width: int = 16, enc_blocks: tuple[int, ...] = (1, 1, 1),
@@ -149,8 +150,8 @@ class LDRNet(nn.Module):
         bias = torch.zeros(mask.shape, dtype=kv.dtype, device=kv.device)
         return PriorCache(kv, bias.masked_fill(~mask.bool(), MASKED))
 
-    def forward(self, image: torch.Tensor, prior_kv: torch.Tensor,
-                prior_bias: torch.Tensor) -> LDROutput:
+    def forward(self, image: torch.Tensor, prior_kv: torch.Tensor, prior_bias: torch.Tensor,
+                prior_gate_opening: torch.Tensor | None = None) -> LDROutput:
         """image (B, 3, H, W) in [0, 1] plus a PriorCache -> restored frame, map, experts."""
         h, w = image.shape[-2:]
         pad_h = (self.multiple - h % self.multiple) % self.multiple
@@ -178,7 +179,11 @@ class LDRNet(nn.Module):
                          self.config["gate_span"])
         if self.frame_gate is not None:
             correction = restored - x
-            restored = x + self.frame_gate(frame_features, correction) * correction
+            gate = self.frame_gate(frame_features, correction)
+            if prior_gate_opening is not None:  # held open where the prior has the frame's word
+                opening = prior_gate_opening.to(gate.dtype).view(-1, 1, 1, 1)
+                gate = gate + (1 - gate) * opening
+            restored = x + gate * correction
         return LDROutput(restored[..., :h, :w], strength[..., :h, :w], weights, indices)
 
 

@@ -11,13 +11,14 @@ tokenizer.json; the network runs in torch here (TextEncoder) or as its ONNX grap
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+
+from ..network_io import file_sha256
 
 MAX_TOKENS = 64
 """The restorer's cap on prior tokens (keys/values of its cross-attention)."""
@@ -40,15 +41,6 @@ def bundled_model_dir() -> Path:
             f"(module {BUNDLED_PACKAGE}); install it, or pass model_dir and expected_sha256"
         )
     return Path(spec.origin).parent / "model"
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str) -> None:

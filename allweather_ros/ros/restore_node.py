@@ -49,6 +49,7 @@ from allweather_ros.frames import (
 )
 from allweather_ros.options import BY_NAME, problems
 from allweather_ros.pipeline import Pipeline, build_pipeline
+from allweather_ros.prior.frame_gate_opening import frame_gate_opening
 from allweather_ros.ros.diagnostics import camera_level, restoration_level, status
 from allweather_ros.ros.parameters import (
     ConfigurationError,
@@ -349,13 +350,15 @@ class RestoreNode(LifecycleNode):
 
     def _prior_message(self, camera: Camera) -> String:
         """The camera's prior in force as JSON; its `stamp` is this node's clock (sim time
-        honoured) when the node first published it, its `age_s` how long it has been in force."""
+        honoured) when the node first published it, its `age_s` how long it has been in force,
+        its `frame_gate_opening` how far it holds the restorer's frame gate open."""
         prior = self._pipeline.prior_of(camera.topic)
         if prior is not camera.stamped[0]:
             camera.stamped = (prior, self.get_clock().now().nanoseconds / 1e9)
         document = json.loads(prior.to_json())
         document["stamp"] = camera.stamped[1]
         document["age_s"] = round(prior.age(), 3)
+        document["frame_gate_opening"] = frame_gate_opening(prior)
         return String(data=json.dumps(document))
 
     def _diagnostics(self) -> DiagnosticArray:

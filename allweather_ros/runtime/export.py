@@ -3,8 +3,9 @@ restorer's prior encoding, the built-in estimator, the text encoder), the torch 
 the source of truth. The graphs' names in the cache folder and the torch-free side are in graphs.py.
 
 Per-frame graph inputs: image (B, 3, H, W) in [0, 1], prior_kv (B, 2 * ldr_blocks, L, C),
-prior_bias (B, L). Outputs: restored, degradation_map, expert_weights, expert_indices (see
-LDROutput). H, W and L stay dynamic.
+prior_bias (B, L) and, where the network has a frame gate, prior_gate_opening (B,). Outputs:
+restored, degradation_map, expert_weights, expert_indices (see LDROutput). H, W and L stay
+dynamic.
 
 Run as `python -m allweather_ros.runtime.export` it exports the graphs a torch-free pipeline
 needs that its cache folder lacks: graphs.ensure_graphs starts it in a child process.
@@ -22,7 +23,7 @@ from torch import nn
 
 from ..model import LDRNet
 from ..model.weights import load_weights
-from ..network_io import INPUTS, OUTPUTS, PRIOR_INPUTS
+from ..network_io import INPUTS, OUTPUTS, PRIOR_INPUTS, graph_inputs
 from ..prior.estimator_net import load_estimator
 from ..prior.text_encoder import TextEncoder, text_encoder_files
 from .graphs import MAX_PRIOR_TOKENS, MODULE, digest, expected, graph_path, int8_graph
@@ -30,12 +31,14 @@ from .quantize import cached_int8_onnx
 
 
 def example_inputs(model: LDRNet, width: int = 320, height: int = 240, prior_tokens: int = 16):
-    """A frame and a prior cache of the model's shapes, for export and parity checks."""
+    """A frame and a prior cache of the model's shapes (`graph_inputs`), for export and parity
+    checks."""
     tokens = torch.randn(1, prior_tokens, model.config["prior_dim"])
     mask = torch.ones(1, prior_tokens, dtype=torch.bool)
     with torch.no_grad():
         cache = model.encode_prior(tokens, mask)
-    return torch.rand(1, 3, height, width), cache.kv, cache.bias
+    opening = (torch.zeros(1),) if model.frame_gate is not None else ()
+    return torch.rand(1, 3, height, width), cache.kv, cache.bias, *opening
 
 
 class _Call(nn.Module):
@@ -78,9 +81,10 @@ def export_onnx(model: LDRNet, path: str | Path, opset: int = 18) -> Path:
     height = torch.export.Dim("height", min=8, max=8192)
     width = torch.export.Dim("width", min=8, max=8192)
     length = torch.export.Dim("prior_length", min=1, max=256)
-    return export_graph(model, example_inputs(model), path, list(INPUTS), list(OUTPUTS),
-                        {"image": {2: height, 3: width}, "prior_kv": {2: length},
-                         "prior_bias": {1: length}}, opset)
+    dynamic = {"image": {2: height, 3: width}, "prior_kv": {2: length}, "prior_bias": {1: length}}
+    names = graph_inputs(model.config)
+    return export_graph(model, example_inputs(model), path, list(names), list(OUTPUTS),
+                        {name: dynamic.get(name) for name in names}, opset)
 
 
 def export_prior_encoding(model: LDRNet, path: str | Path) -> Path:

@@ -35,9 +35,17 @@ class GraphMissing(RuntimeError):
     """A graph is not in the cache and cannot be exported here (torch is not installed)."""
 
 
+GRAPH_FORMAT = 2
+"""Part of every graph's digest: raised whenever what an exported graph takes or gives changes,
+so that graphs cached by an older version are exported again (2: the frame gate's opening,
+network_io.GATE_OPENING)."""
+
+
 def digest(config: dict, tensors: Iterable[tuple[str, np.ndarray]]) -> str:
-    """A short hash of a network's configuration and its named tensors (in the given order)."""
-    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode())
+    """A short hash of a network's configuration and its named tensors (in the given order), and
+    of GRAPH_FORMAT."""
+    h = hashlib.sha256(f"graph format {GRAPH_FORMAT}".encode())
+    h.update(json.dumps(config, sort_keys=True, default=list).encode())
     for name, array in tensors:
         h.update(name.encode())
         h.update(np.ascontiguousarray(array).tobytes())

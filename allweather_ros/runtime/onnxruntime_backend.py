@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..network_io import INPUTS, LDROutput, PriorCache
+from ..network_io import GATE_OPENING, INPUTS, LDROutput, PriorCache, gate_opening_feed
 from .backend import Backend, BackendUnavailable
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -67,11 +67,14 @@ class OnnxRuntimeBackend(Backend):
                  threads: int | None = None, precision: str = "fp32"):
         self.session = create_session(onnx_path, providers, threads)
         self.providers = self.session.get_providers()
+        self._input_names = {i.name for i in self.session.get_inputs()}
         self.precision = precision
         self._prior: dict[str, np.ndarray] | None = None
 
     def set_prior(self, cache: PriorCache) -> None:
         self._prior = {INPUTS[1]: as_numpy(cache.kv), INPUTS[2]: as_numpy(cache.bias)}
+        if GATE_OPENING in self._input_names:  # a graph of a network with a frame gate
+            self._prior[GATE_OPENING] = gate_opening_feed(cache)
 
     def infer(self, image) -> LDROutput:
         if self._prior is None:

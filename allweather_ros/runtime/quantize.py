@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..network_io import INPUTS
-from ..prior.text_encoder import TextEncoder, file_sha256
+from ..network_io import GATE_OPENING, INPUTS, file_sha256, gate_opening_feed
+from ..prior.text_encoder import TextEncoder
 
 if TYPE_CHECKING:  # imported where used: the int8 graph's name is found without them
     import onnx
@@ -65,8 +65,11 @@ def training_feeds(model: LDRNet, calibration: Calibration) -> list[dict[str, np
         for item in frames:
             tokens = encoder.encode(item["true_text"])[None].float()
             cache = model.encode_prior(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool))
-            feeds.append({INPUTS[0]: item["degraded"][None].numpy(),
-                          INPUTS[1]: cache.kv.numpy(), INPUTS[2]: cache.bias.numpy()})
+            feed = {INPUTS[0]: item["degraded"][None].numpy(),
+                    INPUTS[1]: cache.kv.numpy(), INPUTS[2]: cache.bias.numpy()}
+            if model.frame_gate is not None:  # left to the frame, as a word alone leaves it
+                feed[GATE_OPENING] = gate_opening_feed(cache)
+            feeds.append(feed)
     return feeds
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from ..model import LDROutput, PriorCache
+from ..network_io import GATE_OPENING, file_sha256, gate_opening_feed
 from ..options import DEFAULT_CACHE
-from ..prior.text_encoder import file_sha256
 from .backend import Backend, BackendUnavailable
 from .engine_cache import PRECISIONS, EngineCache, EngineKey, ShapeProfile
 from .export import INPUTS, OUTPUTS
@@ -257,23 +257,29 @@ class TensorRTBackend(Backend):
             self.engine = self.cache.get_or_build(self.key, build,
                                                   self._runtime.deserialize_cuda_engine)
             self.context = self.engine.create_execution_context()
+        names = (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
+        self._inputs = tuple(name for name in names
+                             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT)
         self.trt_version = trt.__version__
         self._lock = threading.Lock()
-        self._prior: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._prior: dict[str, torch.Tensor] | None = None
         self._outputs: dict[str, torch.Tensor] = {}
         self._outputs_for: tuple | None = None
 
     def set_prior(self, cache: PriorCache) -> None:
-        """Upload keys/values and bias once; every frame until the next refresh binds them."""
+        """Upload keys/values, bias (and the frame gate's opening, where the engine takes it)
+        once; every frame until the next refresh binds them."""
         length = cache.kv.shape[2]
         lo, _, hi = self.profile.prior_length
         if not lo <= length <= hi:
             raise ValueError(f"prior of {length} tokens is outside this engine's {lo}..{hi}")
-        kv = cache.kv.detach().to(self.device, torch.float32).contiguous()
-        bias = cache.bias.detach().to(self.device, torch.float32).contiguous()
+        prior = {INPUTS[1]: cache.kv.detach(), INPUTS[2]: cache.bias.detach(),
+                 GATE_OPENING: torch.from_numpy(gate_opening_feed(cache))}
+        prior = {name: tensor.to(self.device, torch.float32).contiguous()
+                 for name, tensor in prior.items() if name in self._inputs}
         torch.cuda.current_stream(self.device).synchronize()  # uploaded before any frame reads
         with self._lock:
-            self._prior = (kv, bias)
+            self._prior = prior
 
     def _output_buffers(self, shape_key: tuple) -> dict[str, torch.Tensor]:
         """Output tensors for the current input shapes, reallocated only when those change."""
@@ -296,13 +302,12 @@ class TensorRTBackend(Backend):
                              f"{self.profile.slug()}; restart with the processing_max_side "
                              "it was built for, or rebuild it for this size")
         with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self._stream):
-            kv, bias = self._prior
-            inputs = dict(zip(INPUTS, (image.to(self.device, torch.float32).contiguous(), kv,
-                                       bias), strict=True))
+            inputs = {INPUTS[0]: image.to(self.device, torch.float32).contiguous(),
+                      **self._prior}
             for name, tensor in inputs.items():
                 self.context.set_input_shape(name, tuple(tensor.shape))
                 self.context.set_tensor_address(name, tensor.data_ptr())
-            outputs = self._output_buffers((height, width, kv.shape[2]))
+            outputs = self._output_buffers((height, width, inputs[INPUTS[1]].shape[2]))
             for name, tensor in outputs.items():
                 self.context.set_tensor_address(name, tensor.data_ptr())
             if not self.context.execute_async_v3(self._stream.cuda_stream):

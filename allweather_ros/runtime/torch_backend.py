@@ -7,6 +7,7 @@ import logging
 import torch
 
 from ..model import LDRNet, LDROutput, PriorCache
+from ..network_io import gate_opening_feed
 from .backend import Backend, BackendUnavailable
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -55,11 +56,14 @@ class TorchBackend(Backend):
             self.forward = torch.compile(self.model, mode=mode, dynamic=False)
         self.options = {"channels_last": channels_last, "compile": compile,
                         "cuda_graphs": cuda_graphs}
-        self._prior: PriorCache | None = None
+        self._prior: tuple[torch.Tensor, ...] | None = None
 
     def set_prior(self, cache: PriorCache) -> None:
-        self._prior = PriorCache(cache.kv.to(self.device, self.dtype),
-                                 cache.bias.to(self.device, self.dtype))
+        """The forward's prior arguments (network_io.graph_inputs) on the device."""
+        prior = (cache.kv, cache.bias)
+        if self.model.frame_gate is not None:
+            prior += (torch.from_numpy(gate_opening_feed(cache)),)
+        self._prior = tuple(t.to(self.device, self.dtype) for t in prior)
 
     @torch.inference_mode()
     def infer(self, image) -> LDROutput:
