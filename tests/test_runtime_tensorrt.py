@@ -140,3 +140,23 @@ def test_engine_builds_caches_and_matches_pytorch(tiny_model, tmp_path, monkeypa
     assert again.key == backend.key
     with pytest.raises(ValueError, match="outside this engine's profile"):
         backend.infer(torch.rand(1, 3, 200, 200))
+
+
+@pytest.mark.requires_tensorrt
+@pytest.mark.skipif(not _tensorrt_ready(), reason="needs TensorRT and a CUDA device")
+def test_an_engine_of_a_gated_network_takes_the_gates_opening(tiny_model, tmp_path):
+    from allweather_ros.training.frame_gate import with_frame_gate
+
+    gated = with_frame_gate(tiny_model, hidden=4).eval()
+    torch.nn.init.normal_(gated.frame_gate.body[2].weight, std=0.5)  # a gate that varies
+    torch.nn.init.normal_(gated.ending[0].weight, std=0.1)  # a correction to gate
+    profile = ShapeProfile.from_sizes([(64, 48)], prior_length=(1, 8, 16))
+    backend = TensorRTBackend(export_onnx(gated, tmp_path / "gated.onnx"), tmp_path, "fp32",
+                              profile)
+    image, kv, bias, _ = example_inputs(gated, 64, 48, 8)
+    for opening in (None, 1.0):
+        cache = PriorCache(kv, bias, None if opening is None else torch.tensor([opening]))
+        with torch.no_grad():
+            want = gated(image, *cache)
+        backend.set_prior(cache)
+        assert torch.allclose(backend.infer(image).restored, want.restored, atol=1e-3)
