@@ -170,6 +170,7 @@ class Pipeline:
         self.encoder = encoder
         self.provider = provider
         self.config = config or PipelineConfig()
+        self.weights = weights_in_use(self.config)  # the files loaded, hashed once, not per report
         self._cameras: dict[str, _Camera] = {}
         self._infer = threading.Lock()  # backend prior and inference of one frame together
         self._making = threading.Lock()  # one camera made at a time
@@ -307,6 +308,7 @@ class Pipeline:
         TensorRT engine built for the old one). All or nothing: if the new provider cannot be
         built the error is raised and nothing changes."""
         config = dataclasses.replace(self.config, **changes)  # TypeError on an unknown field
+        weights = weights_in_use(config)
         if config.processing_max_side != self.config.processing_max_side:
             problem = self.backend.working_side_problem(config.processing_max_side)
             if problem:
@@ -322,14 +324,14 @@ class Pipeline:
         for refresher in self._refreshers():
             for field, attribute in _REFRESHER_FIELDS.items():
                 setattr(refresher, attribute, getattr(config, field))
-        self.config = config
+        self.config, self.weights = config, weights
 
     def describe(self, camera: str = "") -> dict:
         """What runs, for logs and diagnostics: the backend's facts, the weights files
         (`weights_in_use`) and the camera's refresher health (provider in force, primary,
         fallback, failures)."""
         refresher = self._camera(camera).refresher
-        return {"backend": self.backend.describe(), "weights": weights_in_use(self.config),
+        return {"backend": self.backend.describe(), "weights": self.weights,
                 "refresher": refresher.health() if refresher else {}}
 
     def close(self) -> None:
@@ -360,16 +362,24 @@ def restorer_weights(config: PipelineConfig) -> Path:
     return path if config.frame_gate else without_frame_gate(path, config.cache_dir)
 
 
+def estimator_weights(config: PipelineConfig) -> Path | None:
+    """The built-in estimator's weights file where `config`'s provider reads frames with it
+    (itself, or the VLM's fallback and rain check), else None."""
+    if config.provider not in ("builtin", "vlm"):
+        return None
+    from .prior.builtin import estimator_weights_path
+
+    return estimator_weights_path(config.estimator_weights)
+
+
 def weights_in_use(config: PipelineConfig) -> dict[str, str]:
     """The restorer's weights file and, where a provider reads frames with it, the built-in
     estimator's, each with the first 16 hex digits of its sha256: the model card names the
     shipped files by theirs, so a fleet's logs say which weights restored a frame."""
-    from .prior.builtin import estimator_weights_path
-
-    files = {"restorer_weights": restorer_weights(config)}
-    if config.provider in ("builtin", "vlm"):  # the VLM's fallback and rain check
-        files["estimator_weights"] = estimator_weights_path(config.estimator_weights)
-    return {role: f"{path} (sha256 {file_sha256(path)[:16]})" for role, path in files.items()}
+    files = {"restorer_weights": restorer_weights(config),
+             "estimator_weights": estimator_weights(config)}
+    return {role: f"{path} (sha256 {file_sha256(path)[:16]})" for role, path in files.items()
+            if path is not None}
 
 
 def resolved_backend(config: PipelineConfig) -> tuple[str, str]:
@@ -401,13 +411,8 @@ def _onnx_parts(config: PipelineConfig):
 
     name, precision = resolved_backend(config)
     weights = restorer_weights(config)
-    estimator = None
-    if config.provider in ("builtin", "vlm"):  # exported with the rest in one child process
-        from .prior.builtin import estimator_weights_path
-
-        estimator = estimator_weights_path(config.estimator_weights)
-    graphs = ensure_graphs(config.cache_dir, weights, precision == "int8", estimator,
-                           text_encoder_files())
+    graphs = ensure_graphs(config.cache_dir, weights, precision == "int8",
+                           estimator_weights(config), text_encoder_files())
     backend = OnnxRuntimeBackend(graphs["ldr"], threads=config.threads or None,
                                  precision=precision)
     if parse_backend(config.backend)[0] == "auto":
