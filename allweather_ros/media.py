@@ -34,11 +34,13 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
         raise ValueError(f"cannot write {path} (unknown image suffix?)")
 
 
-def restore_image(pipeline: Pipeline, source: Path, target: Path) -> None:
-    """One photo, described on its own (a folder's photos need not share their weather)."""
+def restore_image(pipeline: Pipeline, source: Path, target: Path) -> str:
+    """One photo, described on its own (a folder's photos need not share their weather);
+    returns what the restorer was told."""
     rgb = read_rgb(source)
-    pipeline.refresh_now(rgb)
+    told = pipeline.refresh_now(rgb).text
     write_rgb(target, pipeline.process(rgb).restored)
+    return told
 
 
 def restore_folder(pipeline: Pipeline, source: Path, target: Path) -> int:
@@ -87,7 +89,9 @@ def restore_video(pipeline: Pipeline, source: Path, target: Path,
 
 
 def restore_path(pipeline: Pipeline, source: str | Path, target: str | Path) -> str:
-    """Dispatch on what `source` is; returns a one-line summary."""
+    """Dispatch on what `source` is; returns a one-line summary (for one image, with the
+    description the restorer was told: the first thing to read when a frame comes out as it
+    went in)."""
     source, target = Path(source), Path(target)
     if source.is_dir():
         return f"restored {restore_folder(pipeline, source, target)} images into {target}"
@@ -95,5 +99,5 @@ def restore_path(pipeline: Pipeline, source: str | Path, target: str | Path) -> 
         raise FileNotFoundError(f"{source} does not exist")
     if source.suffix.lower() in VIDEO_SUFFIXES:
         return f"restored {restore_video(pipeline, source, target)} frames into {target}"
-    restore_image(pipeline, source, target)
-    return f"restored {source} into {target}"
+    told = restore_image(pipeline, source, target)
+    return f"restored {source} into {target}, told: {told}"

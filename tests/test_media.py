@@ -37,7 +37,9 @@ def test_an_image_is_written_as_the_pipeline_restores_it(pipeline, tmp_path):
     write_rgb(tmp_path / "rainy.png", photo(0))
     rainy = read_rgb(tmp_path / "rainy.png")
     assert restore_path(pipeline, tmp_path / "rainy.png", tmp_path / "out" / "clean.png") == (
-        f"restored {tmp_path / 'rainy.png'} into {tmp_path / 'out' / 'clean.png'}")
+        f"restored {tmp_path / 'rainy.png'} into {tmp_path / 'out' / 'clean.png'}, "
+        f"told: {pipeline.prior.text}")
+    assert "heavy rain" in pipeline.prior.text
     written = read_rgb(tmp_path / "out" / "clean.png")
     restored = pipeline.process(rainy).restored
     assert written.shape == rainy.shape
