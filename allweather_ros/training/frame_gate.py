@@ -6,11 +6,14 @@ trusts the words. The gate is fitted on each frame's PSNR instead (`losses.psnr_
 so a slight frame made 2 dB worse weighs as much as a heavy frame restored 2 dB less. Frames,
 descriptions and their misstatements come from the restorer's own recipe (its training YAML).
 `--harm-weight` adds `losses.harm_loss`, the decibels by which a frame came out worse than it
-went in: a knob from "gain most" (0, the shipped gates) towards "never worse" (2: the cost of
-"heavy" on slight halved and a third fewer frames made worse, for about 0.5 dB of mean gain).
+went in: a knob from "gain most" (0) towards "never worse" (2: the cost of "heavy" on slight
+halved and a third fewer frames made worse, for about 0.5 dB of mean gain). The shipped gates
+use 0.6: with the built-in estimator's heavy rain holding the gate open
+(prior/frame_gate_opening.py), real rain no longer pays for the caution (model card).
 
     python -m allweather_ros.training.frame_gate --weights allweather_ros/weights/rt.safetensors \
-        --config config/train_rt.yaml --steps 1200 --seed 35 --out gated.safetensors
+        --config config/train_rt.yaml --steps 1200 --seed 35 --harm-weight 0.6 \
+        --out gated.safetensors
 """
 from __future__ import annotations
 
