@@ -1,6 +1,5 @@
 """The model card's summary names each shipped weights file as it is: a user checks a file
 against its digest there, and the node's diagnostics give the digest's first 16 hex digits."""
-import hashlib
 import re
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 from safetensors import safe_open
 
 import allweather_ros
+from allweather_ros.network_io import file_sha256
 
 WEIGHTS = Path(allweather_ros.__file__).parent / "weights"
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -35,5 +35,5 @@ def test_the_summary_lists_every_shipped_file():
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.safetensors")), ids=lambda p: p.name)
 def test_the_summary_gives_each_files_digest_and_size(path):
     row = glance_rows()[path.name]
-    assert f"`{hashlib.sha256(path.read_bytes()).hexdigest()}`" in row
+    assert f"`{file_sha256(path)}`" in row
     assert f"| {parameters(path):,};" in row
