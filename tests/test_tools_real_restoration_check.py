@@ -64,7 +64,8 @@ def test_working_resolutions_side_by_side_and_the_weather_left(tmp_path, capsys)
     whole, small = result["rain/heavy"]["shipped @ 0"], result["rain/heavy"]["shipped @ 160"]
     assert whole["weather_in"] == small["weather_in"] > 0.9  # the estimator reads rain ...
     assert whole["weather_left"] < 0.5  # ... and little of it once restored whole, ...
-    assert small["weather_left"] > whole["weather_left"] + 0.3  # ... more at half the size
+    # ... or at half the size, the streaks held out as the correction is carried back
+    assert small["weather_left"] < 0.5 and small["weather_left"] != whole["weather_left"]
     for side in ("0", "160"):  # the clean photo's reading is its own, restored or not
         clean = result["clean"][f"shipped @ {side}"]
         assert abs(clean["weather_left"] - clean["weather_in"]) < 0.1

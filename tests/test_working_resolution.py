@@ -59,14 +59,63 @@ def test_a_frame_within_the_max_side_takes_the_plain_path_bit_for_bit(one_thread
     assert np.array_equal(plain.degradation_map, capped.degradation_map)
 
 
-def test_a_global_gain_and_offset_transfer_exactly():
+@pytest.mark.parametrize("gain, offset", [(1.2, -0.1), (1.0, 0.05), (0.9, 0.1)])
+def test_a_global_gain_and_offset_transfer_exactly(gain, offset):
+    """More contrast (dehazing), a new level, mildly less contrast: the correction is a gain
+    and an offset, and carries to full resolution with the frame's own detail."""
     frame = textured(120, 160)
     low = downscale(frame, (60, 80))
-    error = np.abs(guided_upsample(frame, low, 0.8 * low + 0.1) - (0.8 * frame + 0.1))
+    expected = np.clip(gain * frame + offset, 0.0, 1.0)
+    error = np.abs(guided_upsample(frame, low, np.clip(gain * low + offset, 0.0, 1.0)) - expected)
     # exact but for the fit's regularisation, which shrinks the gain in the flattest windows
     assert error.mean() < 1e-3 and error.max() < 0.02
-    naive = cv2.resize(0.8 * low + 0.1, (160, 120), interpolation=cv2.INTER_LINEAR)
-    assert np.abs(naive - (0.8 * frame + 0.1)).mean() > 0.02  # the detail the test is about
+    naive = cv2.resize(gain * low + offset, (160, 120), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(naive - expected).mean() > 0.02  # the detail the test is about
+
+
+def streaked(clean: np.ndarray, seed: int = 1) -> np.ndarray:
+    """`clean` under thin bright rain: slanted streaks one pixel wide, as a camera's own
+    resolution shows them."""
+    rng = np.random.default_rng(seed)
+    streaks = np.zeros(clean.shape[:2], np.float32)
+    for _ in range(40):
+        x, y = rng.integers(0, clean.shape[1]), rng.integers(0, clean.shape[0] - 24)
+        cv2.line(streaks, (int(x), int(y)), (int(x) + 4, int(y) + 24), 1.0, 1)
+    return np.clip(clean + 0.45 * streaks[..., None], 0.0, 1.0), streaks > 0
+
+
+def test_a_streak_taken_out_at_the_working_resolution_stays_out(monkeypatch, one_thread):
+    """Rain one pixel wide at the camera's resolution is a faint half-pixel streak at the
+    working resolution: the local linear model alone carries little of its removal back, the
+    particle step holds the rest down, and the scene between the streaks is kept."""
+    from allweather_ros import working_resolution
+    from allweather_ros.prior.text_encoder import TextEncoder
+
+    model, encoder = load_model(), TextEncoder()
+    pipeline = Pipeline(TorchPriorEncoding(model), TorchBackend(model), encoder,
+                        initial=prior_from_text("The image is degraded by heavy rain streaks "
+                                                "across the whole frame.", "fixed", encoder),
+                        config=PipelineConfig(processing_max_side=320))
+    clean = skimage_scenes()[0].load(640).astype(np.float32)[:480] / 255.0  # the astronaut
+    rainy, streak = streaked(clean)
+    carried = pipeline.process(rainy).restored
+    monkeypatch.setattr(working_resolution, "PARTICLE_DROP", (1.0, 2.0))  # the step off
+    linear = pipeline.process(rainy).restored
+    left = lambda out: float((out - clean)[streak].mean())  # noqa: E731
+    assert left(rainy) > 0.3
+    assert left(linear) > 0.15, "the linear model alone carried the streaks: the test is moot"
+    assert left(carried) < 0.7 * left(linear), (left(carried), left(linear))
+    behind = ~cv2.dilate(streak.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert np.abs(carried - clean)[behind].mean() < np.abs(linear - clean)[behind].mean() + 0.003
+
+
+def test_a_frame_nothing_was_taken_out_of_keeps_the_linear_path():
+    frame = textured(120, 160)
+    low = downscale(frame, (60, 80))
+    from allweather_ros.working_resolution import particles_taken_out
+
+    assert not particles_taken_out(low, low).any()
+    assert np.abs(guided_upsample(frame, low, low) - frame).max() < 0.02
 
 
 @pytest.fixture(scope="module")
