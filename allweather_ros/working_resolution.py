@@ -93,8 +93,8 @@ def particles_taken_out(frame_low: np.ndarray, restored_low: np.ndarray) -> np.n
     the working resolution (module docstring), widened by a pixel to cover its full-resolution
     footprint."""
     grey = np.full((1, 3), 1.0 / 3.0, np.float32)  # the channels' mean, as one cheap pass
-    correction = cv2.transform(restored_low, grey) - cv2.transform(frame_low, grey)
     frame = cv2.transform(frame_low, grey)
+    correction = cv2.transform(restored_low, grey) - frame
     drop = _box(correction, PARTICLE_RADIUS) - correction
     excess = frame - _box(frame, PARTICLE_RADIUS)
     low, high = PARTICLE_DROP

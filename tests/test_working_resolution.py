@@ -14,7 +14,12 @@ from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import Pipeline, PipelineConfig, load_model
 from allweather_ros.prior.prior import prior_from_text
 from allweather_ros.runtime.torch_backend import TorchBackend, TorchPriorEncoding
-from allweather_ros.working_resolution import downscale, guided_upsample, working_size
+from allweather_ros.working_resolution import (
+    downscale,
+    guided_upsample,
+    particles_taken_out,
+    working_size,
+)
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -62,7 +67,8 @@ def test_a_frame_within_the_max_side_takes_the_plain_path_bit_for_bit(one_thread
 @pytest.mark.parametrize("gain, offset", [(1.2, -0.1), (1.0, 0.05), (0.9, 0.1)])
 def test_a_global_gain_and_offset_transfer_exactly(gain, offset):
     """More contrast (dehazing), a new level, mildly less contrast: the correction is a gain
-    and an offset, and carries to full resolution with the frame's own detail."""
+    and an offset, and carries to full resolution with the frame's own detail. (A strong cut
+    of this texture's contrast, 0.8, reads as particles taken out: module docstring.)"""
     frame = textured(120, 160)
     low = downscale(frame, (60, 80))
     expected = np.clip(gain * frame + offset, 0.0, 1.0)
@@ -73,9 +79,9 @@ def test_a_global_gain_and_offset_transfer_exactly(gain, offset):
     assert np.abs(naive - expected).mean() > 0.02  # the detail the test is about
 
 
-def streaked(clean: np.ndarray, seed: int = 1) -> np.ndarray:
-    """`clean` under thin bright rain: slanted streaks one pixel wide, as a camera's own
-    resolution shows them."""
+def streaked(clean: np.ndarray, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """`clean` under thin bright rain (slanted streaks one pixel wide, as a camera's own
+    resolution shows them) and where the streaks are."""
     rng = np.random.default_rng(seed)
     streaks = np.zeros(clean.shape[:2], np.float32)
     for _ in range(40):
@@ -112,8 +118,6 @@ def test_a_streak_taken_out_at_the_working_resolution_stays_out(monkeypatch, one
 def test_a_frame_nothing_was_taken_out_of_keeps_the_linear_path():
     frame = textured(120, 160)
     low = downscale(frame, (60, 80))
-    from allweather_ros.working_resolution import particles_taken_out
-
     assert not particles_taken_out(low, low).any()
     assert np.abs(guided_upsample(frame, low, low) - frame).max() < 0.02
 
