@@ -262,12 +262,12 @@ class Pipeline:
         return self.prior_of(camera)
 
     def process(self, rgb: np.ndarray, camera: str = "", stream: bool = False) -> Restoration:
-        """Restore one float32 RGB frame (H, W, 3) in [0, 1] of `camera` with its prior. With
-        `stream` (the next frame of a camera, a video, a bag) the rain streaks and snowflakes
-        that the camera's last `transient_frames` frames show were not there are taken out
-        too (transients.py); without, the frame stands alone."""
+        """Restore one float RGB frame (H, W, 3) in [0, 1] of `camera` (float32 from here on)
+        with its prior. With `stream` (the next frame of a camera, a video, a bag) the rain
+        streaks and snowflakes that the camera's last `transient_frames` frames show were not
+        there are taken out too (transients.py); without, the frame stands alone."""
         start = time.perf_counter()
-        checked_frame(rgb)
+        rgb = np.asarray(checked_frame(rgb), np.float32)  # the stages after the network: float32
         entry = self._camera(camera)
         if entry.refresher is not None:
             entry.refresher.submit(rgb)

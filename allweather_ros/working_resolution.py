@@ -68,7 +68,10 @@ def _box(image: np.ndarray, radius: int) -> np.ndarray:
 def guided_upsample(frame: np.ndarray, frame_low: np.ndarray, restored_low: np.ndarray,
                     radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
     """`frame` (H, W, 3) with the correction that turned `frame_low` into `restored_low`
-    (both h, w, 3), fitted as a per-channel local linear model, applied at full resolution."""
+    (both h, w, 3), fitted as a per-channel local linear model, applied at full resolution;
+    float32, as the network's output is (a float64 frame too)."""
+    frame, frame_low, restored_low = (np.asarray(x, np.float32)
+                                      for x in (frame, frame_low, restored_low))
     mean_i = _box(frame_low, radius)
     mean_p = _box(restored_low, radius)
     var_i = _box(frame_low * frame_low, radius) - mean_i * mean_i

@@ -115,6 +115,22 @@ def test_a_streak_taken_out_at_the_working_resolution_stays_out(monkeypatch, one
     assert np.abs(carried - clean)[behind].mean() < np.abs(linear - clean)[behind].mean() + 0.003
 
 
+def test_a_float64_frame_comes_back_float32_like_a_small_one(one_thread):
+    """A float64 frame (the Python API takes any float frame) is carried back as a float32
+    one is, and comes back float32 as a frame within the max side does."""
+    clean = textured(240, 320, seed=3) * 0.6 + 0.1
+    rainy, _ = streaked(clean.astype(np.float64))
+    low = downscale(rainy, (120, 160))
+    restored_low = cv2.GaussianBlur(downscale(clean, (120, 160)), (0, 0), 0.8)
+    wide = guided_upsample(rainy, low, restored_low)
+    assert wide.dtype == np.float32
+    assert np.allclose(wide, guided_upsample(*(x.astype(np.float32) for x in
+                                               (rainy, low, restored_low))), atol=1e-5)
+    pipeline = tiny_pipeline(max_side=40)
+    assert pipeline.process(textured(50, 80).astype(np.float64)).restored.dtype == np.float32
+    assert pipeline.process(textured(30, 40).astype(np.float64)).restored.dtype == np.float32
+
+
 def test_a_frame_nothing_was_taken_out_of_keeps_the_linear_path():
     frame = textured(120, 160)
     low = downscale(frame, (60, 80))
