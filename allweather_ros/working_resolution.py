@@ -84,7 +84,7 @@ def guided_upsample(frame: np.ndarray, frame_low: np.ndarray, restored_low: np.n
     out += cv2.resize(_box(b, radius), size, interpolation=cv2.INTER_LINEAR)  # the offset
     particles = particles_taken_out(frame_low, restored_low)
     if particles.any():  # no cost, and no change, where nothing was taken out (clean frames)
-        share = cv2.resize(particles, size, interpolation=cv2.INTER_LINEAR)
+        share = upsample_map(particles, *frame.shape[:2])
         ceiling = cv2.resize(restored_low, size, interpolation=cv2.INTER_LINEAR)
         # no brighter than the restored frame where a particle was taken out; darker detail kept
         out = cv2.blendLinear(out, cv2.min(out, ceiling), 1.0 - share, share)
