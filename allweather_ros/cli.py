@@ -211,6 +211,7 @@ def _pipeline_config(args: argparse.Namespace):
                           vlm_model=args.vlm_model or "", vlm_rain_check=args.vlm_rain_check,
                           estimator_weights=args.estimator_weights,
                           processing_max_side=args.processing_max_side,
+                          processing_max_side_snow=args.processing_max_side_snow,
                           prior_memory=args.memory, transient_frames=args.transient_frames)
 
 
@@ -414,6 +415,10 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processing-max-side", type=_option_flag("processing_max_side"),
                         default=BY_NAME["processing_max_side"].default,
                         help=_option_help("processing_max_side"))
+    parser.add_argument("--processing-max-side-snow",
+                        type=_option_flag("processing_max_side_snow"),
+                        default=BY_NAME["processing_max_side_snow"].default,
+                        help=_option_help("processing_max_side_snow"))
     parser.add_argument("--memory", type=_option_flag("prior.memory"),
                         default=BY_NAME["prior.memory"].default,
                         help=_option_help("prior.memory") + "; a video, a bag or a live "

@@ -18,6 +18,7 @@ from typing import Any
 
 from .prior.registry import PROVIDERS
 from .runtime import registry as backends
+from .runtime.engine_cache import MIN_FRAME_SIDE
 from .topics import OUTPUT_NAMESPACE, TRANSPORTS
 
 DEFAULT_CACHE = Path(os.environ.get("ALLWEATHER_CACHE", Path.home() / ".cache" / "allweather_ros"))
@@ -155,6 +156,13 @@ OPTIONS = (
            "a TensorRT engine is built for frames up to this side",
            "an integer >= 0", lambda v: v >= 0, runtime=True,
            pipeline_field="processing_max_side"),
+    Option("processing_max_side_snow", 320, "working resolution of a frame whose prior names "
+           "snow and no rain, where it is smaller than processing_max_side: real snowflakes "
+           "are larger than the network's at a camera's own scale and come out better at "
+           "this side (and at a third of the cost), where fine rain streaks need the larger "
+           "one; 0: processing_max_side for every frame",
+           f"0 or an integer >= {MIN_FRAME_SIDE}", lambda v: v == 0 or v >= MIN_FRAME_SIDE,
+           runtime=True, pipeline_field="processing_max_side_snow"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "
            "last restored frames (aligned) agree were not there are taken out of the next; "
            "0: off (the default: few driving clips measured), 3 for a static or panning "

@@ -71,6 +71,7 @@ class Restoration:
     transient_state: str = "off"  # what transients.py did (TransientSuppressor.last_state)
     lights_share: float = 0.0  # share of pixels lights.py put back (small lights dimmed)
     markings_share: float = 0.0  # share of pixels markings.py gave contrast back (road markings)
+    working_side: int = 0  # the longer side of the frame the network restored
 
 
 @dataclass
@@ -109,6 +110,9 @@ class PipelineConfig:
     # frames whose longer side exceeds this are restored at it and guided-upsampled back
     # (working_resolution.py); 0: always at full resolution
     processing_max_side: int = DEFAULTS["processing_max_side"]
+    # a frame whose prior names snow and no rain is restored at this side where it is
+    # smaller; 0: off
+    processing_max_side_snow: int = DEFAULTS["processing_max_side_snow"]
     transient_frames: int = DEFAULTS["transient_frames"]  # a stream's past frames; 0: off
 
 
@@ -154,7 +158,8 @@ class Pipeline:
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
-    Frames longer than `processing_max_side` (0: off) are restored at that working resolution.
+    Frames longer than `processing_max_side` (0: off) are restored at that working resolution,
+    those whose prior names snow and no rain at `processing_max_side_snow` where it is smaller.
     """
 
     def __init__(self, prior_encoding: PriorEncoding, backend: Backend, encoder: Encoder,
@@ -272,7 +277,7 @@ class Pipeline:
         if entry.refresher is not None:
             entry.refresher.submit(rgb)
         prior, cache = entry.state
-        working = working_size(*rgb.shape[:2], self.config.processing_max_side)
+        working = working_size(*rgb.shape[:2], self._working_side(prior))
         frame = rgb if working is None else downscale(rgb, working)
         image = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32)
         with self._infer:
@@ -295,7 +300,16 @@ class Pipeline:
             degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
                            time.perf_counter() - start, transients.last_share,
-                           transients.last_state, lights_share, markings_share)
+                           transients.last_state, lights_share, markings_share,
+                           max(frame.shape[:2]))
+
+    def _working_side(self, prior: Prior) -> int:
+        """processing_max_side, or processing_max_side_snow where that is smaller and the prior
+        names snow and no rain (options.py says why)."""
+        side, snow = self.config.processing_max_side, self.config.processing_max_side_snow
+        if side and snow and prior.names("snow") and not prior.names("rain"):
+            return min(side, snow)
+        return side
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

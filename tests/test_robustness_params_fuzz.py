@@ -120,6 +120,7 @@ RULES = {
     "backend": _valid_backend,
     "threads": lambda v: v >= 0,
     "processing_max_side": lambda v: v >= 0,
+    "processing_max_side_snow": lambda v: v == 0 or v >= 64,
     "transient_frames": lambda v: v >= 0,
     "prior.provider": lambda v: v in ("builtin", "vlm", "fixed", "none"),
     "prior.period_s": lambda v: math.isfinite(v) and v > 0,

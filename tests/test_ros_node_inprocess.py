@@ -135,15 +135,17 @@ def test_a_cameras_stream_loses_its_transients_and_says_how_much(make_node):
     assert values["transient_state"] == "applied"
 
 
-def _diagnostics_told_heavy_rain(make_node, rgb) -> dict:
-    """The camera's /diagnostics values after the shipped network, told heavy rain, restored
-    the clean 320x240 uint8 frame `rgb` (once the camera's prior says so)."""
+HEAVY_RAIN = "The image is degraded by heavy rain streaks across the whole frame."
+
+
+def _diagnostics_told(make_node, rgb, told: str = HEAVY_RAIN, **parameters) -> dict:
+    """The camera's /diagnostics values after the shipped network, told `told` (heavy rain),
+    restored the 320x240 uint8 frame `rgb` (once the camera's prior says so)."""
     import time
 
     from sensor_msgs.msg import Image
 
-    told = "The image is degraded by heavy rain streaks across the whole frame."
-    node = make_node(**{"weights": "", "prior.fixed_text": told})
+    node = make_node(**{"weights": "", "prior.fixed_text": told, **parameters})
     assert node.trigger_configure() == SUCCESS and node.trigger_activate() == SUCCESS
     camera = node._cameras[0]
     camera.watched = lambda: True
@@ -157,6 +159,19 @@ def _diagnostics_told_heavy_rain(make_node, rgb) -> dict:
     return {kv.key: kv.value for kv in statuses(node)["/restore_node: /image_raw"].values}
 
 
+@pytest.mark.parametrize("told, working_side", [
+    ("The image is degraded by heavy falling snow across the whole frame.", "160"),
+    (HEAVY_RAIN, "320"),
+])
+def test_a_camera_told_snow_is_restored_at_the_snow_side_and_its_diagnostics_say_so(
+        make_node, told, working_side):
+    import numpy as np
+
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    values = _diagnostics_told(make_node, rgb, told, processing_max_side_snow=160)
+    assert values["working_side"] == working_side
+
+
 def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
     """Told heavy rain of a clean night street, the shipped network dims its small lights and
     the pipeline puts them back (lights.py); the camera's diagnostics say how much of the frame
@@ -165,7 +180,7 @@ def test_the_small_lights_a_camera_kept_are_in_its_diagnostics(make_node):
     from test_lights import lit, street
 
     rgb = (lit(street(0.25))[0] * 255 + 0.5).astype(np.uint8)
-    assert float(_diagnostics_told_heavy_rain(make_node, rgb)["lights_share"]) > 0
+    assert float(_diagnostics_told(make_node, rgb)["lights_share"]) > 0
 
 
 def test_the_road_markings_a_camera_kept_are_in_its_diagnostics(make_node):
@@ -179,7 +194,7 @@ def test_the_road_markings_a_camera_kept_are_in_its_diagnostics(make_node):
 
     photo = skimage_scenes()[0].load(max_side=480).astype(np.float32) / 255.0
     rgb = (road_view(3.0, photo)[0] * 255 + 0.5).astype(np.uint8)
-    assert float(_diagnostics_told_heavy_rain(make_node, rgb)["markings_share"]) > 0
+    assert float(_diagnostics_told(make_node, rgb)["markings_share"]) > 0
 
 
 def test_a_working_resolution_the_engine_was_not_built_for_is_refused(make_node):

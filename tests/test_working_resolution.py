@@ -9,7 +9,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from allweather_ros.data.sources import skimage_scenes
 from allweather_ros.data.synthesis import synthesize
-from allweather_ros.description import Degradation
+from allweather_ros.description import GENERIC_TEXT, Degradation
 from allweather_ros.model import LDRNet
 from allweather_ros.pipeline import Pipeline, PipelineConfig, load_model
 from allweather_ros.prior.prior import prior_from_text
@@ -184,3 +184,54 @@ def test_processing_max_side_is_a_run_time_option_of_the_pipeline(one_thread):
     capped = pipeline.process(rgb).restored
     assert capped.shape == plain.shape and not np.array_equal(capped, plain)
     assert np.array_equal(tiny_pipeline(max_side=40).process(rgb).restored, capped)
+
+
+@pytest.mark.parametrize("text, restored_at", [
+    ("heavy falling snow", (27, 48)),  # snow alone: the snow side
+    ("moderate haze and slight snow", (27, 48)),
+    ("heavy rain", (54, 96)),  # rain: the full working side
+    ("slight rain streaks and heavy falling snow", (54, 96)),
+    ("The image is clear, with no visible weather degradation.", (54, 96)),
+    (GENERIC_TEXT, (54, 96)),  # no claim: it may be rain
+    ("qwerty", (54, 96)),  # words the parser does not know: no claim either
+])
+def test_a_frame_said_to_hold_snow_and_no_rain_is_restored_at_the_snow_side(
+        text, restored_at, one_thread):
+    """Real flakes come out better at a smaller side and fine streaks need the larger one
+    (options.py): the prior's words pick the side, and the frame comes back at its size."""
+    pipeline = tiny_pipeline(max_side=96)
+    pipeline.reconfigure(processing_max_side_snow=48)
+    pipeline.set_prior(prior_from_text(text, "fixed", pipeline.encoder))
+    seen = []
+    infer = pipeline.backend.infer
+    pipeline.backend.infer = lambda image: seen.append(image.shape[2:]) or infer(image)
+    result = pipeline.process(textured(72, 128))
+    assert seen == [restored_at] and result.working_side == max(restored_at)
+    assert result.restored.shape == (72, 128, 3) and result.degradation_map.shape == (72, 128)
+
+
+def test_the_snow_side_never_raises_the_working_side_and_zero_turns_it_off(one_thread):
+    pipeline = tiny_pipeline(max_side=0)  # whole frames asked for: snow too
+    pipeline.set_prior(prior_from_text("heavy falling snow", "fixed", pipeline.encoder))
+    seen = []
+    infer = pipeline.backend.infer
+    pipeline.backend.infer = lambda image: seen.append(image.shape[2:]) or infer(image)
+    rgb = textured(72, 128)
+    for side, snow in ((0, 48), (64, 96), (96, 0)):
+        pipeline.reconfigure(processing_max_side=side, processing_max_side_snow=snow)
+        pipeline.process(rgb)
+    assert seen == [(72, 128), (36, 64), (54, 96)]
+
+
+def test_the_snow_side_is_a_run_time_option_no_smaller_than_an_engine_takes():
+    from allweather_ros.options import BY_NAME, DEFAULTS, problems
+    from allweather_ros.runtime.engine_cache import MIN_FRAME_SIDE
+
+    option = BY_NAME["processing_max_side_snow"]
+    assert (option.default, option.runtime) == (320, True)
+    assert PipelineConfig().processing_max_side_snow == 320
+    for value, refused in ((0, False), (MIN_FRAME_SIDE, False), (MIN_FRAME_SIDE - 1, True),
+                           (-1, True)):
+        found = problems({**DEFAULTS, "processing_max_side_snow": value},
+                         ["processing_max_side_snow"])
+        assert bool(found) == refused, (value, found)

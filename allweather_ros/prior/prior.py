@@ -8,6 +8,7 @@ and how confident the provider was.
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -74,6 +75,13 @@ class Prior:
         if self.tokens is not None and not _finite(self.tokens):
             raise ValueError("tokens hold NaN or infinite values")
 
+    def names(self, kind: str) -> bool:
+        """Whether the restorer may hear weather of type `kind` in this prior: its words name
+        it, or they make no claim that rules it out (the generic prior, words the parser does
+        not know: probability 0.5 or more)."""
+        return (self.granularity == "all" or self.labels[kind] >= 0.5
+                or kind in _named(self.text))
+
     def age(self, now: float | None = None) -> float:
         """Seconds since this prior was made (monotonic clock)."""
         return (time.monotonic() if now is None else now) - self.created_monotonic
@@ -93,6 +101,12 @@ class Prior:
                 "tokens": None if self.tokens is None else list(self.tokens.shape),
             }
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _named(text: str) -> frozenset[str]:
+    """The types a description names (parsed once per text: a prior serves many frames)."""
+    return frozenset(parse(text).severities)
 
 
 def prior_from_text(

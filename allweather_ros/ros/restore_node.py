@@ -286,6 +286,7 @@ class RestoreNode(LifecycleNode):
             camera.transient_state = restoration.transient_state
             camera.lights_share = restoration.lights_share
             camera.markings_share = restoration.markings_share
+            camera.working_side = restoration.working_side
             inferred = time.perf_counter()
             self._publish_restoration(camera, msg, restoration)
         except ImageConversionError as error:
@@ -415,6 +416,7 @@ class RestoreNode(LifecycleNode):
                  "transient_state": camera.transient_state,
                  "lights_share": f"{camera.lights_share:.4f}",
                  "markings_share": f"{camera.markings_share:.4f}",
+                 "working_side": str(camera.working_side),
                  **priors[camera.topic]}))
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()

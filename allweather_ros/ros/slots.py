@@ -75,6 +75,7 @@ class Camera:
     transient_state: str = "off"  # what transient suppression did to the last frame
     lights_share: float = 0.0  # of the last frame's pixels, small lights put back (lights.py)
     markings_share: float = 0.0  # of the last frame's pixels, road markings kept (markings.py)
+    working_side: int = 0  # the longer side the last frame was restored at (pipeline.py)
 
     @property
     def topic(self) -> str:
