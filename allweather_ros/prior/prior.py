@@ -77,8 +77,8 @@ class Prior:
 
     def names(self, kind: str) -> bool:
         """Whether the restorer may hear weather of type `kind` in this prior: its words name
-        it, or they make no claim that rules it out (the generic prior, words the parser does
-        not know: probability 0.5 or more)."""
+        it, or its probability is 0.5 or more (as the generic prior and words the parser does
+        not know give every type: no claim that rules it out)."""
         return (self.granularity == "all" or self.labels[kind] >= 0.5
                 or kind in _named(self.text))
 
