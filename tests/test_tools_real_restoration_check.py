@@ -70,3 +70,19 @@ def test_working_resolutions_side_by_side_and_the_weather_left(tmp_path, capsys)
         clean = result["clean"][f"shipped @ {side}"]
         assert abs(clean["weather_left"] - clean["weather_in"]) < 0.1
     assert "weather left" in capsys.readouterr().out
+
+
+def test_each_photo_s_readings_and_snow_restored_at_the_snow_side(tmp_path):
+    """--photos: a line for each photo and variant; a 480x360 photo the estimator says holds
+    heavy snow is restored at processing_max_side_snow (320), the clean one whole."""
+    _labelled_set(tmp_path, "snow", scene=4, size=(480, 360))
+    figures, photos = tmp_path / "figures.json", tmp_path / "photos.jsonl"
+    assert main(["--real", str(tmp_path), "--json", str(figures), "--photos", str(photos)]) == 0
+    records = {r["file"]: r for r in map(json.loads, photos.read_text().splitlines())}
+    assert sorted(records) == ["clean.png", "snow.png"]
+    snow, clean = records["snow.png"], records["clean.png"]
+    assert snow["groups"] == ["snow", "snow/heavy"] and snow["variant"] == "shipped"
+    assert snow["weather_in"] > 0.5 and snow["working_side"] == 320
+    assert clean["working_side"] == 480
+    result = json.loads(figures.read_text())
+    assert result["snow/heavy"]["shipped"]["weather_left"] == snow["weather_left"]

@@ -16,8 +16,10 @@ alone.
     .venv/bin/python tools/real_restoration_check.py --weights OLD.safetensors NEW.safetensors \
         --max-sides 320 640 --sheet real_sheet.jpg
 
-`--sheet` also writes a contact sheet to look at (input, then each weights' output, a few
-photos of each type): the photos are for research use, so keep it local, never commit it.
+`--photos` also writes each photo's readings (and the side it was restored at), a JSON line
+for each photo and variant. `--sheet` also writes a contact sheet to look at (input, then each
+weights' output, a few photos of each type): the photos are for research use, so keep it
+local, never commit it.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from allweather_ros.description import TYPES  # noqa: E402
 from allweather_ros.evaluation.real import load_labels  # noqa: E402
 from allweather_ros.media import read_rgb  # noqa: E402
 from allweather_ros.options import DEFAULTS  # noqa: E402
-from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
+from allweather_ros.pipeline import PipelineConfig, Restoration, build_pipeline  # noqa: E402
 from allweather_ros.prior.builtin import BuiltinEstimator  # noqa: E402
 from allweather_ros.working_resolution import downscale, working_size  # noqa: E402
 
@@ -47,13 +49,15 @@ GAP = 4
 
 
 class Reading(NamedTuple):
-    """One photo through one variant: 8-bit levels changed and shifted, and the estimator's
-    reading of its weather before and after."""
+    """One photo through one variant: 8-bit levels changed and shifted, the estimator's
+    reading of its weather before and after, and the longer side the network restored it at
+    (`processing_max_side`, or `processing_max_side_snow` where snow alone was said)."""
 
     change: float
     shift: float
     weather_in: float
     weather_left: float
+    working_side: int
 
 
 def weather_read(estimator: BuiltinEstimator, rgb: np.ndarray, primary: str) -> float:
@@ -64,13 +68,13 @@ def weather_read(estimator: BuiltinEstimator, rgb: np.ndarray, primary: str) -> 
                  probabilities[TYPES.index(primary)])
 
 
-def measure(pipeline, rgb: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(mean absolute change, mean brightness shift) of one frame, in 8-bit levels, and the
-    restored frame."""
+def measure(pipeline, rgb: np.ndarray) -> tuple[float, float, Restoration]:
+    """(mean absolute change, mean brightness shift) of one frame, in 8-bit levels, and its
+    restoration."""
     pipeline.refresh_now(rgb)
-    restored = pipeline.process(rgb).restored
-    return (float(np.abs(restored - rgb).mean() * 255),
-            float((restored.mean() - rgb.mean()) * 255), restored)
+    result = pipeline.process(rgb)
+    return (float(np.abs(result.restored - rgb).mean() * 255),
+            float((result.restored.mean() - rgb.mean()) * 255), result)
 
 
 def variant_name(weights: str, side: int, sides: list[int]) -> str:
@@ -101,11 +105,13 @@ def sheet_row(frames: list[np.ndarray], caption: str) -> np.ndarray:
 
 
 def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = None,
-          per_type: int = 3, sides: list[int] | None = None) -> dict:
-    """{group: {variant: {n, change, shift, darkened, weather_in, weather_left}}}, group a type
-    or type/severity, a variant each of `weights` at each working resolution of `sides`
-    (default: the pipeline's); with `sheet`, `per_type` photos of each type written there,
-    input then each variant's output."""
+          per_type: int = 3, sides: list[int] | None = None,
+          photo_records: list | None = None) -> dict:
+    """{group: {variant: {n, darkened and the mean of each Reading field}}}, group a type or
+    type/severity, a variant each of `weights` at each working resolution of `sides` (default:
+    the pipeline's); with `sheet`, `per_type` photos of each type written there, input then
+    each variant's output; with `photo_records`, each photo's Reading in each variant appended
+    there (a dict with its file, relative to `folder`, groups and variant)."""
     sides = sides or [DEFAULTS["processing_max_side"]]
     pipelines = {variant_name(w, side, sides): build_pipeline(
         PipelineConfig(weights=w, processing_max_side=side), asynchronous=False)
@@ -124,12 +130,16 @@ def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = 
         read_in = weather_read(estimator, rgb, photo.primary)
         restored = []
         for name, pipeline in pipelines.items():
-            change, shift, frame = measure(pipeline, rgb)
-            restored.append(frame)
+            change, shift, result = measure(pipeline, rgb)
+            restored.append(result.restored)
             reading = Reading(change, shift, read_in,
-                              weather_read(estimator, frame, photo.primary))
+                              weather_read(estimator, result.restored, photo.primary),
+                              result.working_side)
             for group in groups:
                 measured[group][name].append(reading)
+            if photo_records is not None:
+                photo_records.append({"file": str(photo.file.relative_to(folder)),
+                                      "groups": groups, "variant": name, **reading._asdict()})
         if photo.file in shown:
             rows.append(sheet_row([rgb, *restored], f"{groups[-1]}: {photo.file.name}"))
     if rows:
@@ -168,14 +178,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="working resolutions (processing_max_side) compared side by side "
                              "(default: the pipeline's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--photos", type=Path, help="also write each photo's readings here, "
+                        "a JSON line for each photo and variant (to find the photos behind a "
+                        "figure)")
     parser.add_argument("--sheet", type=Path, help="also write a contact sheet here (JPEG)")
     parser.add_argument("--per-type", type=int, default=3, help="photos of each type on it")
     args = parser.parse_args(argv)
+    records = [] if args.photos else None
     result = check(args.real, args.weights, args.max_side, args.sheet, args.per_type,
-                   args.max_sides)
+                   args.max_sides, records)
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.photos:
+        args.photos.write_text("".join(json.dumps(r) + "\n" for r in records))
     return 0
 
 
