@@ -51,7 +51,7 @@ GAP = 4
 class Reading(NamedTuple):
     """One photo through one variant: 8-bit levels changed and shifted, the estimator's
     reading of its weather before and after, and the longer side the network restored it at
-    (`processing_max_side`, or `processing_max_side_snow` where snow alone was said)."""
+    (`processing_max_side`, or `processing_max_side_snow` where snow and no rain was said)."""
 
     change: float
     shift: float
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=640, help="photos shrunk to this side")
     parser.add_argument("--max-sides", type=int, nargs="+",
                         help="working resolutions (processing_max_side) compared side by side "
-                             "(default: the pipeline's)")
+                             "(default: the pipeline's); a photo said to hold snow and no rain "
+                             "is restored at processing_max_side_snow where that is smaller")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--photos", type=Path, help="also write each photo's readings here, "
                         "a JSON line for each photo and variant (to find the photos behind a "
