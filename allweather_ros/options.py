@@ -156,11 +156,12 @@ OPTIONS = (
            "a TensorRT engine is built for frames up to this side",
            "an integer >= 0", lambda v: v >= 0, runtime=True,
            pipeline_field="processing_max_side"),
-    Option("processing_max_side_snow", 320, "working resolution of a frame whose prior names "
+    Option("processing_max_side_snow", 0, "working resolution of a frame whose prior names "
            "snow and no rain, where it is smaller than processing_max_side: real snowflakes "
-           "are larger than the network's at a camera's own scale and come out better at "
-           "this side (and at a third of the cost), where fine rain streaks need the larger "
-           "one; 0: processing_max_side for every frame",
+           "are larger than the network's at a camera's own scale and more come out at 320 "
+           "(at a third of the cost), but lane markings under heavy snow come out less legible "
+           "than they went in; 0 (the default): processing_max_side for every frame; 320 for a "
+           "camera whose stack reads no lane markings",
            f"0 or an integer >= {MIN_FRAME_SIDE}", lambda v: v == 0 or v >= MIN_FRAME_SIDE,
            runtime=True, pipeline_field="processing_max_side_snow"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "

@@ -158,8 +158,9 @@ class Pipeline:
 
     With a `refresher` the prior follows the frames asynchronously (the node); without one,
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
-    Frames longer than `processing_max_side` (0: off) are restored at that working resolution,
-    those whose prior names snow and no rain at `processing_max_side_snow` where it is smaller.
+    Frames longer than `processing_max_side` (0: off) are restored at that working resolution;
+    with `processing_max_side_snow`, the network sees those whose prior names snow and no rain
+    smaller still, and the stages after it work at the working resolution.
     """
 
     def __init__(self, prior_encoding: PriorEncoding, backend: Backend, encoder: Encoder,
@@ -277,16 +278,24 @@ class Pipeline:
         if entry.refresher is not None:
             entry.refresher.submit(rgb)
         prior, cache = entry.state
-        working = working_size(*rgb.shape[:2], self._working_side(prior))
+        working = working_size(*rgb.shape[:2], self.config.processing_max_side)
         frame = rgb if working is None else downscale(rgb, working)
-        image = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32)
+        # snow is restored smaller still and carried back to `frame`'s size for the stages after
+        # the network, whose sizes in pixels were chosen there (lane markings at 320 are half
+        # as wide as at 640, and the marking keeper found too few of them)
+        snow = working_size(*frame.shape[:2], self._snow_side(prior))
+        seen = frame if snow is None else downscale(frame, snow)
+        image = np.ascontiguousarray(seen.transpose(2, 0, 1)[None], dtype=np.float32)
         with self._infer:
             if self._loaded is not cache:
                 self.backend.set_prior(cache)
                 self._loaded = cache
             out = self.backend.infer(image)
-        restored, lights_share = keep_lights(frame, np.ascontiguousarray(
-            np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0)))
+        restored = np.ascontiguousarray(
+            np.clip(np.asarray(out.restored[0]), 0.0, 1.0).transpose(1, 2, 0))
+        if snow is not None:
+            restored = guided_upsample(frame, seen, restored)
+        restored, lights_share = keep_lights(frame, restored)
         restored, markings_share = keep_markings(frame, restored)
         transients = entry.transients
         transients.frames = self.config.transient_frames
@@ -295,21 +304,22 @@ class Pipeline:
         else:
             transients.reset()
         degradation_map = np.asarray(out.degradation_map[0, 0])
+        if degradation_map.shape != rgb.shape[:2]:
+            degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         if working is not None:
             restored = guided_upsample(rgb, frame, restored)
-            degradation_map = upsample_map(degradation_map, *rgb.shape[:2])
         return Restoration(restored, degradation_map, np.asarray(out.expert_indices[0]), prior,
                            time.perf_counter() - start, transients.last_share,
                            transients.last_state, lights_share, markings_share,
-                           max(frame.shape[:2]))
+                           max(seen.shape[:2]))
 
-    def _working_side(self, prior: Prior) -> int:
-        """processing_max_side, or processing_max_side_snow where that is smaller and the prior
-        names snow and no rain (options.py says why)."""
+    def _snow_side(self, prior: Prior) -> int:
+        """processing_max_side_snow where the prior names snow and no rain and it is smaller
+        than processing_max_side (options.py says why), else 0: no smaller side."""
         side, snow = self.config.processing_max_side, self.config.processing_max_side_snow
-        if side and snow and prior.names("snow") and not prior.names("rain"):
-            return min(side, snow)
-        return side
+        if 0 < snow < side and prior.names("snow") and not prior.names("rain"):
+            return snow
+        return 0
 
     def _refreshers(self) -> list[PriorRefresher]:
         return [c.refresher for c in list(self._cameras.values()) if c.refresher is not None]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_markings_are_scored_against_the_clean_view(monkeypatch):
     monkeypatch.setattr(lane_check, "CASES", [("rain", "heavy")])
     report = lane_check.check(lane_check.argparse.Namespace(
-        split="val", scenes=1, views=2, weights="", clip="", processing_max_side=640))
+        split="val", scenes=1, views=2, weights="", clip="", processing_max_side=640, snow_side=0))
     clear = report["clean, told"]["no weather"]
     assert clear == {"views": 2, "input": 1.0, "restored": 1.0, "lowest": 1.0}
     told_heavy = report["clean, told"]["heavy rain"]
@@ -43,7 +43,8 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
         assert not found[200:230, 25:75].any() and not found[:108].any()
     monkeypatch.setattr(lane_check, "CASES", [("snow", "heavy")])
     report = lane_check.check(lane_check.argparse.Namespace(
-        clip=str(tmp_path), frames=2, road_top=0.45, weights="", processing_max_side=160))
+        clip=str(tmp_path), frames=2, road_top=0.45, weights="", processing_max_side=160,
+        snow_side=0))
     assert report["clean, told"]["no weather"]["views"] == 2
     assert report["weather, told the truth"]["heavy snow"]["input"] < 0.95
     video = cv2.VideoWriter(str(tmp_path / "drive.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
@@ -59,7 +60,7 @@ def test_a_real_clip_has_its_markings_found_on_the_road(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no lane markings"):
         lane_check.check(lane_check.argparse.Namespace(clip=str(tmp_path), frames=2,
                                                        road_top=1.0, weights="",
-                                                       processing_max_side=640))
+                                                       processing_max_side=640, snow_side=0))
 
 
 def test_the_marking_keepers_cost_is_counted_on_both_renderer_sets(capsys):

@@ -228,8 +228,8 @@ def test_the_snow_side_is_a_run_time_option_no_smaller_than_an_engine_takes():
     from allweather_ros.runtime.engine_cache import MIN_FRAME_SIDE
 
     option = BY_NAME["processing_max_side_snow"]
-    assert (option.default, option.runtime) == (320, True)
-    assert PipelineConfig().processing_max_side_snow == 320
+    assert (option.default, option.runtime) == (0, True)  # off: lane markings (options.py)
+    assert PipelineConfig().processing_max_side_snow == 0
     for value, refused in ((0, False), (MIN_FRAME_SIDE, False), (MIN_FRAME_SIDE - 1, True),
                            (-1, True)):
         found = problems({**DEFAULTS, "processing_max_side_snow": value},

@@ -123,7 +123,8 @@ def check(args) -> dict:
     views = clip_views(args) if args.clip else drives(args)
     pipeline = build_pipeline(PipelineConfig(weights=args.weights, provider="fixed",
                                              fixed_text=describe([]),
-                                             processing_max_side=args.processing_max_side),
+                                             processing_max_side=args.processing_max_side,
+                                             processing_max_side_snow=args.snow_side),
                               asynchronous=False)
 
     def restored(frame: np.ndarray, degradations: list[Degradation]) -> np.ndarray:
@@ -182,6 +183,10 @@ def main(argv=None) -> int:
     parser.add_argument("--processing-max-side", type=int,
                         default=DEFAULTS["processing_max_side"],
                         help="the pipeline's working resolution (a clip's large frames)")
+    parser.add_argument("--processing-max-side-snow", dest="snow_side", type=int,
+                        default=DEFAULTS["processing_max_side_snow"],
+                        help="the pipeline's working resolution of frames told snow and no "
+                             "rain (what it costs the markings)")
     parser.add_argument("--cost", action="store_true",
                         help="the marking keeper's cost on validation frames told the truth "
                              "instead")

@@ -106,15 +106,18 @@ def sheet_row(frames: list[np.ndarray], caption: str) -> np.ndarray:
 
 def check(folder: Path, weights: list[str], max_side: int, sheet: Path | None = None,
           per_type: int = 3, sides: list[int] | None = None,
-          photo_records: list | None = None) -> dict:
+          photo_records: list | None = None,
+          snow_side: int = DEFAULTS["processing_max_side_snow"]) -> dict:
     """{group: {variant: {n, darkened and the mean of each Reading field}}}, group a type or
     type/severity, a variant each of `weights` at each working resolution of `sides` (default:
     the pipeline's); with `sheet`, `per_type` photos of each type written there, input then
     each variant's output; with `photo_records`, each photo's Reading in each variant appended
-    there (a dict with its file, relative to `folder`, groups and variant)."""
+    there (a dict with its file, relative to `folder`, groups and variant). `snow_side`: the
+    pipelines' processing_max_side_snow."""
     sides = sides or [DEFAULTS["processing_max_side"]]
     pipelines = {variant_name(w, side, sides): build_pipeline(
-        PipelineConfig(weights=w, processing_max_side=side), asynchronous=False)
+        PipelineConfig(weights=w, processing_max_side=side, processing_max_side_snow=snow_side),
+        asynchronous=False)
         for w in weights for side in sides}
     estimator = BuiltinEstimator()
     photos = load_labels(folder)
@@ -177,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-sides", type=int, nargs="+",
                         help="working resolutions (processing_max_side) compared side by side "
                              "(default: the pipeline's); a photo said to hold snow and no rain "
-                             "is restored at processing_max_side_snow where that is smaller")
+                             "is restored at --processing-max-side-snow where that is smaller")
+    parser.add_argument("--processing-max-side-snow", type=int,
+                        default=DEFAULTS["processing_max_side_snow"],
+                        help="the pipelines' working resolution of photos said to hold snow "
+                             "and no rain (default: the pipeline's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--photos", type=Path, help="also write each photo's readings here, "
                         "a JSON line for each photo and variant (to find the photos behind a "
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     records = [] if args.photos else None
     result = check(args.real, args.weights, args.max_side, args.sheet, args.per_type,
-                   args.max_sides, records)
+                   args.max_sides, records, args.processing_max_side_snow)
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
