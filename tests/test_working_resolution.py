@@ -186,6 +186,14 @@ def test_processing_max_side_is_a_run_time_option_of_the_pipeline(one_thread):
     assert np.array_equal(tiny_pipeline(max_side=40).process(rgb).restored, capped)
 
 
+def sizes_seen(pipeline: Pipeline) -> list[tuple[int, int]]:
+    """The (height, width) of every frame the network is handed from now on, in order."""
+    seen = []
+    infer = pipeline.backend.infer
+    pipeline.backend.infer = lambda image: seen.append(image.shape[2:]) or infer(image)
+    return seen
+
+
 @pytest.mark.parametrize("text, restored_at", [
     ("heavy falling snow", (27, 48)),  # snow alone: the snow side
     ("moderate haze and slight snow", (27, 48)),
@@ -202,9 +210,7 @@ def test_a_frame_said_to_hold_snow_and_no_rain_is_restored_at_the_snow_side(
     pipeline = tiny_pipeline(max_side=96)
     pipeline.reconfigure(processing_max_side_snow=48)
     pipeline.set_prior(prior_from_text(text, "fixed", pipeline.encoder))
-    seen = []
-    infer = pipeline.backend.infer
-    pipeline.backend.infer = lambda image: seen.append(image.shape[2:]) or infer(image)
+    seen = sizes_seen(pipeline)
     result = pipeline.process(textured(72, 128))
     assert seen == [restored_at] and result.working_side == max(restored_at)
     assert result.restored.shape == (72, 128, 3) and result.degradation_map.shape == (72, 128)
@@ -213,9 +219,7 @@ def test_a_frame_said_to_hold_snow_and_no_rain_is_restored_at_the_snow_side(
 def test_the_snow_side_never_raises_the_working_side_and_zero_turns_it_off(one_thread):
     pipeline = tiny_pipeline(max_side=0)  # whole frames asked for: snow too
     pipeline.set_prior(prior_from_text("heavy falling snow", "fixed", pipeline.encoder))
-    seen = []
-    infer = pipeline.backend.infer
-    pipeline.backend.infer = lambda image: seen.append(image.shape[2:]) or infer(image)
+    seen = sizes_seen(pipeline)
     rgb = textured(72, 128)
     for side, snow in ((0, 48), (64, 96), (96, 0)):
         pipeline.reconfigure(processing_max_side=side, processing_max_side_snow=snow)
