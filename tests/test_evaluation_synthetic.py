@@ -80,11 +80,19 @@ def test_frames_made_worse_counts_any_change_to_a_clean_frame_and_none_by_the_id
     recipes = [[], [Degradation("rain", "moderate")]]
     data = SyntheticWeatherDataset(skimage_scenes(), "train", crop=40, length=4,
                                    wrong_description_p=0.0, flips=False, recipes=recipes)
-    worse = synthetic.evaluate(identity, data, no_prior=lifted, encoder=FixedEncoder(),
-                               median_kernel=3)["frames_made_worse"]
+    result = synthetic.evaluate(identity, data, no_prior=lifted, encoder=FixedEncoder(),
+                                median_kernel=3)
+    worse = result["frames_made_worse"]
     assert set(worse) == {"classical", "full", "no_prior"}
     assert worse["full"] == {"frames": 0, "n": 4}
     assert worse["no_prior"]["n"] == 4 and worse["no_prior"]["frames"] >= 2
+    # Untouched clean frames count at the cap, so a changed one shows in the mean and lowest.
+    clean = result["by_type"]["clean"]
+    assert clean["full"] == {"psnr": 100.0, "lowest_psnr": 100.0, "ssim": 1.0, "n": 2}
+    assert np.isfinite(clean["no_prior"]["psnr"]) and clean["no_prior"]["lowest_psnr"] < 40.0
+    line = synthetic_report.clean_line(result)
+    assert line.startswith("Clean frames, the lowest PSNR of 2 (dB): input 100.00, ")
+    assert f"no prior {clean['no_prior']['lowest_psnr']:.2f}" in line
 
 
 class RecordingEncoder(FixedEncoder):

@@ -36,8 +36,8 @@ from allweather_ros.data.sources import default_scenes, scenes_in_split  # noqa:
 from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL, RENDERERS  # noqa: E402
 from allweather_ros.description import SEVERITIES, Degradation  # noqa: E402
-from allweather_ros.evaluation.harm import PSNR_CAP  # noqa: E402
 from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
+from allweather_ros.evaluation.scoring import PSNR_CAP  # noqa: E402
 from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402

@@ -12,9 +12,16 @@ from tqdm import tqdm
 
 from ..description import GENERIC_TEXT, SEVERITIES, Degradation, describe, in_type_order
 from ..prior.severity_check import checked_degradations
-from .scoring import Restorer, degradations_of, group_of, hwc, psnr_ssim, standard_error
+from .scoring import (
+    PSNR_CAP,
+    Restorer,
+    degradations_of,
+    group_of,
+    hwc,
+    psnr_ssim,
+    standard_error,
+)
 
-PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
 TONE_BLUR = 1 / 8  # Gaussian sigma as a share of the shorter side: only tones and colour remain
 # Said beside the truth of frames without haze: the built-in estimator's commonest false call,
 # at its commonest false severity; told haze, a restorer may lift the contrast of the whole frame.

@@ -11,8 +11,7 @@ from ..data.datasets import synthetic_test_set
 from ..data.sources import default_scenes, scenes_in_split
 from ..data.weather import EXTERNAL
 from ..description import TYPES, describe
-from .harm import PSNR_CAP
-from .scoring import Restorer, degradations_of, hwc, psnr_ssim
+from .scoring import PSNR_CAP, Restorer, degradations_of, hwc, psnr_ssim
 
 Keeper = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float]]
 """(input frame, restored frame) -> (restored frame with what was kept, share of pixels)."""

@@ -52,6 +52,9 @@ def standard_error(values) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
+PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
+
+
 def psnr(out: np.ndarray, clean: np.ndarray) -> float:
     """PSNR in dB of `out` (clipped to [0, 1]) against `clean`; inf when they are identical."""
     out = out.clip(0.0, 1.0)

@@ -25,7 +25,16 @@ from ..prior.uncertainty import DEFAULT_MIN_CONFIDENCE, coarsen
 from . import classical
 from .drives import drive_estimates
 from .harm import harm_report
-from .scoring import Restorer, degradations_of, group_of, hwc, made_worse, psnr_ssim, standard_error
+from .scoring import (
+    PSNR_CAP,
+    Restorer,
+    degradations_of,
+    group_of,
+    hwc,
+    made_worse,
+    psnr_ssim,
+    standard_error,
+)
 
 MEDIAN_KERNELS = (3, 5, 7)
 # Methods compared frame by frame over the weather frames (first minus second): whether the
@@ -229,8 +238,14 @@ def _paired(weather_psnr: dict[str, list[float]]) -> dict[str, dict]:
 
 
 def _mean(pairs) -> dict:
-    arr = np.array(pairs)
-    return {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()), "n": len(arr)}
+    """Mean PSNR / SSIM of (psnr, ssim) pairs, and the lowest PSNR. An untouched frame counts
+    at PSNR_CAP: with its infinite PSNR, the mean over clean frames read "inf" whenever one was
+    left alone, and hid another that the method changed (issue #17: every clean frame back at
+    40 dB or more, which the lowest says)."""
+    arr = np.array(pairs, np.float64)
+    psnrs = np.minimum(arr[:, 0], PSNR_CAP)
+    return {"psnr": float(psnrs.mean()), "lowest_psnr": float(psnrs.min()),
+            "ssim": float(arr[:, 1].mean()), "n": len(arr)}
 
 
 def _summarise(scores) -> dict:
@@ -240,7 +255,7 @@ def _summarise(scores) -> dict:
         by_severity[f"{group}/{severity}"] = {m: _mean(v) for m, v in methods.items()}
         for m, v in methods.items():
             by_group[group][m] += v
-            if group != "clean":  # an untouched clean frame has infinite PSNR
+            if group != "clean":  # "all weather"; clean frames are scored on their own
                 overall[m] += v
     return {"by_type": {g: {m: _mean(v) for m, v in ms.items()} for g, ms in by_group.items()},
             "by_type_severity": by_severity,

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..frames import quantize  # noqa: E402
-from .scoring import WORSE_DB  # noqa: E402
+from .scoring import PSNR_CAP, WORSE_DB  # noqa: E402
 
 METHOD_NAMES = {"input": "input", "classical": "classical", "no_prior": "no prior"}
 
@@ -64,6 +64,17 @@ def worse_line(result: dict) -> str:
     listed = ", ".join(f"{names[m]} {counts[m]['frames']}" for m in methods)
     return (f"Frames made worse (more than {WORSE_DB} dB below the input; a clean frame "
             f"changed at all), of {counts[methods[0]]['n']}: {listed}.\n\n")
+
+
+def clean_line(result: dict) -> str:
+    """The worst clean frame of each method: a frame with no weather must come back at 40 dB
+    or more (issue #17), which a mean over clean frames can hide."""
+    clean = result["by_type"].get("clean")
+    if not clean:
+        return ""
+    names = method_names(result)
+    listed = ", ".join(f"{names[m]} {clean[m]['lowest_psnr']:.2f}" for m in names if m in clean)
+    return f"Clean frames, the lowest PSNR of {clean['input']['n']} (dB): {listed}.\n\n"
 
 
 def paired_line(result: dict) -> str:
@@ -228,6 +239,7 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
             f"here, lifts the frame's darker pixels (a bleached look) and draws no falling "
             f"flakes.\n\n"
             f"{table(result['left_out'])}\n\n{worse_line(result['left_out'])}"
+            f"{clean_line(result['left_out'])}"
             f"{paired_line(result['left_out'])}{drive_line(result['left_out'])}"
             f"## Per renderer (single-type frames)\n\n"
             f"{renderer_table(result)}\n\n{renderer_table(result['left_out'])}\n\n"
@@ -265,11 +277,13 @@ def write(result: dict, out_dir: str | Path, command: str) -> Path:
         told = f"the {result['full_told']}, as the pipeline reads a frame"
     report = out / "report.md"
     report.write_text(
-        f"{about} PSNR (dB) / SSIM on RGB, scikit-image. Classical: dark channel prior for "
+        f"{about} PSNR (dB) / SSIM on RGB, scikit-image; a frame left untouched counts "
+        f"{PSNR_CAP:.0f} dB. Classical: dark channel prior for "
         f"haze, {kernel} (chosen on the validation split) for rain, snow and lens drops, "
         f"chained for mixtures, each told the true type. No prior: the same network trained "
         f"with the generic text. Full: told {told}.\n\n{table(result)}\n\n"
-        f"{worse_line(result)}{paired_line(result)}{drive_line(result)}{left_out}"
+        f"{worse_line(result)}{clean_line(result)}{paired_line(result)}{drive_line(result)}"
+        f"{left_out}"
         f"## PSNR per type and severity\n\n{severity}\n\n"
         f"## Examples\n\nColumns: {', '.join(columns)}.\n\n"
         f"![examples](contact_sheet.jpg)\n\n## Expert usage per type\n\n"
