@@ -73,10 +73,12 @@ def marking_mask(frame: np.ndarray) -> np.ndarray:
     return mask
 
 
-def keep_markings(frame: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, float]:
+def keep_markings(frame: np.ndarray, restored: np.ndarray,
+                  mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """`restored` with the contrast of `frame`'s road markings that it lost given back, and
-    the share of the frame's pixels that were such markings (0: none)."""
-    mask = marking_mask(frame)
+    the share of the frame's pixels that were such markings (0: none). `mask`: the frame's
+    `marking_mask`, where the caller has it already."""
+    mask = marking_mask(frame) if mask is None else mask
     if not mask.any():
         return restored, 0.0
     mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)

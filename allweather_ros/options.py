@@ -156,12 +156,12 @@ OPTIONS = (
            "a TensorRT engine is built for frames up to this side",
            "an integer >= 0", lambda v: v >= 0, runtime=True,
            pipeline_field="processing_max_side"),
-    Option("processing_max_side_snow", 0, "working resolution of a frame whose prior names "
-           "snow and no rain, where it is smaller than processing_max_side: real snowflakes "
-           "are larger than the network's at a camera's own scale and more come out at 320 "
-           "(at a third of the cost), but lane markings under heavy snow come out less legible "
-           "than they went in; 0 (the default): processing_max_side for every frame; 320 for a "
-           "camera whose stack reads no lane markings",
+    Option("processing_max_side_snow", 320, "working resolution of a frame whose prior "
+           "names snow and no rain, where it is smaller than processing_max_side: real "
+           "snowflakes are larger than the network's at a camera's own scale and more come out "
+           "at 320 (at a third of the cost); a frame that shows lane markings (or whose "
+           "camera's stream did in its last 30 frames) keeps processing_max_side: at 320 "
+           "the network dims them more; 0: processing_max_side for every frame",
            f"0 or an integer >= {MIN_FRAME_SIDE}", lambda v: v == 0 or v >= MIN_FRAME_SIDE,
            runtime=True, pipeline_field="processing_max_side_snow"),
     Option("transient_frames", 0, "rain streaks and snowflakes that this many of a camera's "

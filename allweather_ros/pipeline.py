@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .lights import keep_lights
-from .markings import keep_markings
+from .markings import keep_markings, marking_mask
 from .network_io import PACKAGED, PriorCache, checked_frame, file_sha256, without_frame_gate
 from .options import PIPELINE_DEFAULTS as DEFAULTS
 from .prior.frame_gate_opening import frame_gate_opening
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = PACKAGED / "rt.safetensors"
+ROAD_MEMORY = 30  # frames (a second at 30 Hz) a stream counts as a road's after lane markings
 
 
 class PriorEncoding(Protocol):
@@ -84,6 +85,7 @@ class _Camera:
     refresher: PriorRefresher | None = None
     memory: WeatherMemory = dataclasses.field(default_factory=WeatherMemory)  # refresh_now's
     transients: TransientSuppressor = dataclasses.field(default_factory=TransientSuppressor)
+    road: int = 0  # frames of its stream still counted on a road (ROAD_MEMORY after markings)
 
 
 @dataclass
@@ -160,7 +162,8 @@ class Pipeline:
     `refresh_now` describes a frame synchronously with `provider` (reproducible offline runs).
     Frames longer than `processing_max_side` (0: off) are restored at that working resolution;
     with `processing_max_side_snow`, the network sees those whose prior names snow and no rain
-    smaller still, and the stages after it work at the working resolution.
+    smaller still, unless they are a road's (`_on_road`), and the stages after it work at the
+    working resolution.
     """
 
     def __init__(self, prior_encoding: PriorEncoding, backend: Backend, encoder: Encoder,
@@ -280,10 +283,11 @@ class Pipeline:
         prior, cache = entry.state
         working = working_size(*rgb.shape[:2], self.config.processing_max_side)
         frame = rgb if working is None else downscale(rgb, working)
-        # snow is restored smaller still and carried back to `frame`'s size for the stages after
-        # the network, whose sizes in pixels were chosen there (lane markings at 320 are half
-        # as wide as at 640, and the marking keeper found too few of them)
-        snow = working_size(*frame.shape[:2], self._snow_side(prior))
+        markings = marking_mask(frame)
+        on_road = self._on_road(entry, bool(markings.any()), stream)
+        # snow is restored smaller still (off a road: _snow_side) and carried back to `frame`'s
+        # size for the stages after the network, whose sizes in pixels were chosen there
+        snow = working_size(*frame.shape[:2], 0 if on_road else self._snow_side(prior))
         seen = frame if snow is None else downscale(frame, snow)
         image = np.ascontiguousarray(seen.transpose(2, 0, 1)[None], dtype=np.float32)
         with self._infer:
@@ -296,7 +300,7 @@ class Pipeline:
         if snow is not None:
             restored = guided_upsample(frame, seen, restored)
         restored, lights_share = keep_lights(frame, restored)
-        restored, markings_share = keep_markings(frame, restored)
+        restored, markings_share = keep_markings(frame, restored, markings)
         transients = entry.transients
         transients.frames = self.config.transient_frames
         if stream:
@@ -312,6 +316,16 @@ class Pipeline:
                            time.perf_counter() - start, transients.last_share,
                            transients.last_state, lights_share, markings_share,
                            max(seen.shape[:2]))
+
+    @staticmethod
+    def _on_road(entry: _Camera, markings: bool, stream: bool) -> bool:
+        """Whether the frame is a road's: it shows lane markings or, on a stream, one of the
+        camera's last ROAD_MEMORY frames did (so a dash cam whose markings snow hides for a
+        frame keeps its working side). A road keeps the working side for snow: at 320 a lane
+        marking is half as wide and the network takes more of it for flakes (options.py)."""
+        seen = ROAD_MEMORY if markings else max(entry.road - 1, 0) if stream else 0
+        entry.road = seen if stream else 0
+        return seen > 0
 
     def _snow_side(self, prior: Prior) -> int:
         """processing_max_side_snow where the prior names snow and no rain and it is smaller

@@ -91,7 +91,7 @@ def test_the_shipped_restorer_told_heavy_rain_keeps_a_drives_lane_markings(pipel
     try:
         pipeline.refresh_now(clean)
         result = pipeline.process(clean)
-        monkeypatch.setattr(module, "keep_markings", lambda frame, restored: (restored, 0.0))
+        monkeypatch.setattr(module, "keep_markings", lambda frame, restored, mask: (restored, 0.0))
         without = pipeline.process(clean).restored
     finally:
         pipeline.close()

@@ -216,6 +216,42 @@ def test_a_frame_said_to_hold_snow_and_no_rain_is_restored_at_the_snow_side(
     assert result.restored.shape == (72, 128, 3) and result.degradation_map.shape == (72, 128)
 
 
+def road_with_marking(marked: bool) -> np.ndarray:
+    """72x128 dark asphalt, with a lane marking (a bright bar slanted by perspective) below
+    the middle where `marked`."""
+    grain = np.random.default_rng(0).random((72, 128, 1)).astype(np.float32)
+    frame = np.repeat(0.25 + 0.05 * grain, 3, axis=2)
+    if marked:
+        cv2.line(frame, (24, 70), (64, 40), (0.9, 0.9, 0.9), 4)
+    return frame
+
+
+def test_a_road_keeps_the_working_side_for_snow_and_a_stream_remembers_it(monkeypatch,
+                                                                            one_thread):
+    """Lane markings lose more to the network at the snow side, so a frame that shows them
+    (or, on a stream, whose camera showed them in its last ROAD_MEMORY frames) is restored at
+    the working side; once the markings are that long gone, the snow side again."""
+    from allweather_ros import pipeline as pipeline_module
+    from allweather_ros.markings import marking_mask
+
+    monkeypatch.setattr(pipeline_module, "ROAD_MEMORY", 3)
+    marked, plain = road_with_marking(True), road_with_marking(False)
+    assert marking_mask(downscale(marked, (54, 96))).any()
+    assert not marking_mask(downscale(plain, (54, 96))).any()
+    pipeline = tiny_pipeline(max_side=96)
+    pipeline.reconfigure(processing_max_side_snow=48)
+    pipeline.set_prior(prior_from_text("heavy falling snow", "fixed", pipeline.encoder))
+    seen = sizes_seen(pipeline)
+    for frame in (marked, plain, plain, plain):
+        pipeline.process(frame, stream=True)
+    assert seen == [(54, 96)] * 3 + [(27, 48)]
+    seen.clear()
+    pipeline.process(marked, stream=True)
+    pipeline.process(plain)  # a photo stands alone: no memory of the stream
+    pipeline.process(marked)
+    assert seen == [(54, 96), (27, 48), (54, 96)]
+
+
 def test_the_snow_side_never_raises_the_working_side_and_zero_turns_it_off(one_thread):
     pipeline = tiny_pipeline(max_side=0)  # whole frames asked for: snow too
     pipeline.set_prior(prior_from_text("heavy falling snow", "fixed", pipeline.encoder))
@@ -232,8 +268,8 @@ def test_the_snow_side_is_a_run_time_option_no_smaller_than_an_engine_takes():
     from allweather_ros.runtime.engine_cache import MIN_FRAME_SIDE
 
     option = BY_NAME["processing_max_side_snow"]
-    assert (option.default, option.runtime) == (0, True)  # off: lane markings (options.py)
-    assert PipelineConfig().processing_max_side_snow == 0
+    assert (option.default, option.runtime) == (320, True)  # a road keeps 640 (options.py)
+    assert PipelineConfig().processing_max_side_snow == 320
     for value, refused in ((0, False), (MIN_FRAME_SIDE, False), (MIN_FRAME_SIDE - 1, True),
                            (-1, True)):
         found = problems({**DEFAULTS, "processing_max_side_snow": value},
