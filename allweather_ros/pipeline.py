@@ -321,11 +321,14 @@ class Pipeline:
     def _on_road(entry: _Camera, markings: bool, stream: bool) -> bool:
         """Whether the frame is a road's: it shows lane markings or, on a stream, one of the
         camera's last ROAD_MEMORY frames did (so a dash cam whose markings snow hides for a
-        frame keeps its working side). A road keeps the working side for snow: at 320 a lane
-        marking is half as wide and the network takes more of it for flakes (options.py)."""
-        seen = ROAD_MEMORY if markings else max(entry.road - 1, 0) if stream else 0
-        entry.road = seen if stream else 0
-        return seen > 0
+        frame keeps its working side); the camera's count is kept here. A road keeps the
+        working side for snow: at 320 a lane marking is half as wide and the network takes
+        more of it for flakes (options.py)."""
+        if not stream:  # a photo stands alone
+            entry.road = 0
+            return markings
+        entry.road = ROAD_MEMORY if markings else max(entry.road - 1, 0)
+        return entry.road > 0
 
     def _snow_side(self, prior: Prior) -> int:
         """processing_max_side_snow where the prior names snow and no rain and it is smaller
