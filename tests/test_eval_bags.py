@@ -89,7 +89,8 @@ def test_eval_bag_direct_reports_and_writes_the_output_bag(tmp_path, pipeline_co
     assert all("psnr" in r and "ssim" in r and "input_psnr" in r for r in report["per_frame"])
     assert all(len(r["experts"]) == TINY["num_experts"] for r in report["per_frame"])
     check_output_bag(report, 6)
-    assert (tmp_path / "out" / "report.md").is_file()
+    told = (tmp_path / "out" / "report.md").read_text().split("## What the restorer was told")
+    assert len(told) == 2 and f"| 0 | {report['priors'][0]['text']} |" in told[1]
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
     assert (tmp_path / "out" / "plots" / "psnr.png").is_file()
 

@@ -129,6 +129,23 @@ def _number(value, unit: str = "", digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
 
+TOLD_ROWS = 20  # priors listed in report.md; report.json keeps every one
+
+
+def _told(priors: list[dict]) -> list[str]:
+    """report.md's lines on what the restorer was told, prior by prior: a bag that comes back
+    unchanged was most often described as clear, and this says so where a user looks."""
+    if not priors:
+        return []
+    lines = ["## What the restorer was told", "",
+             "| from frame | prior | confidence |", "|---|---|---|"]
+    lines += [f"| {p['index']} | {p['text']} | {_number(p.get('confidence'))} |"
+              for p in priors[:TOLD_ROWS]]
+    if len(priors) > TOLD_ROWS:
+        lines.append(f"| ... | {len(priors) - TOLD_ROWS} more in report.json | |")
+    return [*lines, ""]
+
+
 def write_markdown(out: Path, report: dict, samples: dict[int, dict]) -> Path:
     """report.md in `out`, beside report.json, with its plots and contact sheet."""
     made = plots(out / PLOTS, report)
@@ -164,6 +181,7 @@ def write_markdown(out: Path, report: dict, samples: dict[int, dict]) -> Path:
                  for error, count in report.get("frame_errors", {}).items()]
     if problems:
         lines += ["## Problems", "", *(f"- {p}" for p in problems), ""]
+    lines += _told(report.get("priors", []))
     if report.get("output_bag"):
         topics = ", ".join(f"`{t}` ({n})" for t, n in report.get("output_topics", {}).items())
         lines += [f"Output bag `{report['output_bag']}`: {topics}.", ""]
