@@ -69,6 +69,16 @@ def test_demo_wiring_with_a_tiny_model(tmp_path, pipeline_config):
     assert (tmp_path / "demo" / "report.md").is_file()
 
 
+def test_a_prior_the_node_published_is_reported_as_eval_bag_reports_one():
+    from allweather_ros.evaluation.live import heard_prior
+    from allweather_ros.prior.prior import prior_from_text
+
+    prior = prior_from_text("heavy rain", "fixed", None)
+    assert heard_prior(prior.to_json(), published=5) == {
+        "index": 4, "text": prior.text, "confidence": prior.confidence}
+    assert heard_prior(prior.to_json(), published=0)["index"] == 0  # latched before any frame
+
+
 @needs_estimator
 @pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
 def test_live_replay_through_the_node(tmp_path, pipeline_config, compressed):
@@ -82,6 +92,8 @@ def test_live_replay_through_the_node(tmp_path, pipeline_config, compressed):
     assert report["dropped"] == 8 - report["restored_frames"]
     assert report["latency_ms_p50"] > 0 and report["fps"] > 0 and report["jitter_ms"] >= 0
     assert report["foreign_messages"] == 0
+    # a short bag may end before the node's first prior: what was heard is what was recorded
+    assert len(report["priors"]) == report["output_topics"].get("/camera/restored/prior", 0)
     assert all("psnr" in r for r in report["per_frame"])
     with BagReader(report["output_bag"]) as reader:
         assert reader.topics["/camera/restored/image_raw"].count == report["restored_frames"]

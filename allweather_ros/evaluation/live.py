@@ -10,6 +10,7 @@ which happens once its pipeline is built. Quality is scored afterwards from the 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -142,6 +143,14 @@ class _NodeProcess:
         self._file.close()
 
 
+def heard_prior(data: str, published: int) -> dict:
+    """A prior the node published (its JSON, `Prior.to_json`) as eval_bag records one: in force
+    from the last of the `published` frames sent before it was heard."""
+    said = json.loads(data)
+    return {"index": max(published - 1, 0), "text": said["text"],
+            "confidence": said.get("confidence")}
+
+
 class _Session:
     """The player and recorder: one rclpy context and node in this process, spun in a thread."""
 
@@ -174,6 +183,8 @@ class _Session:
         self.diagnostics: dict[str, str] = {}
         self.outputs = outputs = output_names(topics)
         self.stamps, self.foreign = stamps, 0
+        self.published = 0  # frames sent so far: a prior heard now holds from the last of them
+        self.priors: list[dict] = []  # as eval_bag's: index, text, confidence
         self.subscriptions = [
             self.node.create_subscription(
                 Image, outputs["restored"],
@@ -197,8 +208,11 @@ class _Session:
     def _record(self, kind: str, message_type, raw: bytes) -> None:
         now = time.perf_counter()
         msgtype = message_type.__module__.split(".")[0] + "/msg/" + message_type.__name__
-        if kind != "prior":
-            stamp = stamp_ns(TYPESTORE.deserialize_cdr(raw, msgtype).header)
+        message = TYPESTORE.deserialize_cdr(raw, msgtype)
+        if kind == "prior":
+            self.priors.append(heard_prior(message.data, self.published))
+        else:
+            stamp = stamp_ns(message.header)
             if stamp not in self.stamps:  # not an answer to this bag: someone else's frame
                 self.foreign += 1
                 return
@@ -231,6 +245,7 @@ class _Session:
 
             self.clock.publish(Clock(clock=Time(sec=bag_ns // 10**9, nanosec=bag_ns % 10**9)))
         self.publisher.publish(raw)
+        self.published += 1
         return time.perf_counter()
 
     def close(self) -> None:
@@ -350,6 +365,7 @@ def eval_live(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | N
                 _wait_for_outputs(session, sent, quiet_s, limit_s=60.0)
                 arrivals, order = dict(session.arrivals), list(session.order)
                 diagnostics, foreign = dict(session.diagnostics), session.foreign
+                priors = list(session.priors)
             finally:
                 session.close()
             counts = dict(writer.counts)
@@ -370,7 +386,7 @@ def eval_live(bag: str | Path, topic: str, out: str | Path, *, gt_topic: str | N
         "jitter_ms": float(intervals.std()) if len(intervals) else None,
         "jitter_ms_max": float(np.abs(intervals - intervals.mean()).max())
         if len(intervals) else None,
-        "stopped": stopped, "output_bag": str(out / OUTPUT_BAG), "output_topics": counts,
-        "per_frame": scorer.records})
+        "stopped": stopped, "priors": priors, "output_bag": str(out / OUTPUT_BAG),
+        "output_topics": counts, "per_frame": scorer.records})
     write_report(out, report, scorer.samples)
     return report
