@@ -77,6 +77,8 @@ def test_a_prior_the_node_published_is_reported_as_eval_bag_reports_one():
     assert heard_prior(prior.to_json(), published=5) == {
         "index": 4, "text": prior.text, "confidence": prior.confidence}
     assert heard_prior(prior.to_json(), published=0)["index"] == 0  # latched before any frame
+    for foreign in ("not json", "[1, 2]", '{"no": "text"}'):  # another publisher's: no crash
+        assert heard_prior(foreign, published=3) is None
 
 
 @needs_estimator

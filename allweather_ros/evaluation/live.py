@@ -143,12 +143,16 @@ class _NodeProcess:
         self._file.close()
 
 
-def heard_prior(data: str, published: int) -> dict:
+def heard_prior(data: str, published: int) -> dict | None:
     """A prior the node published (its JSON, `Prior.to_json`) as eval_bag records one: in force
-    from the last of the `published` frames sent before it was heard."""
-    said = json.loads(data)
-    return {"index": max(published - 1, 0), "text": said["text"],
-            "confidence": said.get("confidence")}
+    from the last of the `published` frames sent before it was heard; None for a message on
+    the topic that is no prior's (someone else's publisher: counted, never fatal)."""
+    try:
+        said = json.loads(data)
+        return {"index": max(published - 1, 0), "text": str(said["text"]),
+                "confidence": said.get("confidence")}
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class _Session:
@@ -210,7 +214,11 @@ class _Session:
         msgtype = message_type.__module__.split(".")[0] + "/msg/" + message_type.__name__
         message = TYPESTORE.deserialize_cdr(raw, msgtype)
         if kind == "prior":
-            self.priors.append(heard_prior(message.data, self.published))
+            heard = heard_prior(message.data, self.published)
+            if heard is None:
+                self.foreign += 1
+            else:
+                self.priors.append(heard)
         else:
             stamp = stamp_ns(message.header)
             if stamp not in self.stamps:  # not an answer to this bag: someone else's frame

@@ -139,8 +139,8 @@ def _told(priors: list[dict]) -> list[str]:
         return []
     lines = ["## What the restorer was told", "",
              "| from frame | prior | confidence |", "|---|---|---|"]
-    lines += [f"| {p['index']} | {p['text']} | {_number(p.get('confidence'))} |"
-              for p in priors[:TOLD_ROWS]]
+    lines += [f"| {p['index']} | {p['text'].replace('|', '/')} | "
+              f"{_number(p.get('confidence'))} |" for p in priors[:TOLD_ROWS]]
     if len(priors) > TOLD_ROWS:
         lines.append(f"| ... | {len(priors) - TOLD_ROWS} more in report.json | |")
     return [*lines, ""]
