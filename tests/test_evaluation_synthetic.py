@@ -15,7 +15,13 @@ from allweather_ros.data.weather import RENDERERS
 from allweather_ros.description import GENERIC_TEXT, TYPES, Degradation, describe
 from allweather_ros.evaluation import synthetic, synthetic_report
 from allweather_ros.evaluation.harm import harm_report, tone_error
-from allweather_ros.evaluation.scoring import degradations_of, group_of, standard_error
+from allweather_ros.evaluation.scoring import (
+    PSNR_CAP,
+    degradations_of,
+    group_of,
+    psnr,
+    standard_error,
+)
 from allweather_ros.model import LDRNet
 from allweather_ros.prior.prior import Prior
 
@@ -69,6 +75,17 @@ def test_paired_differences_and_their_standard_error():
                                  "full": [22.0, 42.0]})
     assert uniform["full - no_prior"] == {"mean": 1.0, "se": 0.0, "n": 2}
     assert standard_error([5.0]) == 0.0
+
+
+def test_psnr_is_capped_so_an_untouched_frame_leaves_means_and_costs_finite():
+    frame = data.astronaut()[::8, ::8].astype(np.float32) / 255.0
+    assert psnr(frame, frame) == PSNR_CAP
+    nudged = frame.copy()
+    nudged[0, 0, 0] += 1e-7  # a float32 step: far above 100 dB, still capped
+    assert psnr(nudged, frame) == PSNR_CAP
+    nudged[0, 0, 0] = 1.0 - frame[0, 0, 0]
+    assert 30.0 < psnr(nudged, frame) < PSNR_CAP
+    assert psnr(frame + 0.5, frame) == psnr(np.minimum(frame + 0.5, 1.0), frame)  # clipped
 
 
 def test_frames_made_worse_counts_any_change_to_a_clean_frame_and_none_by_the_identity():

@@ -37,8 +37,7 @@ from allweather_ros.data.synthesis import synthesize  # noqa: E402
 from allweather_ros.data.weather import EXTERNAL, RENDERERS  # noqa: E402
 from allweather_ros.description import SEVERITIES, Degradation  # noqa: E402
 from allweather_ros.evaluation.make_bag import FALLING, clean_views, plan_shots  # noqa: E402
-from allweather_ros.evaluation.scoring import PSNR_CAP  # noqa: E402
-from allweather_ros.evaluation.scoring import psnr as scored_psnr  # noqa: E402
+from allweather_ros.evaluation.scoring import psnr  # noqa: E402
 from allweather_ros.media import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from allweather_ros.pipeline import PipelineConfig, build_pipeline  # noqa: E402
 
@@ -47,12 +46,6 @@ SETTLE = 3  # first frames of a stream, not scored: they fill the past (up to th
 DRIVE_STEPS_M = (0.3, 1.0)  # metres a frame: 32 and 108 km/h at 30 frames a second
 CHANGED = 0.05  # a pixel the suppression moved further than this was changed
 TRANSIENT_FRAMES = 3  # the past the suppression is judged with (the option is off by default)
-
-
-def psnr(truth: np.ndarray, frame: np.ndarray) -> float:
-    """PSNR against the truth, an untouched clean frame's infinity capped as the harm report
-    caps it."""
-    return min(scored_psnr(frame, truth), PSNR_CAP)
 
 
 def pipelines(transient_frames: int) -> tuple:
@@ -111,9 +104,9 @@ def check_synthetic(args) -> dict:
             for (degraded, clean), (alone, streamed, share) in list(
                     zip(shot, restored, strict=True))[SETTLE:]:
                 row = rows[key]
-                row["input"].append(psnr(clean, degraded))
-                row["network"].append(psnr(clean, alone))
-                row["transients"].append(psnr(clean, streamed))
+                row["input"].append(psnr(degraded, clean))
+                row["network"].append(psnr(alone, clean))
+                row["transients"].append(psnr(streamed, clean))
                 row["share"].append(share)
     report = {}
     for key, row in rows.items():
@@ -146,8 +139,8 @@ def check_drive(args) -> dict:
                 moved = np.abs(out - alone).max(axis=2) > CHANGED
                 lanes.append(moved[markings].mean())
                 changed.append(moved.mean())
-                network.append(psnr(frame, alone))
-                streamed.append(psnr(frame, out))
+                network.append(psnr(alone, frame))
+                streamed.append(psnr(out, frame))
         report[f"drive, {step * args.speed:g} m a frame"] = {
             "frames": len(lanes), "lane_pixels_changed": float(np.mean(lanes)),
             "worst_frame_lane_pixels_changed": float(np.max(lanes)),

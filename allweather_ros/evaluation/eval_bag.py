@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
 from ..pipeline import PipelineConfig, build_pipeline
@@ -38,6 +37,7 @@ from .bags import (
     string_message,
     to_uint8,
 )
+from .scoring import psnr_ssim
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ def gt_matching(inputs: list[int], truths: list[int]) -> str:
 
 def quality(reference: np.ndarray, image: np.ndarray) -> tuple[float, float]:
     """PSNR (dB) and SSIM of `image` against `reference`, both float RGB in [0, 1]."""
-    psnr = peak_signal_noise_ratio(reference, image, data_range=1.0)
-    ssim = structural_similarity(reference, image, channel_axis=2, data_range=1.0)
-    return float(min(psnr, 100.0)), float(ssim)  # identical frames: inf -> 100 dB, JSON-safe
+    return psnr_ssim(image, reference)
 
 
 class Scorer:

@@ -13,12 +13,11 @@ from tqdm import tqdm
 from ..description import GENERIC_TEXT, SEVERITIES, Degradation, describe, in_type_order
 from ..prior.severity_check import checked_degradations
 from .scoring import (
-    PSNR_CAP,
     Restorer,
     degradations_of,
     group_of,
     hwc,
-    psnr_ssim,
+    psnr,
     standard_error,
 )
 
@@ -81,17 +80,17 @@ def harm_report(full, test, encoder, estimator=None) -> dict:
             told["false_haze"] = describe(in_type_order([*truth, FALSE_HAZE]))
         by_text = {text: restore(item["degraded"], text)[0] for text in set(told.values())}
         restored = {name: by_text[text] for name, text in told.items()}
-        psnr = {name: min(psnr_ssim(out, clean)[0], PSNR_CAP) for name, out in restored.items()}
+        psnr_of = {name: psnr(out, clean) for name, out in restored.items()}
         group = group_of(truth)
         if not truth:
-            clean_psnr.append(psnr["truth"])
-            clean_generic_psnr.append(psnr["generic"])
-            clean_hazed_psnr.append(psnr["false_haze"])
+            clean_psnr.append(psnr_of["truth"])
+            clean_generic_psnr.append(psnr_of["generic"])
+            clean_hazed_psnr.append(psnr_of["false_haze"])
         else:
             for name in told.keys() - {"truth"}:
-                costs[name][group].append(psnr["truth"] - psnr[name])
+                costs[name][group].append(psnr_of["truth"] - psnr_of[name])
             if light and group != "mixture":
-                slight_gain[group].append(psnr["truth"] - psnr_ssim(degraded, clean)[0])
+                slight_gain[group].append(psnr_of["truth"] - psnr(degraded, clean))
         if light and group in ("clean", "rain", "snow"):
             tones[group]["input"].append(tone_error(degraded, clean))
             tones[group]["restored"].append(tone_error(restored["truth"], clean))

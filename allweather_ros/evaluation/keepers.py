@@ -11,7 +11,7 @@ from ..data.datasets import synthetic_test_set
 from ..data.sources import default_scenes, scenes_in_split
 from ..data.weather import EXTERNAL
 from ..description import TYPES, describe
-from .scoring import PSNR_CAP, Restorer, degradations_of, hwc, psnr_ssim
+from .scoring import Restorer, degradations_of, hwc, psnr
 
 Keeper = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float]]
 """(input frame, restored frame) -> (restored frame with what was kept, share of pixels)."""
@@ -36,8 +36,7 @@ def keeper_cost(keeper: Keeper, restorer: Restorer, val_seed: int, repeats: int,
                 alone = earlier(degraded, alone)[0]
             kept = keeper(degraded, alone)[0]
             touched += bool(np.any(kept != alone))
-            moved.append(min(psnr_ssim(kept, clean)[0], PSNR_CAP)
-                         - min(psnr_ssim(alone, clean)[0], PSNR_CAP))
+            moved.append(psnr(kept, clean) - psnr(alone, clean))
         moved = np.array(moved)
         report[name] = {"frames": len(moved), "touched": touched, "mean_db": float(moved.mean()),
                         "worst_db": float(moved.min()), "worse": int((moved < -0.1).sum())}

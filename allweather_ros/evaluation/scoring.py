@@ -38,7 +38,7 @@ WORSE_DB = 0.1  # a restored frame this far below its input's PSNR was made wors
 
 
 def made_worse(restored_psnr: float, input_psnr: float) -> bool:
-    """Whether restoring cost more than WORSE_DB; a clean input (infinite PSNR) counts as made
+    """Whether restoring cost more than WORSE_DB; a clean input (PSNR_CAP) counts as made
     worse when it was changed at all."""
     return restored_psnr < input_psnr - WORSE_DB
 
@@ -52,15 +52,17 @@ def standard_error(values) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-PSNR_CAP = 100.0  # an untouched frame's infinite PSNR, so that costs and means stay finite
+PSNR_CAP = 100.0  # an untouched frame's PSNR instead of infinity
 
 
 def psnr(out: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR in dB of `out` (clipped to [0, 1]) against `clean`; inf when they are identical."""
+    """PSNR in dB of `out` (clipped to [0, 1]) against `clean`, at most PSNR_CAP: an untouched
+    frame's PSNR is infinite, which hides every other frame in a mean or a cost, and is not
+    JSON."""
     out = out.clip(0.0, 1.0)
     if np.array_equal(out, clean):
-        return float("inf")
-    return float(peak_signal_noise_ratio(clean, out, data_range=1.0))
+        return PSNR_CAP
+    return min(float(peak_signal_noise_ratio(clean, out, data_range=1.0)), PSNR_CAP)
 
 
 def psnr_ssim(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:

@@ -12,7 +12,6 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 from tqdm import tqdm
 
 from ..data.datasets import TEST_SEED, SyntheticWeatherDataset, synthetic_test_set
@@ -26,12 +25,12 @@ from . import classical
 from .drives import drive_estimates
 from .harm import harm_report
 from .scoring import (
-    PSNR_CAP,
     Restorer,
     degradations_of,
     group_of,
     hwc,
     made_worse,
+    psnr,
     psnr_ssim,
     standard_error,
 )
@@ -52,8 +51,7 @@ def choose_median_kernel(scenes, repeats: int = 1) -> int:
     totals = dict.fromkeys(MEDIAN_KERNELS, 0.0)
     for item in val:
         for k in MEDIAN_KERNELS:
-            totals[k] += peak_signal_noise_ratio(
-                hwc(item["clean"]), classical.median(hwc(item["degraded"]), k), data_range=1.0)
+            totals[k] += psnr(classical.median(hwc(item["degraded"]), k), hwc(item["clean"]))
     return max(totals, key=totals.get)
 
 
@@ -238,12 +236,10 @@ def _paired(weather_psnr: dict[str, list[float]]) -> dict[str, dict]:
 
 
 def _mean(pairs) -> dict:
-    """Mean PSNR / SSIM of (psnr, ssim) pairs, and the lowest PSNR. An untouched frame counts
-    at PSNR_CAP: with its infinite PSNR, the mean over clean frames read "inf" whenever one was
-    left alone, and hid another that the method changed (issue #17: every clean frame back at
-    40 dB or more, which the lowest says)."""
+    """Mean PSNR / SSIM of (psnr, ssim) pairs, and the lowest PSNR: the mean over clean frames
+    hides one that a method changed (issue #17: every clean frame back at 40 dB or more)."""
     arr = np.array(pairs, np.float64)
-    psnrs = np.minimum(arr[:, 0], PSNR_CAP)
+    psnrs = arr[:, 0]
     return {"psnr": float(psnrs.mean()), "lowest_psnr": float(psnrs.min()),
             "ssim": float(arr[:, 1].mean()), "n": len(arr)}
 
