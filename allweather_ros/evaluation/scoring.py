@@ -39,7 +39,8 @@ WORSE_DB = 0.1  # a restored frame this far below its input's PSNR was made wors
 
 def made_worse(restored_psnr: float, input_psnr: float) -> bool:
     """Whether restoring cost more than WORSE_DB; a clean input (PSNR_CAP) counts as made
-    worse when it was changed at all."""
+    worse when it was changed by more than a float's rounding (PSNR below PSNR_CAP - WORSE_DB
+    dB)."""
     return restored_psnr < input_psnr - WORSE_DB
 
 
