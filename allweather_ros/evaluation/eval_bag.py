@@ -76,11 +76,6 @@ def gt_matching(inputs: list[int], truths: list[int]) -> str:
     return "stamp" if unique and set(inputs) & set(truths) else "index"
 
 
-def quality(reference: np.ndarray, image: np.ndarray) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of `image` against `reference`, both float RGB in [0, 1]."""
-    return psnr_ssim(image, reference)
-
-
 class Scorer:
     """Per-frame records, with ground truth paired as it arrives (before or after its input)
     and sample frames kept for the contact sheet."""
@@ -141,8 +136,8 @@ class Scorer:
         if truth.shape != restored.shape:
             record["gt_error"] = f"ground truth is {truth.shape}, the frame {restored.shape}"
             return
-        record["psnr"], record["ssim"] = quality(truth, restored)
-        record["input_psnr"], record["input_ssim"] = quality(truth, rgb)
+        record["psnr"], record["ssim"] = psnr_ssim(restored, truth)
+        record["input_psnr"], record["input_ssim"] = psnr_ssim(rgb, truth)
         sample = self.samples.get(record["index"])
         if sample is not None:
             sample["gt"] = to_uint8(truth)
