@@ -128,3 +128,27 @@ def test_a_half_copy_loads_as_the_same_network(packed):
     ours, theirs = load_weights(copy).state_dict(), load_weights(weights).state_dict()
     for name, tensor in theirs.items():
         torch.testing.assert_close(ours[name], tensor, rtol=1e-3, atol=1e-4)
+
+
+def test_an_estimator_leg_on_the_pack_is_saved_though_it_holds_no_held_out_photos(packed):
+    """The pack carries training photos only: the leg must still write its weights (held-out
+    metrics are skipped, said so), start from the shipped estimator and keep its calibration."""
+    import torch
+    from safetensors.torch import load_file
+
+    from allweather_ros.model.weights import read_metadata
+    from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
+
+    tmp, _, env, _ = packed
+    out = tmp / "estimator" / "e.safetensors"
+    printed = _run("estimator", tmp / "pack", "--out", out, "--steps", 2, "--batch", 2,
+                   "--workers", 0, "--threads", 1, "--seed", 5, env=env)
+    assert "held-out metrics skipped" in printed
+    meta, shipped = read_metadata(out), read_metadata(SHIPPED_WEIGHTS)
+    assert meta["calibration"] == shipped["calibration"]
+    assert meta["metrics"] is None and meta["training"]["steps"] == 2
+    assert meta["training"]["init"] == str(SHIPPED_WEIGHTS)
+    ours, start = load_file(out), load_file(SHIPPED_WEIGHTS)
+    assert ours.keys() == start.keys()
+    assert any(not torch.equal(ours[k], start[k]) for k in start)  # trained, not copied
+    assert not out.with_suffix(".train.pt").exists()

@@ -1,4 +1,4 @@
-"""Train the restorer on a lent GPU machine in one command, then go on on the CPU.
+"""Train the restorer or the built-in estimator on a lent GPU machine in one command.
 
 A lent machine has no network and takes at most 64 MiB of working tree (the repository
 included), so what training reads is packed here first:
@@ -7,6 +7,8 @@ included), so what training reads is packed here first:
     python3 tools/gpu_train.py train runs/gpu_pack --out $OUT/rt       # there (carry runs/gpu_pack)
     python3 tools/gpu_train.py train runs/gpu_pack --run rt_noprior --out $OUT/rt_noprior
     python3 tools/gpu_train.py train runs/gpu_pack --fresh --config my.yaml --run mine --out ...
+    python3 tools/gpu_train.py estimator runs/gpu_pack --out $OUT/estimator.safetensors \
+        --steps 8000 --lr 1e-3 --night-p 0.2 --seed 58 [--widths 32,64,128,192 ...]
 
 The pack holds the training split's photos (shrunk to the 768 px the dataset loads them at,
 JPEG), the checkpoints to resume from (by default the shipped network's and its no-prior
@@ -21,6 +23,12 @@ same schedule on the CPU: copy OUT/<run>/last.safetensors to checkpoints/<run>/ 
 `allweather train --config ...`. Two runs side by side share the cores: give each `--workers`
 of at most (cores - 4) / 2, so that the processes feeding the GPU keep a core each.
 `--fresh` trains a YAML's network (another variant or recipe) from its first step instead.
+`estimator` trains the built-in estimator on the same photos (from the shipped weights unless
+`--init` says otherwise; any option of `python -m allweather_ros.training.estimator` passes on),
+the network on the GPU, every core but two making its weather. Its steps are the whole run (a
+cosine to zero), so size them to the time there: here a 2,000-step leg of 32 views took about
+20 minutes on one core, which the weather's making bounds. Back here, calibrate it on the real
+photos (`python -m allweather_ros.evaluation.calibrate`) before use.
 Weights over the 16 MiB a file may come back from the device machine (`base`'s) are also
 written in fp16 beside them (`weights.fp16.safetensors`), which `load_weights` reads as fp32.
 """
@@ -249,6 +257,18 @@ def train_on_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def estimator_on_pack(args: argparse.Namespace, options: list[str]) -> int:
+    """There: an estimator leg on the packed photos, `options` passed to the estimator's own
+    command line after the defaults here (a later option wins)."""
+    os.environ["ALLWEATHER_SCENES"] = str(Path(args.pack).resolve() / "scenes")
+    from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
+    from allweather_ros.training import estimator
+
+    workers = max((os.cpu_count() or 2) - 2, 1)
+    return estimator.main(["--init", str(SHIPPED_WEIGHTS), "--threads", "2", "--workers",
+                           str(workers), *options, "--out", args.out])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=0.0, help="restart learning rate (0: the YAML's)")
     t.add_argument("--batch-size", type=int, default=0, help="0: the YAML's")
     t.add_argument("--workers", type=int, help="synthesis workers (default: all cores but two)")
-    args = parser.parse_args(argv)
+    e = sub.add_parser("estimator", help="there: an estimator leg on the packed photos; "
+                                         "other options go to the estimator's trainer")
+    e.add_argument("pack")
+    e.add_argument("--out", required=True, help="the estimator weights file to write")
+    args, options = parser.parse_known_args(argv)
+    if args.command == "estimator":
+        return estimator_on_pack(args, options)
+    if options:
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
     return pack(args) if args.command == "pack" else train_on_pack(args)
 
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from allweather_ros.data.datasets import SyntheticWeatherDataset, synthetic_test_set
-from allweather_ros.data.sources import default_scenes
+from allweather_ros.data.sources import default_scenes, scenes_in_split
 from allweather_ros.data.synthesis import MIXTURE_P, type_probabilities
 from allweather_ros.description import SEVERITIES, TYPES
 from allweather_ros.model.weights import read_metadata, save_weights
@@ -137,13 +137,17 @@ def initial_model(config: EstimatorTrainConfig, init: str | Path | None) -> Degr
 
 
 def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path | None = None,
-                    resume: bool = True, progress: bool = True, init: str | Path | None = None
+                    resume: bool = True, progress: bool = True, init: str | Path | None = None,
+                    device: str | torch.device | None = None
                     ) -> tuple[DegradationEstimator, list[float]]:
     """Train from scratch, from `init`'s weights (a fresh schedule: fine-tuning or training
-    longer), or on from `out`'s checkpoint; returns the model and the per-step losses."""
+    longer), or on from `out`'s checkpoint; returns the model (on the CPU) and the per-step
+    losses. `device`: where the network trains (None: CUDA where there is one, as on a lent GPU
+    machine, else the CPU); the weather is made on the CPU by the loader's workers either way."""
     torch.manual_seed(config.seed)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     data = training_data(config, default_scenes() if scenes is None else scenes)
-    model = initial_model(config, init).train()
+    model = initial_model(config, init).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
@@ -152,7 +156,7 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
     start, losses = 0, []
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -168,8 +172,9 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
     bar = tqdm(loader, total=config.steps - start, initial=0, desc="estimator",
                disable=not progress, mininterval=10.0)
     for step, batch in enumerate(bar, start):
-        frames = _augment(batch["degraded"], g, config.noise_p)
-        loss = estimator_loss(*model(frames), batch["types"], batch["severity"])
+        frames = _augment(batch["degraded"], g, config.noise_p).to(device)
+        loss = estimator_loss(*model(frames), batch["types"].to(device),
+                              batch["severity"].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         finite.step(loss)
@@ -180,7 +185,7 @@ def train_estimator(config: EstimatorTrainConfig, scenes=None, out: str | Path |
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step + 1,
                         "losses": losses}, checkpoint)
-    return model.eval(), losses
+    return model.cpu().eval(), losses
 
 
 @torch.inference_mode()
@@ -227,9 +232,14 @@ def evaluate_estimator(model: DegradationEstimator, data, threshold: float = 0.5
     }
 
 
-def held_out_metrics(model: DegradationEstimator, scenes, config: EstimatorTrainConfig) -> dict:
+def held_out_metrics(model: DegradationEstimator, scenes, config: EstimatorTrainConfig
+                     ) -> dict | None:
     """Metrics on the fixed test set (every type, mixture and severity on the test scenes) and
-    on random weather over the validation scenes (more clean frames, natural mixture rates)."""
+    on random weather over the validation scenes (more clean frames, natural mixture rates);
+    None where `scenes` hold no test or no validation scene (tools/gpu_train.py's pack carries
+    training photos only), so that a finished run is saved all the same."""
+    if not all(scenes_in_split(scenes, split) for split in ("val", "test")):
+        return None
     test = synthetic_test_set(scenes, crop=config.crop, repeats=config.eval_repeats)
     val = SyntheticWeatherDataset(scenes, "val", crop=config.crop, seed=config.seed + 1,
                                   length=config.val_samples, wrong_description_p=0.0,
@@ -351,9 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     report = out.with_name(out.stem + "_metrics.json")
     report.write_text(json.dumps(extra, indent=2) + "\n")
     out.with_suffix(".train.pt").unlink(missing_ok=True)  # finished: a rerun starts afresh
-    for name, m in metrics["test"]["per_type"].items():
-        print(f"{name:<9} accuracy {m['accuracy']:.3f}  F1 {m['f1']:.3f}  "
-              f"severity {m['severity_accuracy']}")
+    if metrics is None:
+        print("no validation or test scenes here: held-out metrics skipped (measure the weights "
+              "with `allweather eval --synthetic` or `--real` where the photos are)")
+    else:
+        for name, m in metrics["test"]["per_type"].items():
+            print(f"{name:<9} accuracy {m['accuracy']:.3f}  F1 {m['f1']:.3f}  "
+                  f"severity {m['severity_accuracy']}")
     print(f"wrote {out} and {report}")
     if carried:
         print(f"its calibration is {args.init}'s: refit it on labelled frames of your own with "
