@@ -58,6 +58,7 @@ DEFAULT_CHECKPOINTS = [ROOT / "checkpoints" / run / "last.safetensors"
                        for run in ("rt", "rt_noprior")]
 SCENE_SIDE = 768  # SyntheticWeatherDataset's max_side: the photos as training loads them
 RETURN_LIMIT = 16 * 2 ** 20  # the largest file that comes back from the device machine
+SYNTHESIS_WORKERS = max((os.cpu_count() or 2) - 2, 1)  # all cores but two make the weather
 
 
 def description_vocabulary(tokenizer) -> list[int]:
@@ -239,7 +240,7 @@ def train_on_pack(args: argparse.Namespace) -> int:
         config, out=str(out), steps=start + args.steps, restart_step=start,
         lr=args.lr or config.lr, max_minutes=args.minutes, threads=2,
         batch_size=args.batch_size or config.batch_size,
-        workers=args.workers if args.workers is not None else max((os.cpu_count() or 2) - 2, 1))
+        workers=args.workers if args.workers is not None else SYNTHESIS_WORKERS)
     if (out / "last.safetensors").exists():
         raise SystemExit(f"{out} holds a checkpoint already: choose an empty --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -264,9 +265,8 @@ def estimator_on_pack(args: argparse.Namespace, options: list[str]) -> int:
     from allweather_ros.prior.builtin import SHIPPED_WEIGHTS
     from allweather_ros.training import estimator
 
-    workers = max((os.cpu_count() or 2) - 2, 1)
     return estimator.main(["--init", str(SHIPPED_WEIGHTS), "--threads", "2", "--workers",
-                           str(workers), *options, "--out", args.out])
+                           str(SYNTHESIS_WORKERS), *options, "--out", args.out])
 
 
 def main(argv: list[str] | None = None) -> int:
